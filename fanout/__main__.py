@@ -1,0 +1,7 @@
+"""``python -m fanout`` is the ``fanout`` command."""
+
+import sys
+
+from fanout.cli import main
+
+sys.exit(main())

@@ -1,0 +1,127 @@
+"""The test fleet as pytest fixtures: real OpenSSH hosts in Docker, one set per session.
+
+Environment:
+  FANOUT_TEST_FLEET       ``docker`` (default: containers started and removed by this run)
+                          or ``compose`` (use the hosts of ``docker compose up``)
+  FANOUT_FLEET_SUITES     comma-separated Debian suites (default bullseye,bookworm,trixie)
+  FANOUT_FLEET_PER_SUITE  hosts per suite (default 4)
+  CI                      when true, a fleet that cannot start fails the run, never skips
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import time
+
+import pytest
+
+from tests.fleet import engine, hosts, images
+
+_FLEET_SUMMARY = pytest.StashKey[str]()
+
+
+def in_ci() -> bool:
+    """CI runs must fail, not skip, when the fleet is missing."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def fleet_suites() -> list[str]:
+    """The Debian suites this run's fleet spans."""
+    raw = os.environ.get("FANOUT_FLEET_SUITES", "bullseye,bookworm,trixie")
+    suites = [s.strip() for s in raw.split(",") if s.strip()]
+    unknown = set(suites) - set(hosts.EXPECTED_PYTHON)
+    if unknown:
+        raise pytest.UsageError(f"FANOUT_FLEET_SUITES: unknown suite(s) {sorted(unknown)}")
+    return suites
+
+
+def fleet_per_suite() -> int:
+    """How many hosts of each suite to start."""
+    raw = os.environ.get("FANOUT_FLEET_PER_SUITE", "4")
+    if not raw.isdigit() or int(raw) < 1:
+        raise pytest.UsageError(f"FANOUT_FLEET_PER_SUITE must be a positive integer, not {raw!r}")
+    return int(raw)
+
+
+def fleet_host_names() -> list[str]:
+    """Host names known at collection time, so per-host tests are reported per host."""
+    return [f"{suite}-{i}" for suite in fleet_suites() for i in range(1, fleet_per_suite() + 1)]
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest unwinds fixtures on KeyboardInterrupt only: make SIGTERM and SIGHUP
+    # (a CI timeout, a closed terminal) unwind the same way, so containers go.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "fleet_host" in metafunc.fixturenames:
+        metafunc.parametrize("fleet_host_name", fleet_host_names())
+
+
+def _write(config: pytest.Config, line: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(line)
+    else:
+        print(line)
+
+
+@pytest.fixture(scope="session")
+def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> hosts.Fleet:
+    """A running fleet of sshd hosts of every configured suite; removed at session end."""
+    config = request.config
+    log = lambda line: _write(config, line)  # noqa: E731
+    started = time.monotonic()
+    workdir = tmp_path_factory.mktemp("fleet")
+    try:
+        client = engine.docker_engine(log)
+        if os.environ.get("FANOUT_TEST_FLEET", "docker") == "compose":
+            built = False
+            the_fleet = hosts.attach_compose_fleet(client, workdir)
+        else:
+            reaped = hosts.reap_orphans(client)
+            if reaped:
+                log(f"fleet: removed {reaped} container(s) left by dead runs")
+            built = images.ensure_images(client, fleet_suites(), log)
+            the_fleet = hosts.start_fleet(client, fleet_suites(), fleet_per_suite(), workdir)
+    except engine.FleetUnavailable as exc:
+        if in_ci():
+            pytest.fail(f"test fleet could not start (CI never skips it): {exc}", pytrace=False)
+        pytest.skip(f"test fleet unavailable: {exc}")
+    atexit.register(the_fleet.close)
+    the_fleet.bringup_seconds = time.monotonic() - started
+    the_fleet.images_built = built
+    by_suite = ", ".join(f"{s} x{sum(h.suite == s for h in the_fleet.hosts)}" for s in fleet_suites())
+    summary = (
+        f"fleet bring-up: {len(the_fleet.hosts)} hosts ({by_suite}) in {the_fleet.bringup_seconds:.1f} s, "
+        f"images {'built' if built else 'cached'}"
+    )
+    config.stash[_FLEET_SUMMARY] = summary
+    log(f"\n{summary}")
+    try:
+        yield the_fleet
+    finally:
+        the_fleet.close()
+
+
+@pytest.fixture
+def fleet_host(fleet: hosts.Fleet, fleet_host_name: str) -> hosts.FleetHost:
+    """One host of the fleet, by its collection-time name (tests run once per host)."""
+    for host in fleet.hosts:
+        if host.name == fleet_host_name:
+            return host
+    raise LookupError(f"no fleet host named {fleet_host_name!r} (have {[h.name for h in fleet.hosts]})")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    summary = config.stash.get(_FLEET_SUMMARY, None)
+    if summary:
+        terminalreporter.write_sep("-", summary)
