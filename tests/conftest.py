@@ -11,6 +11,7 @@ Environment:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import time
@@ -67,11 +68,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def _write(config: pytest.Config, line: str) -> None:
+    """Show a fleet progress line now, past pytest's output capture (bring-up can take minutes)."""
+    capture = config.pluginmanager.get_plugin("capturemanager")
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(line)
-    else:
-        print(line)
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        if reporter is not None:
+            reporter.write_line(line)
+        else:
+            print(line, flush=True)
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +109,7 @@ def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         f"images {'built' if built else 'cached'}"
     )
     config.stash[_FLEET_SUMMARY] = summary
-    log(f"\n{summary}")
+    log(summary)
     try:
         yield the_fleet
     finally:
