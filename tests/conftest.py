@@ -14,6 +14,7 @@ import atexit
 import contextlib
 import os
 import signal
+import sys
 import time
 
 import pytest
@@ -129,3 +130,69 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     summary = config.stash.get(_FLEET_SUMMARY, None)
     if summary:
         terminalreporter.write_sep("-", summary)
+
+
+@pytest.fixture(params=["local", *fleet_suites()])
+def target(request: pytest.FixtureRequest) -> str:
+    """Where a core test runs: a local child, and one fleet host of each Debian suite."""
+    return request.param
+
+
+@pytest.fixture
+def open_child(target: str, request: pytest.FixtureRequest):
+    """A factory of contexts on ``target``; every context it made is closed after the test."""
+    import fanout
+
+    opened: list = []
+
+    def factory(**options):
+        if target == "local":
+            context = fanout.local(**options)
+        else:
+            the_fleet = request.getfixturevalue("fleet")
+            host = next(h for h in the_fleet.hosts if h.suite == target)
+            context = fanout.connect(
+                host.address,
+                port=host.port,
+                user=host.user,
+                identity_file=host.key_path,
+                known_hosts=host.known_hosts,
+                ssh_config=False,
+                **options,
+            )
+        opened.append(context)
+        return context
+
+    yield factory
+    for context in opened:
+        context.close()
+
+
+@pytest.fixture
+def child(open_child):
+    """One open context on the test's target."""
+    return open_child()
+
+
+@pytest.fixture
+def user_modules(tmp_path, monkeypatch, request):
+    """Write modules (name -> source, "pkg/mod.py" style paths) importable on the master only."""
+    import textwrap
+    import uuid
+
+    root = tmp_path / "user_src"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    suffix = uuid.uuid4().hex[:8]
+
+    def write(files: dict[str, str]) -> str:
+        """Write the files, with ``{s}`` in paths and sources replaced by a unique suffix; return it."""
+        for relative, source in files.items():
+            path = root / relative.format(s=suffix)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(source).replace("{s}", suffix))
+        return suffix
+
+    yield write
+    for name in [n for n in sys.modules if suffix in n]:
+        del sys.modules[name]

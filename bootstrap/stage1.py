@@ -1,0 +1,255 @@
+"""Stage 1: the remote runtime's kernel, sent by the master right after stage 0.
+
+Stdlib only, unchanged on Python 3.9 to 3.13. The master sends
+``fanout/_wire.py`` (framing) followed by this file, with lines marked
+``stage1: strip`` removed and docstrings dropped. It holds what must exist
+before the importer works: the frame loop, the import-on-demand finder and the
+call dispatcher. The main thread only reads frames; imports that wait on the
+master and calls run on worker threads, so neither can block the reader.
+"""
+
+import importlib.abc
+import importlib.util
+import logging
+import os
+import pickle
+import sys
+import threading
+import traceback
+
+from fanout._wire import CALL, CONFIG, ERROR, GET_MODULE, HELLO, LOG, MODULES, RESULT, SHUTDOWN, TO_CHILD, FrameDecoder, encode_frame  # noqa: E501  stage1: strip
+
+_P = 4  # pickle protocol every peer reads
+_PIN = os.dup(0)  # the protocol's own descriptors; 0, 1 and 2 are handed to user code
+_POUT = os.dup(1)
+_wlock = threading.Lock()
+_name = "?"
+
+
+def send(kind, rid, body=b"", compress=False):
+    data = memoryview(encode_frame(kind, rid, body, compress))
+    with _wlock:
+        while data:
+            data = data[os.write(_POUT, data) :]
+
+
+def _log(stream, text, level=20, logger=""):
+    send(LOG, 0, pickle.dumps((stream, logger, level, text), _P))
+
+
+class _Lines:
+    """sys.stdout/sys.stderr: complete lines go to the master as they are written."""
+
+    encoding = "utf-8"
+    errors = "backslashreplace"
+
+    def __init__(self, stream, fd):
+        self.stream, self._fd, self._buf, self._lock = stream, fd, "", threading.Lock()
+
+    def write(self, text):
+        with self._lock:
+            lines = (self._buf + text).split("\n")
+            self._buf = lines.pop()
+        for line in lines:
+            _log(self.stream, line)
+        return len(text)
+
+    def flush(self):
+        with self._lock:
+            rest, self._buf = self._buf, ""
+        if rest:
+            _log(self.stream, rest)
+
+    def fileno(self):
+        return self._fd
+
+    def isatty(self):
+        return False
+
+    def writable(self):
+        return True
+
+
+def _pump(fd, stream):
+    """Forward what subprocesses write to a standard descriptor, line by line."""
+    rest = b""
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        if len(rest) > 65536:
+            lines.append(rest)
+            rest = b""
+        for line in lines:
+            _log(stream, line.decode("utf-8", "backslashreplace"))
+
+
+def _redirect_std():
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    for fd, stream in ((1, "stdout"), (2, "stderr")):
+        r, w = os.pipe()
+        os.dup2(w, fd)
+        os.close(w)
+        threading.Thread(target=_pump, args=(r, stream), daemon=True).start()
+    sys.stdin = open(os.devnull)
+    sys.stdout = _Lines("stdout", 1)
+    sys.stderr = _Lines("stderr", 2)
+
+
+class _LogForwarder(logging.Handler):
+    def emit(self, record):
+        try:
+            text = record.getMessage()
+            if record.exc_info:
+                text += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+            _log("log", text, record.levelno, record.name)
+        except Exception:
+            self.handleError(record)
+
+
+class Importer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds modules on the master. First in sys.meta_path for packages the master owns
+    (fanout, the user's own); last, as a fallback, for anything this host lacks."""
+
+    def __init__(self):
+        self.modules = {}  # name -> (is_pkg, source or None, filename, reason)
+        self.roots = set()  # top-level names whose master copy wins
+        self.waiting = {}  # request id -> Event
+        self.lock = threading.Lock()
+        self.next_id = 0
+
+    def add(self, payload):
+        records, roots = pickle.loads(payload)
+        with self.lock:
+            self.roots.update(roots)
+            for name, is_pkg, source, filename, reason in records:
+                self.modules[name] = (is_pkg, source, filename, reason)
+
+    def answered(self, rid, payload):
+        self.add(payload)
+        event = self.waiting.pop(rid, None)
+        if event is not None:
+            event.set()
+
+    def fetch(self, name):
+        with self.lock:
+            self.next_id += 1
+            rid = self.next_id
+            event = self.waiting[rid] = threading.Event()
+        send(GET_MODULE, rid, name.encode())
+        event.wait()
+        with self.lock:
+            self.modules.setdefault(name, (False, None, None, "the master sent no answer"))
+
+    def spec(self, name, ask_master):
+        if name not in self.modules:
+            if not ask_master:
+                return None
+            self.fetch(name)
+        is_pkg, source, filename, reason = self.modules[name]
+        if source is None:
+            raise ModuleNotFoundError("No module named %r on %s: %s" % (name, _name, reason), name=name)
+        spec = importlib.util.spec_from_loader(name, self, origin=filename, is_package=is_pkg)
+        spec.has_location = True
+        return spec
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        name = module.__spec__.name
+        source, filename = self.modules[name][1:3]
+        exec(compile(source, filename, "exec", dont_inherit=True), module.__dict__)
+
+    def get_source(self, name):
+        return self.modules[name][1]
+
+    def is_package(self, name):
+        return self.modules[name][0]
+
+
+class First(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in IMPORTER.roots:
+            return IMPORTER.spec(name, True)
+        return None
+
+
+class Last(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        parent = sys.modules.get(name.rpartition(".")[0])
+        if parent is not None and getattr(parent.__spec__, "loader", None) is not IMPORTER:
+            return None  # a submodule of a local package: not the master's business
+        return IMPORTER.spec(name, True)
+
+
+IMPORTER = Importer()
+
+
+def _resolve(spec):
+    if spec[0] == "ref":
+        obj = importlib.import_module(spec[1])
+        for part in spec[2].split("."):
+            obj = getattr(obj, part)
+        return obj
+    return spec[1]  # by value: cloudpickle already rebuilt it
+
+
+def _type_name(exc):
+    cls = type(exc)
+    return cls.__qualname__ if cls.__module__ == "builtins" else cls.__module__ + "." + cls.__qualname__
+
+
+def _run_call(rid, body):
+    try:
+        fn_spec, args, kwargs = pickle.loads(body)
+        value = _resolve(fn_spec)(*args, **kwargs)
+        try:
+            data = pickle.dumps(value, _P)
+        except Exception as exc:
+            raise TypeError("the result, of type %s, cannot be pickled: %s" % (type(value).__name__, exc)) from None
+        kind = RESULT
+    except BaseException as exc:
+        tb = traceback.format_exception(type(exc), exc, exc.__traceback__.tb_next)
+        data, kind = pickle.dumps((_type_name(exc), str(exc), "".join(tb)), _P), ERROR
+    sys.stdout.flush()
+    sys.stderr.flush()
+    send(kind, rid, data)
+
+
+def _configure(config):
+    global _name
+    _name = config["name"]
+    IMPORTER.roots.update(config["roots"])
+    root = logging.getLogger()
+    root.addHandler(_LogForwarder())
+    root.setLevel(config["log_level"])
+
+
+def main():
+    _redirect_std()
+    sys.meta_path.insert(0, First())
+    sys.meta_path.append(Last())
+    v = sys.version_info
+    send(HELLO, 0, pickle.dumps({"python": (v[0], v[1], v[2]), "pid": os.getpid(), "executable": sys.executable}, _P))
+    decoder = FrameDecoder(TO_CHILD)
+    while True:
+        data = os.read(_PIN, 262144)
+        if not data:
+            os._exit(0)
+        for kind, rid, body in decoder.feed(data):
+            if kind == CALL:
+                threading.Thread(target=_run_call, args=(rid, body), daemon=True).start()
+            elif kind == MODULES:
+                IMPORTER.answered(rid, body)
+            elif kind == CONFIG:
+                _configure(pickle.loads(body))
+            elif kind == SHUTDOWN:
+                os._exit(0)
+
+
+main()

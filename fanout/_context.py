@@ -1,0 +1,225 @@
+"""A connection to one child: calls, their futures, and the thread that reads the child's frames.
+
+The I/O shell around :class:`~fanout._protocol.MasterProtocol`. One reader
+thread per child turns frames into events; module requests are answered on a
+small shared pool, so a slow lookup (or an import on the master) never stalls
+the reader.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
+from typing import Any
+
+from fanout import _functions
+from fanout._modules import PINNED, ModuleSender
+from fanout._protocol import CallFailed, CallSucceeded, Hello, MasterProtocol, ModuleRequested, Output
+from fanout._transport import LocalTransport, Transport
+from fanout.errors import ConnectionLost, ProtocolError
+
+_MODULE_ANSWERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fanout-modules")
+_HELLO_TIMEOUT = 60.0
+
+
+class Context:
+    """A running child on one host: call functions in it, then close it.
+
+    Made by :func:`fanout.connect` (SSH) or :func:`fanout.local` (a subprocess here).
+    """
+
+    def __init__(self, transport: Transport, name: str) -> None:
+        self.name = name
+        self._transport = transport
+        self._protocol = MasterProtocol(name)
+        self._modules = ModuleSender(name)
+        self._modules.roots.update(PINNED)
+        self._futures: dict[int, Future] = {}
+        self._state_lock = threading.Lock()  # protocol state and futures
+        self._send_lock = threading.Lock()  # order of frames on the wire
+        self._hello_seen = threading.Event()
+        self._lost: tuple[str, BaseException | None] | None = None
+        self._closed = False
+        self._bytes_sent = self._bytes_received = self._module_requests = 0
+        self._log = logging.getLogger(f"fanout.remote.{name}")
+        config = {"name": name, "roots": sorted(PINNED), "log_level": self._log.getEffectiveLevel()}
+        self._send(self._protocol.bootstrap(config))
+        self._reader = threading.Thread(target=self._read_loop, name=f"fanout-reader-{name}", daemon=True)
+        self._reader.start()
+
+    # -- public API ----------------------------------------------------------------------
+
+    def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` in the child and return its result (or raise its error)."""
+        return self.call_async(fn, *args, **kwargs).result()
+
+    def call_async(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        """Start ``fn(*args, **kwargs)`` in the child; the future holds its result or error."""
+        encoded = _functions.encode_call(fn, args, kwargs)
+        if encoded.by_value:
+            _functions.check_by_value(fn, self.name, self._wait_hello().python)
+        future: Future = Future()
+        with self._send_lock:
+            records, roots = self._modules.preload(encoded.modules)
+            with self._state_lock:
+                self._raise_if_lost()
+                call_id, frame = self._protocol.call(encoded.payload)
+                self._futures[call_id] = future
+            ahead = self._protocol.modules(0, records, roots) if records or roots else b""
+            self._write(ahead + frame)
+        return future
+
+    @property
+    def python_version(self) -> tuple[int, int, int]:
+        """The child's Python version (waits for the child to start, once)."""
+        return self._wait_hello().python
+
+    @property
+    def pid(self) -> int:
+        """The child's process id on its host."""
+        return self._wait_hello().pid
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Traffic so far: bytes each way, modules sent, and module requests the child had to make."""
+        return {
+            "bytes_sent": self._bytes_sent,
+            "bytes_received": self._bytes_received,
+            "modules_sent": len(self._modules.sent),
+            "module_requests": self._module_requests,
+        }
+
+    def close(self) -> None:
+        """End the child and the connection; calls still waiting raise :class:`ConnectionLost`."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._send(self._protocol.shutdown())
+        except Exception:
+            pass  # already gone: closing is all that is left to do
+        self._transport.close()
+        if threading.current_thread() is not self._reader:
+            self._reader.join(timeout=5)
+        self._fail_all("the context was closed", None)
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "lost" if self._lost else "open"
+        return f"<fanout.Context {self.name!r} {state}>"
+
+    # -- sending -------------------------------------------------------------------------
+
+    def _send(self, data: bytes) -> None:
+        with self._send_lock:
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._transport.send(data)
+            self._bytes_sent += len(data)
+        except Exception as exc:
+            self._fail_all(f"sending failed: {type(exc).__name__}: {exc}", exc)
+            self._raise_if_lost()
+
+    # -- receiving -----------------------------------------------------------------------
+
+    def _read_loop(self) -> None:
+        try:
+            while True:
+                data = self._transport.recv()
+                if not data:
+                    with self._state_lock:
+                        self._protocol.end_of_stream()
+                    reason = "the connection closed" if self._closed else self._transport.describe_end()
+                    self._fail_all(reason, None)
+                    return
+                self._bytes_received += len(data)
+                with self._state_lock:
+                    events = self._protocol.receive(data)
+                for event in events:
+                    self._handle(event)
+        except ProtocolError as exc:
+            self._fail_all(f"it sent an invalid message ({exc}); the connection was dropped", exc)
+        except Exception as exc:
+            self._fail_all(f"{type(exc).__name__}: {exc}", exc)
+        self._transport.close()
+
+    def _handle(self, event: object) -> None:
+        if isinstance(event, (CallSucceeded, CallFailed)):
+            with self._state_lock:
+                future = self._futures.pop(event.call_id, None)
+            if future is not None:
+                try:
+                    if isinstance(event, CallSucceeded):
+                        future.set_result(event.value)
+                    else:
+                        future.set_exception(event.error)
+                except InvalidStateError:
+                    pass  # the caller cancelled it
+        elif isinstance(event, ModuleRequested):
+            self._module_requests += 1
+            _MODULE_ANSWERS.submit(self._answer_module, event)
+        elif isinstance(event, Output):
+            self._log.log(
+                event.level, "%s", event.text, extra={"fanout_stream": event.stream, "fanout_logger": event.logger}
+            )
+        elif isinstance(event, Hello):
+            self._modules.child_python = event.python
+            self._hello_seen.set()
+
+    def _answer_module(self, event: ModuleRequested) -> None:
+        try:
+            with self._send_lock:
+                records, roots = self._modules.answer(event.name)
+                self._write(self._protocol.modules(event.request_id, records, roots))
+        except ConnectionLost:
+            pass
+        except Exception:
+            self._log.exception("answering the child's request for module %s failed", event.name)
+
+    # -- failure -------------------------------------------------------------------------
+
+    def _fail_all(self, reason: str, cause: BaseException | None) -> None:
+        with self._state_lock:
+            if self._lost is None:
+                self._lost = (reason, cause)
+            futures, self._futures = list(self._futures.values()), {}
+        self._hello_seen.set()
+        for future in futures:
+            try:
+                future.set_exception(self._lost_error())
+            except InvalidStateError:
+                pass
+
+    def _lost_error(self) -> ConnectionLost:
+        reason, cause = self._lost or ("unknown", None)
+        error = ConnectionLost(self.name, reason)
+        error.__cause__ = cause
+        return error
+
+    def _raise_if_lost(self) -> None:
+        if self._lost is not None:
+            raise self._lost_error()
+
+    def _wait_hello(self) -> Hello:
+        if not self._hello_seen.wait(_HELLO_TIMEOUT):
+            raise ConnectionLost(self.name, f"the child did not start within {_HELLO_TIMEOUT:.0f} s")
+        hello = self._protocol.hello
+        if hello is None:
+            self._raise_if_lost()
+            raise ConnectionLost(self.name, "the child ended before it started")
+        return hello
+
+
+def local(python: str = sys.executable, *, name: str = "localhost") -> Context:
+    """A child on this machine (a ``python`` subprocess), running the same bootstrap and protocol."""
+    return Context(LocalTransport(python, name), name)

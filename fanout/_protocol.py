@@ -1,0 +1,167 @@
+"""The master's side of the protocol as a plain object: bytes in, events out (h11 style).
+
+No sockets, no threads. The I/O shell (:mod:`fanout._context`) feeds it what
+the transport reads, acts on the events, and writes the bytes it returns.
+Everything a child sends is validated here: frame kinds, request ids the
+master actually issued, payload shapes, and classes (through the allow-list).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from fanout import _codec, _wire
+from fanout import _stage
+from fanout.errors import ProtocolError, RemoteError, UnsafeMessage
+
+@dataclass(frozen=True)
+class Hello:
+    """The child is up: its Python version, process id and interpreter path."""
+
+    python: tuple[int, int, int]
+    pid: int
+    executable: str
+
+
+@dataclass(frozen=True)
+class CallSucceeded:
+    call_id: int
+    value: Any
+
+
+@dataclass(frozen=True)
+class CallFailed:
+    call_id: int
+    error: Exception
+
+
+@dataclass(frozen=True)
+class ModuleRequested:
+    request_id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Output:
+    """A line the child printed (stream ``stdout``/``stderr``) or a log record (stream ``log``)."""
+
+    stream: str
+    logger: str
+    level: int
+    text: str
+
+
+Event = Hello | CallSucceeded | CallFailed | ModuleRequested | Output
+
+
+def _check(condition: bool, what: str) -> None:
+    if not condition:
+        raise ProtocolError(what)
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+class MasterProtocol:
+    """One connection's protocol state on the master: pending calls and module requests."""
+
+    def __init__(self, host: str, max_body: int = _wire.MAX_BODY) -> None:
+        self.host = host
+        self._decoder = _wire.FrameDecoder(_wire.TO_MASTER, max_body)
+        self._call_ids = itertools.count(1)
+        self._pending_calls: set[int] = set()
+        self._answered_requests: set[int] = set()
+        self.hello: Hello | None = None
+
+    # -- bytes to send -------------------------------------------------------------------
+
+    def bootstrap(self, config: dict[str, Any]) -> bytes:
+        """Stage 1 for stage 0 to read, then the child's configuration, ready to send at once."""
+        return _stage.stage1_blob() + _wire.encode_frame(_wire.CONFIG, 0, _codec.dumps(config))
+
+    def modules(self, request_id: int, records: list[tuple], roots: list[str]) -> bytes:
+        """Module sources for the child: a reply (``request_id`` > 0) or sent ahead (0)."""
+        return _wire.encode_frame(_wire.MODULES, request_id, _codec.dumps((records, roots)), compress=True)
+
+    def call(self, payload: bytes) -> tuple[int, bytes]:
+        """A new call: its id and its frame."""
+        call_id = next(self._call_ids)
+        self._pending_calls.add(call_id)
+        return call_id, _wire.encode_frame(_wire.CALL, call_id, payload, compress=True)
+
+    def forget(self, call_id: int) -> None:
+        """Stop expecting an answer to ``call_id`` (its caller gave up)."""
+        self._pending_calls.discard(call_id)
+
+    def shutdown(self) -> bytes:
+        return _wire.encode_frame(_wire.SHUTDOWN, 0)
+
+    # -- bytes received ------------------------------------------------------------------
+
+    def receive(self, data: bytes) -> list[Event]:
+        """Decode what the child sent; :class:`ProtocolError` means the connection must be dropped."""
+        return [self._event(kind, request_id, body) for kind, request_id, body in self._decoder.feed(data)]
+
+    def end_of_stream(self) -> None:
+        """The child's stream ended; complains if it ended inside a frame."""
+        self._decoder.end_of_stream()
+
+    def _event(self, kind: int, request_id: int, body: bytes) -> Event:
+        if kind in (_wire.RESULT, _wire.ERROR):
+            _check(request_id in self._pending_calls, f"{_wire.KIND_NAMES[kind]} for call {request_id}, never made")
+            self._pending_calls.discard(request_id)
+            return self._outcome(kind, request_id, body)
+        if kind == _wire.GET_MODULE:
+            _check(request_id not in self._answered_requests, f"module request id {request_id} used twice")
+            self._answered_requests.add(request_id)
+            return ModuleRequested(request_id, self._module_name(body))
+        if kind == _wire.HELLO:
+            _check(self.hello is None, "second HELLO")
+            self.hello = self._hello(_codec.loads_untrusted(body))
+            return self.hello
+        return self._output(_codec.loads_untrusted(body))  # LOG: the decoder admits no other kind
+
+    def _outcome(self, kind: int, call_id: int, body: bytes) -> Event:
+        try:
+            value = _codec.loads_untrusted(body)
+        except UnsafeMessage as exc:
+            return CallFailed(call_id, UnsafeMessage(f"{exc} (host {self.host}, call {call_id})"))
+        if kind == _wire.RESULT:
+            return CallSucceeded(call_id, value)
+        _check(
+            isinstance(value, tuple) and len(value) == 3 and all(_is_text(v) for v in value),
+            "malformed ERROR payload",
+        )
+        type_name, message, traceback = value
+        return CallFailed(call_id, RemoteError(self.host, type_name, message, traceback))
+
+    @staticmethod
+    def _module_name(body: bytes) -> str:
+        try:
+            name = body.decode("ascii")
+        except UnicodeDecodeError:
+            raise ProtocolError("module name is not ASCII") from None
+        _check(0 < len(name) <= 512 and all(part.isidentifier() for part in name.split(".")), "bad module name")
+        return name
+
+    @staticmethod
+    def _hello(value: Any) -> Hello:
+        _check(isinstance(value, dict), "malformed HELLO")
+        python, pid, executable = value.get("python"), value.get("pid"), value.get("executable")
+        _check(
+            isinstance(python, tuple) and len(python) == 3 and all(isinstance(v, int) for v in python),
+            "malformed HELLO: python version",
+        )
+        _check(isinstance(pid, int) and _is_text(executable), "malformed HELLO: pid or executable")
+        return Hello(python, pid, executable)
+
+    @staticmethod
+    def _output(value: Any) -> Output:
+        _check(isinstance(value, tuple) and len(value) == 4, "malformed LOG")
+        stream, logger, level, text = value
+        _check(stream in ("stdout", "stderr", "log") and _is_text(logger) and _is_text(text), "malformed LOG")
+        _check(isinstance(level, int) and 0 <= level <= 100, "malformed LOG level")
+        return Output(stream, logger, level, text)

@@ -1,0 +1,242 @@
+"""Reach a child over SSH: resolve ~/.ssh/config, check the host key, authenticate, start stage 0.
+
+The exec request is sent without waiting for its reply, and stage 1 follows at
+once on the same channel: the child is started in the round trips SSH itself
+needs, and no more.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paramiko
+from paramiko.common import cMSG_CHANNEL_REQUEST
+from paramiko.message import Message
+
+from fanout._context import Context
+from fanout import _stage
+from fanout._transport import StderrTail
+from fanout.errors import AuthenticationFailed, ConnectTimeout, HostKeyError, Unreachable
+
+HOST_KEY_POLICIES = ("strict", "accept-new", "ignore")
+_DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
+_SYSTEM_KNOWN_HOSTS = Path("/etc/ssh/ssh_known_hosts")
+
+
+@dataclass
+class Destination:
+    """Where and as whom to connect, after ~/.ssh/config and explicit arguments are merged."""
+
+    hostname: str
+    port: int
+    user: str
+    identity_files: list[str] = field(default_factory=list)
+    proxy_command: str | None = None
+    explicit_identity: bool = False
+
+
+def resolve(
+    host: str,
+    port: int | None,
+    user: str | None,
+    identity_file: str | os.PathLike | None,
+    ssh_config: bool | str | os.PathLike,
+) -> Destination:
+    """Merge ``~/.ssh/config`` (or the given file) with explicit arguments; arguments win."""
+    entry: dict = {}
+    if ssh_config:
+        path = Path("~/.ssh/config" if ssh_config is True else ssh_config).expanduser()
+        if path.is_file():
+            entry = paramiko.SSHConfig.from_path(str(path)).lookup(host)
+        elif ssh_config is not True:
+            raise FileNotFoundError(f"ssh_config file not found: {path}")
+    try:
+        port = int(port if port is not None else entry.get("port", 22))
+    except ValueError:
+        raise ValueError(f"{host}: port must be a number, not {entry.get('port')!r}") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"{host}: port {port} is out of range")
+    identities = [os.fspath(identity_file)] if identity_file else list(entry.get("identityfile", []))
+    return Destination(
+        hostname=entry.get("hostname", host),
+        port=port,
+        user=user or entry.get("user") or getpass.getuser(),
+        identity_files=[os.path.expanduser(p) for p in identities],
+        proxy_command=entry.get("proxycommand") if entry.get("proxycommand", "none").lower() != "none" else None,
+        explicit_identity=identity_file is not None,
+    )
+
+
+class _AcceptAnyHostKey(paramiko.MissingHostKeyPolicy):
+    """host_key_policy="ignore": the user chose to skip host key checking."""
+
+    def missing_host_key(self, client, hostname, key) -> None:
+        return None
+
+
+def _client(known_hosts: str | os.PathLike | None, policy: str) -> paramiko.SSHClient:
+    client = paramiko.SSHClient()
+    if policy == "ignore":
+        client.set_missing_host_key_policy(_AcceptAnyHostKey())
+        return client
+    user_file = Path(known_hosts).expanduser() if known_hosts else _DEFAULT_KNOWN_HOSTS.expanduser()
+    if policy == "accept-new":
+        user_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        user_file.touch(mode=0o600, exist_ok=True)
+        client.load_host_keys(str(user_file))  # new keys are saved here
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    else:
+        if known_hosts and not user_file.is_file():
+            raise FileNotFoundError(f"known_hosts file not found: {user_file}")
+        if user_file.is_file():
+            client.get_host_keys().load(str(user_file))
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    if not known_hosts and _SYSTEM_KNOWN_HOSTS.is_file():
+        client.get_host_keys().load(str(_SYSTEM_KNOWN_HOSTS))
+    return client
+
+
+def _open_socket(name: str, dest: Destination, timeout: float):
+    if dest.proxy_command:
+        return paramiko.ProxyCommand(dest.proxy_command)
+    try:
+        return socket.create_connection((dest.hostname, dest.port), timeout=timeout)
+    except socket.gaierror as exc:
+        raise Unreachable(f"{name}: cannot resolve {dest.hostname}: {exc.strerror}") from exc
+    except TimeoutError as exc:
+        raise ConnectTimeout(f"{name}: no answer from {dest.hostname}:{dest.port} within {timeout:g} s") from exc
+    except OSError as exc:
+        raise Unreachable(f"{name}: cannot connect to {dest.hostname}:{dest.port}: {exc.strerror or exc}") from exc
+
+
+def _fingerprint(key: paramiko.PKey) -> str:
+    return f"{key.get_name()} {key.fingerprint}"
+
+
+def _authenticate(
+    name: str, client: paramiko.SSHClient, dest: Destination, sock, password: str | None, timeout: float
+) -> None:
+    try:
+        client.connect(
+            dest.hostname,
+            port=dest.port,
+            username=dest.user,
+            password=password,
+            key_filename=dest.identity_files or None,
+            timeout=timeout,
+            banner_timeout=timeout,
+            auth_timeout=timeout,
+            channel_timeout=timeout,
+            allow_agent=not dest.explicit_identity,
+            look_for_keys=not dest.explicit_identity,
+            sock=sock,
+        )
+    except paramiko.BadHostKeyException as exc:
+        raise HostKeyError(
+            f"{name}: the host key of {dest.hostname}:{dest.port} does not match known_hosts "
+            f"(offered {_fingerprint(exc.key)}, expected {_fingerprint(exc.expected_key)}); "
+            "someone may be intercepting the connection, or the host was reinstalled"
+        ) from exc
+    except paramiko.AuthenticationException as exc:
+        raise AuthenticationFailed(f"{name}: authentication as {dest.user!r} failed: {exc}") from exc
+    except paramiko.SSHException as exc:
+        if "not found in known_hosts" in str(exc):
+            raise HostKeyError(
+                f"{name}: {dest.hostname}:{dest.port} is not in known_hosts and host key checking is strict; "
+                "add its key (ssh-keyscan) or pass host_key_policy='accept-new'"
+            ) from exc
+        if "timeout" in str(exc).lower():
+            raise ConnectTimeout(f"{name}: SSH handshake did not finish within {timeout:g} s: {exc}") from exc
+        raise Unreachable(f"{name}: SSH handshake with {dest.hostname}:{dest.port} failed: {exc}") from exc
+    except (TimeoutError, socket.timeout) as exc:
+        raise ConnectTimeout(f"{name}: SSH handshake did not finish within {timeout:g} s") from exc
+    except OSError as exc:
+        raise Unreachable(f"{name}: connection to {dest.hostname}:{dest.port} failed: {exc}") from exc
+
+
+def _exec_without_waiting(channel: paramiko.Channel, command: str) -> None:
+    """Send an exec request with want_reply false: the data that follows needs no round trip first."""
+    message = Message()
+    message.add_byte(cMSG_CHANNEL_REQUEST)
+    message.add_int(channel.remote_chanid)
+    message.add_string("exec")
+    message.add_boolean(False)
+    message.add_string(command)
+    channel.transport._send_user_message(message)
+
+
+class SSHTransport:
+    """A child reached through an SSH exec channel."""
+
+    def __init__(self, client: paramiko.SSHClient, channel: paramiko.Channel, name: str) -> None:
+        self.client = client
+        self.channel = channel
+        self.stderr = StderrTail(name)
+        self._stderr_thread = threading.Thread(
+            target=self.stderr.pump, args=(lambda: channel.recv_stderr(65536),), daemon=True
+        )
+        self._stderr_thread.start()
+
+    def send(self, data: bytes) -> None:
+        self.channel.sendall(data)
+
+    def recv(self) -> bytes:
+        return self.channel.recv(262144)
+
+    def close(self) -> None:
+        try:
+            self.channel.close()
+        finally:
+            self.client.close()
+
+    def describe_end(self) -> str:
+        what = "the remote process ended"
+        if self.channel.status_event.wait(2):
+            status = self.channel.exit_status
+            what += " (killed by a signal)" if status == -1 else f" with status {status}"
+        self._stderr_thread.join(timeout=1)
+        tail = self.stderr.text()
+        return what + (f"; its stderr said:\n{tail}" if tail else "")
+
+
+def connect(
+    host: str,
+    *,
+    port: int | None = None,
+    user: str | None = None,
+    identity_file: str | os.PathLike | None = None,
+    password: str | None = None,
+    python: str = "python3",
+    known_hosts: str | os.PathLike | None = None,
+    host_key_policy: str = "strict",
+    connect_timeout: float = 10.0,
+    ssh_config: bool | str | os.PathLike = True,
+) -> Context:
+    """Connect to ``host`` over SSH and start a child there; returns its :class:`Context`.
+
+    ``port`` and ``user`` default to ``~/.ssh/config``'s, then 22 and the local
+    user. ``host_key_policy`` is ``"strict"`` (the host must be in known_hosts
+    with this key), ``"accept-new"`` (unknown hosts are added, changed keys
+    refused) or ``"ignore"``. An explicit ``identity_file`` is the only key
+    tried; otherwise the agent and the default keys are, as ``ssh`` does.
+    """
+    if host_key_policy not in HOST_KEY_POLICIES:
+        raise ValueError(f"host_key_policy must be one of {HOST_KEY_POLICIES}, not {host_key_policy!r}")
+    if not isinstance(host, str) or not host:
+        raise ValueError(f"host must be a non-empty string, not {host!r}")
+    dest = resolve(host, port, user, identity_file, ssh_config)
+    client = _client(known_hosts, host_key_policy)
+    try:
+        sock = _open_socket(host, dest, connect_timeout)
+        _authenticate(host, client, dest, sock, password, connect_timeout)
+        channel = client.get_transport().open_session(timeout=connect_timeout)
+        _exec_without_waiting(channel, _stage.stage0_command(python))
+        return Context(SSHTransport(client, channel, host), host)
+    except BaseException:
+        client.close()
+        raise

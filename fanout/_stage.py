@@ -1,0 +1,67 @@
+"""Stage 0 (the command line) and stage 1 (the remote kernel), assembled from ``bootstrap/``.
+
+Stage 1 is ``fanout/_wire.py`` followed by ``bootstrap/stage1.py``, with
+docstrings and ``stage1: strip`` lines removed, compressed once per process.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import shlex
+import zlib
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent
+_STRIP_MARK = "stage1: strip"
+
+
+def _bootstrap_dir() -> Path:
+    """``fanout/_bootstrap`` in an installed wheel, ``bootstrap/`` in a source checkout."""
+    for candidate in (_PACKAGE / "_bootstrap", _PACKAGE.parent / "bootstrap"):
+        if (candidate / "stage1.py").is_file():
+            return candidate
+    raise RuntimeError(f"fanout is installed without its bootstrap sources (looked beside {_PACKAGE})")
+
+
+def _drop_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
+                if isinstance(body[0].value.value, str):
+                    node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+@functools.lru_cache(maxsize=1)
+def stage1_source() -> str:
+    """The Python source the child runs as stage 1."""
+    parts = []
+    for path in (_PACKAGE / "_wire.py", _bootstrap_dir() / "stage1.py"):
+        lines = path.read_text().splitlines()
+        parts.append("\n".join(line for line in lines if not line.rstrip().endswith(_STRIP_MARK)))
+    tree = _drop_docstrings(ast.parse("\n".join(parts)))
+    return ast.unparse(tree) + "\n"
+
+
+@functools.lru_cache(maxsize=1)
+def stage1_blob() -> bytes:
+    """Stage 1, compressed: what stage 0 reads from stdin."""
+    return zlib.compress(stage1_source().encode(), 9)
+
+
+def stage0_code() -> str:
+    """The program passed to ``python -c``: read exactly len(stage 1) bytes from fd 0, inflate, run."""
+    size = len(stage1_blob())
+    return (
+        "import os,zlib\n"
+        'b=b""\n'
+        f"while len(b)<{size}:b+=os.read(0,{size}-len(b))or os._exit(1)\n"
+        'exec(zlib.decompress(b),{"__name__":"fanout_stage1"})'
+    )
+
+
+def stage0_command(python: str = "python3") -> str:
+    """The remote shell command line that starts a child."""
+    return f"{shlex.quote(python)} -c {shlex.quote(stage0_code())}"

@@ -1,0 +1,108 @@
+"""Byte pipes to a child: a local subprocess, or an SSH exec channel (in :mod:`fanout._ssh`).
+
+A transport only moves bytes and reports how the child ended; the protocol
+lives elsewhere. Each keeps the last lines the child wrote to its real stderr
+before stage 1 took it over (``python3: not found``, a crash), for error messages.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import subprocess
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from fanout import _stage
+
+_STDERR_LINES = 20
+
+
+class Transport(Protocol):
+    """What a :class:`~fanout.Context` needs from the way it reaches a child."""
+
+    def send(self, data: bytes) -> None: ...
+    def recv(self) -> bytes: ...  # b"" at end of stream
+    def close(self) -> None: ...
+    def describe_end(self) -> str: ...  # how the child ended, for ConnectionLost
+
+
+class StderrTail:
+    """Collects a child's raw stderr lines, logging each and keeping the last few."""
+
+    def __init__(self, host: str) -> None:
+        self.lines: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
+        self._log = logging.getLogger(f"fanout.remote.{host}")
+
+    def pump(self, read: Callable[[], bytes]) -> None:
+        rest = b""
+        while True:
+            chunk = read()
+            if not chunk:
+                break
+            *lines, rest = (rest + chunk).split(b"\n")
+            for line in lines:
+                self._add(line)
+        if rest:
+            self._add(rest)
+
+    def _add(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", "backslashreplace")
+        self.lines.append(line)
+        self._log.warning("%s", line, extra={"fanout_stream": "stderr"})
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+class LocalTransport:
+    """A child on this machine: ``python -c <stage 0>`` with pipes."""
+
+    def __init__(self, python: str, host: str) -> None:
+        self.process = subprocess.Popen(
+            [python, "-c", _stage.stage0_code()],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=0,
+        )
+        self.stderr = StderrTail(host)
+        self._stderr_thread = threading.Thread(
+            target=self.stderr.pump, args=(lambda: self.process.stderr.read(65536),), daemon=True
+        )
+        self._stderr_thread.start()
+
+    def send(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self.process.stdin.write(view) :]
+
+    def recv(self) -> bytes:
+        return self.process.stdout.read(262144)
+
+    def close(self) -> None:
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process.stdout.close()
+        self._stderr_thread.join(timeout=1)
+        self.process.stderr.close()
+
+    def describe_end(self) -> str:
+        code = self.process.poll()
+        if code is None:
+            try:
+                code = self.process.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                return "the child closed its output but is still running"
+        self._stderr_thread.join(timeout=1)
+        what = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        tail = self.stderr.text()
+        return f"the child {what}" + (f"; its stderr said:\n{tail}" if tail else "")

@@ -1,0 +1,127 @@
+"""Frames on the wire: the one format master and child both speak.
+
+Sans-IO: bytes in, frames out, no sockets or threads. Stdlib only and valid on
+Python 3.9, because this source is also the first part of the remote stage 1.
+
+A frame is a 10-byte header (body length, kind, flags, request id), then the
+body. The length is checked against a maximum before anything is allocated.
+"""
+
+import struct
+import zlib
+
+HEADER = struct.Struct(">IBBI")
+MAX_BODY = 64 * 1024 * 1024
+FLAG_ZLIB = 1
+
+# Master to child.
+CONFIG = 1
+CALL = 2
+MODULES = 3
+SHUTDOWN = 4
+# Child to master.
+HELLO = 16
+RESULT = 17
+ERROR = 18
+GET_MODULE = 19
+LOG = 20
+
+TO_CHILD = frozenset((CONFIG, CALL, MODULES, SHUTDOWN))
+TO_MASTER = frozenset((HELLO, RESULT, ERROR, GET_MODULE, LOG))
+KIND_NAMES = {
+    CONFIG: "CONFIG",
+    CALL: "CALL",
+    MODULES: "MODULES",
+    SHUTDOWN: "SHUTDOWN",
+    HELLO: "HELLO",
+    RESULT: "RESULT",
+    ERROR: "ERROR",
+    GET_MODULE: "GET_MODULE",
+    LOG: "LOG",
+}
+
+
+class ProtocolError(Exception):
+    """The peer sent bytes that are not a valid frame; the stream cannot be trusted after this."""
+
+
+def encode_frame(kind, request_id, body=b"", compress=False):
+    """One frame as bytes; ``compress`` zlib-compresses the body when that makes it smaller."""
+    flags = 0
+    if compress and len(body) > 256:
+        packed = zlib.compress(body, 6)
+        if len(packed) < len(body):
+            body, flags = packed, FLAG_ZLIB
+    if len(body) > MAX_BODY:
+        raise ValueError("frame body of %d bytes exceeds the maximum of %d" % (len(body), MAX_BODY))
+    return HEADER.pack(len(body), kind, flags, request_id) + body
+
+
+def _inflate(body, limit):
+    inflater = zlib.decompressobj()
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise ProtocolError("compressed frame body is corrupt: %s" % exc) from None
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise ProtocolError("compressed frame body inflates past the maximum of %d bytes" % limit)
+    if not inflater.eof:
+        raise ProtocolError("compressed frame body is truncated")
+    return data
+
+
+class FrameDecoder:
+    """Turn a byte stream into ``(kind, request_id, body)`` frames of the expected kinds.
+
+    After a :class:`ProtocolError` the decoder refuses further input: a stream
+    that lost its framing cannot be resynchronised safely.
+    """
+
+    def __init__(self, accept, max_body=MAX_BODY):
+        self._accept = frozenset(accept)
+        self._max_body = max_body
+        self._buffer = bytearray()
+        self._error = None
+
+    @property
+    def buffered(self):
+        """Bytes received that do not yet make a whole frame."""
+        return len(self._buffer)
+
+    def feed(self, data):
+        """Add bytes; return the frames they complete, in order."""
+        if self._error is not None:
+            raise ProtocolError("stream already failed: %s" % self._error)
+        self._buffer += data
+        frames = []
+        try:
+            while len(self._buffer) >= HEADER.size:
+                length, kind, flags, request_id = HEADER.unpack_from(self._buffer)
+                self._check_header(length, kind, flags)
+                end = HEADER.size + length
+                if len(self._buffer) < end:
+                    break
+                body = bytes(self._buffer[HEADER.size : end])
+                del self._buffer[:end]
+                if flags & FLAG_ZLIB:
+                    body = _inflate(body, self._max_body)
+                frames.append((kind, request_id, body))
+        except ProtocolError as exc:
+            self._error = exc
+            self._buffer = bytearray()
+            raise
+        return frames
+
+    def _check_header(self, length, kind, flags):
+        if kind not in self._accept:
+            raise ProtocolError("unexpected frame kind %d" % kind)
+        if flags & ~FLAG_ZLIB:
+            raise ProtocolError("unknown frame flags 0x%02x" % flags)
+        if length > self._max_body:
+            raise ProtocolError("frame body of %d bytes exceeds the maximum of %d" % (length, self._max_body))
+
+    def end_of_stream(self):
+        """Call at EOF: a partial frame left over is a truncated message."""
+        if self._buffer and self._error is None:
+            self._error = ProtocolError("stream ended inside a frame (%d bytes left over)" % len(self._buffer))
+            raise self._error

@@ -1,0 +1,75 @@
+"""The exceptions fanout raises: each says which host, and what happened there."""
+
+from __future__ import annotations
+
+from fanout._wire import ProtocolError
+
+__all__ = [
+    "AuthenticationFailed",
+    "ConnectTimeout",
+    "ConnectionLost",
+    "FanoutError",
+    "HostKeyError",
+    "ProtocolError",
+    "RemoteError",
+    "SerializationError",
+    "Unreachable",
+    "UnsafeMessage",
+]
+
+
+class FanoutError(Exception):
+    """Base of fanout's own errors."""
+
+
+class RemoteError(FanoutError):
+    """The called code raised on the remote host; carries its type name, message and traceback."""
+
+    def __init__(self, host: str, type_name: str, message: str, traceback: str) -> None:
+        super().__init__(host, type_name, message, traceback)
+        self.host = host
+        self.type_name = type_name
+        self.message = message
+        self.traceback = traceback
+
+    def __str__(self) -> str:
+        text = f"{self.type_name}: {self.message} (on host {self.host})"
+        if self.traceback:
+            text += "\n\nRemote traceback:\n" + self.traceback.rstrip("\n")
+        return text
+
+
+class ConnectionLost(FanoutError):
+    """The connection to a host ended while calls were waiting, or before a call was made."""
+
+    def __init__(self, host: str, reason: str) -> None:
+        super().__init__(host, reason)
+        self.host = host
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"connection to {self.host} lost: {self.reason}"
+
+
+class Unreachable(FanoutError):
+    """The host could not be reached: name resolution, refused connection, network error."""
+
+
+class ConnectTimeout(Unreachable):
+    """The host did not become ready within the connect timeout."""
+
+
+class AuthenticationFailed(FanoutError):
+    """The host was reached but refused every credential offered."""
+
+
+class HostKeyError(FanoutError):
+    """The host's key is unknown (strict checking) or differs from known_hosts."""
+
+
+class SerializationError(FanoutError, TypeError):
+    """A function or its arguments cannot be sent to the host as they are; the message says what to do."""
+
+
+class UnsafeMessage(ProtocolError):
+    """A child's message named a class or function outside the allow-list, or was malformed."""

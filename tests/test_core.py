@@ -1,0 +1,236 @@
+"""The core on every kind of child: a local subprocess and fleet hosts of Python 3.9, 3.11 and 3.13."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import platform
+import sys
+import threading
+import time
+
+import pytest
+
+import fanout
+
+
+def test_call_a_stdlib_function(child, target) -> None:
+    node = child.call(platform.node)
+    assert isinstance(node, str) and node
+    assert child.call(os.getpid) == child.pid
+    if target == "local":
+        assert child.call(os.getpid) != os.getpid()
+    major, minor, _ = child.python_version
+    assert child.call(platform.python_version).startswith(f"{major}.{minor}.")
+
+
+def test_user_module_importable_on_the_master_only(child, user_modules, target) -> None:
+    s = user_modules(
+        {
+            "work_{s}.py": """
+            import platform
+
+            def work(n, *, key):
+                return {"n": n * 2, "key": key, "python": platform.python_version(), "module": __name__}
+            """
+        }
+    )
+    work = importlib.import_module(f"work_{s}").work
+    result = child.call(work, 21, key="x")
+    assert result["n"] == 42 and result["key"] == "x" and result["module"] == f"work_{s}"
+    assert result["python"].startswith("%d.%d." % child.python_version[:2])
+
+
+def test_package_module_importing_a_sibling_costs_no_request(child, user_modules) -> None:
+    s = user_modules(
+        {
+            "pkg_{s}/__init__.py": "VERSION = 7\n",
+            "pkg_{s}/helpers.py": "def double(x):\n    return 2 * x\n",
+            "pkg_{s}/api.py": """
+            from . import helpers
+            from pkg_{s} import VERSION
+
+            def run(x):
+                return helpers.double(x) + VERSION
+            """,
+        }
+    )
+    api = importlib.import_module(f"pkg_{s}.api")
+    assert child.call(api.run, 10) == 27
+    # The package, its __init__ and the sibling went ahead of the call: no request came back.
+    assert child.stats["module_requests"] == 0
+    sent = child.stats["modules_sent"]
+    assert child.call(api.run, 1) == 9
+    assert child.stats["modules_sent"] == sent  # each module crosses a connection once
+
+
+def test_lazy_import_inside_a_function_is_fetched_on_demand(child, user_modules) -> None:
+    s = user_modules(
+        {
+            "lazy_{s}.py": "def go():\n    import lazydep_{s}\n    return lazydep_{s}.VALUE\n",
+            "lazydep_{s}.py": "VALUE = 'from the master'\n",
+        }
+    )
+    go = importlib.import_module(f"lazy_{s}").go
+    assert child.call(go) == "from the master"
+    assert child.stats["module_requests"] == 1
+
+
+def test_lambda_and_closure_by_value(child) -> None:
+    factor = 3
+
+    def closure(x):
+        return x * factor
+
+    same_minor = tuple(child.python_version[:2]) == sys.version_info[:2]
+    if same_minor:
+        assert child.call(lambda x: x + 1, 1) == 2
+        assert child.call(closure, 5) == 15
+    else:
+        with pytest.raises(fanout.SerializationError, match="Move the function into an importable module"):
+            child.call(closure, 5)
+        with pytest.raises(fanout.SerializationError, match=r"master runs Python \d+\.\d+, host .* runs"):
+            child.call(lambda x: x + 1, 1)
+        assert child.call(abs, -4) == 4  # the connection is still fine
+
+
+def test_remote_exception_keeps_type_message_traceback_and_host(child, user_modules) -> None:
+    s = user_modules(
+        {
+            "boom_{s}.py": """
+            class Boom(Exception):
+                pass
+
+            def explode(what):
+                raise Boom(f"it went {what}")
+            """
+        }
+    )
+    explode = importlib.import_module(f"boom_{s}").explode
+    with pytest.raises(fanout.RemoteError) as info:
+        child.call(explode, "bang")
+    error = info.value
+    assert error.type_name == f"boom_{s}.Boom"
+    assert error.message == "it went bang"
+    assert error.host == child.name
+    assert 'raise Boom(f"it went {what}")' in error.traceback  # the source line, from the master's copy
+    assert f"boom_{s}.py" in error.traceback
+    text = str(error)
+    assert all(part in text for part in (error.type_name, error.message, child.name, "Remote traceback"))
+
+
+def test_builtin_exception_type_name(child) -> None:
+    with pytest.raises(fanout.RemoteError) as info:
+        child.call(int, "not a number")
+    assert info.value.type_name == "ValueError"
+    assert "invalid literal" in info.value.message
+
+
+def test_c_extension_is_refused_with_module_and_host(child, user_modules, target) -> None:
+    s = user_modules({"needs_ext_{s}.py": "def go():\n    import markupsafe._speedups\n    return 1\n"})
+    go = importlib.import_module(f"needs_ext_{s}").go
+    if target == "local":
+        assert child.call(go) == 1  # the local child has the extension installed
+        return
+    with pytest.raises(fanout.RemoteError) as info:
+        child.call(go)
+    assert info.value.type_name == "ModuleNotFoundError"
+    assert "markupsafe._speedups" in info.value.message
+    assert "C extension" in info.value.message
+    assert child.name in info.value.message
+
+
+def test_unknown_module_says_why(child) -> None:
+    with pytest.raises(fanout.RemoteError) as info:
+        child.call(importlib.import_module, "no_such_module_anywhere")
+    assert info.value.type_name == "ModuleNotFoundError"
+    assert "the master does not have it either" in info.value.message
+
+
+def test_print_and_logging_reach_the_master(open_child, user_modules, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="fanout.remote")
+    child = open_child()
+    s = user_modules(
+        {
+            "chatty_{s}.py": """
+            import logging, subprocess, sys
+
+            def chat():
+                print("printed line")
+                print("to stderr", file=sys.stderr)
+                logging.getLogger("app.part").warning("logged %d", 42)
+                logging.getLogger("app.part").debug("not at debug")
+                return "done"
+            """
+        }
+    )
+    chat = importlib.import_module(f"chatty_{s}").chat
+    assert child.call(chat) == "done"
+    records = [r for r in caplog.records if r.name == f"fanout.remote.{child.name}"]
+    by_text = {r.getMessage(): r for r in records}
+    assert by_text["printed line"].fanout_stream == "stdout"
+    assert by_text["to stderr"].fanout_stream == "stderr"
+    logged = by_text["logged 42"]
+    assert (logged.levelno, logged.fanout_stream, logged.fanout_logger) == (logging.WARNING, "log", "app.part")
+    assert "not at debug" not in by_text
+
+
+def test_subprocess_output_is_forwarded_not_mixed_into_the_protocol(child, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="fanout.remote")
+    import subprocess
+
+    done = child.call(subprocess.run, ["sh", "-c", "echo from-a-subprocess; cat; echo err-line >&2"])
+    assert done.returncode == 0  # `cat` read an empty stdin: the protocol's input is not shared
+    deadline = time.monotonic() + 5
+    wanted = {"from-a-subprocess", "err-line"}
+    while time.monotonic() < deadline and not wanted <= {r.getMessage() for r in caplog.records}:
+        time.sleep(0.05)
+    assert wanted <= {r.getMessage() for r in caplog.records}
+    assert child.call(abs, -1) == 1
+
+
+def test_calls_run_concurrently(child) -> None:
+    started = time.monotonic()
+    futures = [child.call_async(time.sleep, 1.0) for _ in range(4)]
+    for future in futures:
+        assert future.result(timeout=30) is None
+    assert child.call(abs, -2) == 2
+    # Four one-second sleeps overlapped rather than queueing: a long call does not stall the rest.
+    assert time.monotonic() - started < 3.5
+
+
+def test_unpicklable_result_is_a_clear_error(child) -> None:
+    with pytest.raises(fanout.RemoteError) as info:
+        child.call(threading.Lock)
+    assert info.value.type_name == "TypeError"
+    assert "cannot be pickled" in info.value.message
+
+
+def test_result_of_an_unregistered_class_is_refused(child, user_modules) -> None:
+    s = user_modules({"shapes_{s}.py": "class Point:\n    def __init__(self, x):\n        self.x = x\n"})
+    point_cls = importlib.import_module(f"shapes_{s}").Point
+    with pytest.raises(fanout.UnsafeMessage, match=f"shapes_{s}.Point"):
+        child.call(point_cls, 1)
+    fanout.register_type(point_cls)
+    assert child.call(point_cls, 5).x == 5
+
+
+def test_common_stdlib_results_are_allowed(child) -> None:
+    import datetime
+    import pathlib
+
+    assert child.call(os.uname).sysname == "Linux"
+    assert child.call(os.stat, "/").st_mode
+    assert isinstance(child.call(datetime.datetime.now), datetime.datetime)
+    assert child.call(pathlib.PurePosixPath, "/etc") == pathlib.PurePosixPath("/etc")
+    assert child.call(frozenset, [1, 2]) == frozenset({1, 2})
+
+
+def test_close_ends_the_child_and_fails_later_calls(open_child) -> None:
+    child = open_child()
+    assert child.call(abs, -1) == 1
+    child.close()
+    with pytest.raises(fanout.ConnectionLost, match="closed"):
+        child.call(abs, -1)
+    child.close()  # idempotent
