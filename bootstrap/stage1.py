@@ -1,8 +1,8 @@
 """Stage 1: the remote runtime's kernel, sent by the master right after stage 0.
 
 Stdlib only, unchanged on Python 3.9 to 3.13. The master sends
-``fanout/_wire.py`` (framing) followed by this file, with lines marked
-``stage1: strip`` removed and docstrings dropped. It holds what must exist
+``fanout/_wire.py`` (framing) followed by this file, with the import of
+``fanout._wire`` below and docstrings dropped. It holds what must exist
 before the importer works: the frame loop, the import-on-demand finder and the
 call dispatcher. The main thread only reads frames; imports that wait on the
 master and calls run on worker threads, so neither can block the reader.
@@ -17,7 +17,20 @@ import sys
 import threading
 import traceback
 
-from fanout._wire import CALL, CONFIG, ERROR, GET_MODULE, HELLO, LOG, MODULES, RESULT, SHUTDOWN, TO_CHILD, FrameDecoder, encode_frame  # noqa: E501  stage1: strip
+from fanout._wire import (
+    CALL,
+    CONFIG,
+    ERROR,
+    GET_MODULE,
+    HELLO,
+    LOG,
+    MODULES,
+    RESULT,
+    SHUTDOWN,
+    TO_CHILD,
+    FrameDecoder,
+    encode_frame,
+)
 
 _P = 4  # pickle protocol every peer reads
 _PIN = os.dup(0)  # the protocol's own descriptors; 0, 1 and 2 are handed to user code
@@ -95,7 +108,7 @@ def _redirect_std():
         os.dup2(w, fd)
         os.close(w)
         threading.Thread(target=_pump, args=(r, stream), daemon=True).start()
-    sys.stdin = open(os.devnull)
+    sys.stdin = open(os.devnull)  # noqa: SIM115  (lives as long as the process)
     sys.stdout = _Lines("stdout", 1)
     sys.stderr = _Lines("stderr", 2)
 

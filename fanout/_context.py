@@ -8,6 +8,7 @@ the reader.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -97,10 +98,8 @@ class Context:
         if self._closed:
             return
         self._closed = True
-        try:
+        with contextlib.suppress(Exception):  # already gone: closing is all that is left to do
             self._send(self._protocol.shutdown())
-        except Exception:
-            pass  # already gone: closing is all that is left to do
         self._transport.close()
         if threading.current_thread() is not self._reader:
             self._reader.join(timeout=5)
@@ -195,10 +194,8 @@ class Context:
             futures, self._futures = list(self._futures.values()), {}
         self._hello_seen.set()
         for future in futures:
-            try:
+            with contextlib.suppress(InvalidStateError):
                 future.set_exception(self._lost_error())
-            except InvalidStateError:
-                pass
 
     def _lost_error(self) -> ConnectionLost:
         reason, cause = self._lost or ("unknown", None)

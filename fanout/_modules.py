@@ -57,7 +57,7 @@ def _real(path: str) -> str:
 
 
 def _site_dirs() -> list[str]:
-    dirs = list(site.getsitepackages()) + [site.getusersitepackages()]
+    dirs = [*list(site.getsitepackages()), site.getusersitepackages()]
     paths = sysconfig.get_paths()
     dirs += [paths["purelib"], paths["platlib"]]
     return sorted({_real(d) for d in dirs if d}, key=len, reverse=True)
@@ -154,7 +154,7 @@ def static_imports(module: ModuleSource) -> list[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 parts = package.split(".") if package else []
-                if node.level - 1 > len(parts):
+                if node.level > len(parts):  # beyond the top-level package: fails on import anyway
                     continue
                 base = ".".join(parts[: len(parts) - (node.level - 1)])
                 base = f"{base}.{node.module}" if node.module and base else (node.module or base)

@@ -12,9 +12,9 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from fanout import _codec, _wire
-from fanout import _stage
+from fanout import _codec, _stage, _wire
 from fanout.errors import ProtocolError, RemoteError, UnsafeMessage
+
 
 @dataclass(frozen=True)
 class Hello:

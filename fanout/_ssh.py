@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import signal
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -18,8 +19,8 @@ import paramiko
 from paramiko.common import cMSG_CHANNEL_REQUEST
 from paramiko.message import Message
 
-from fanout._context import Context
 from fanout import _stage
+from fanout._context import Context
 from fanout._transport import StderrTail
 from fanout.errors import AuthenticationFailed, ConnectTimeout, HostKeyError, Unreachable
 
@@ -153,7 +154,7 @@ def _authenticate(
         if "timeout" in str(exc).lower():
             raise ConnectTimeout(f"{name}: SSH handshake did not finish within {timeout:g} s: {exc}") from exc
         raise Unreachable(f"{name}: SSH handshake with {dest.hostname}:{dest.port} failed: {exc}") from exc
-    except (TimeoutError, socket.timeout) as exc:
+    except TimeoutError as exc:
         raise ConnectTimeout(f"{name}: SSH handshake did not finish within {timeout:g} s") from exc
     except OSError as exc:
         raise Unreachable(f"{name}: connection to {dest.hostname}:{dest.port} failed: {exc}") from exc
@@ -168,6 +169,13 @@ def _exec_without_waiting(channel: paramiko.Channel, command: str) -> None:
     message.add_boolean(False)
     message.add_string(command)
     channel.transport._send_user_message(message)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown signal"
 
 
 class SSHTransport:
@@ -191,6 +199,8 @@ class SSHTransport:
     def close(self) -> None:
         try:
             self.channel.close()
+        except (EOFError, OSError, paramiko.SSHException):
+            pass  # the connection is already gone: nothing left to close politely
         finally:
             self.client.close()
 
@@ -198,7 +208,9 @@ class SSHTransport:
         what = "the remote process ended"
         if self.channel.status_event.wait(2):
             status = self.channel.exit_status
-            what += " (killed by a signal)" if status == -1 else f" with status {status}"
+            what += f" with status {status}"
+            if status > 128:  # the remote shell's way of saying "killed by signal N"
+                what += f" (killed by signal {status - 128}, {_signal_name(status - 128)})"
         self._stderr_thread.join(timeout=1)
         tail = self.stderr.text()
         return what + (f"; its stderr said:\n{tail}" if tail else "")

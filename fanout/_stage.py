@@ -1,7 +1,8 @@
 """Stage 0 (the command line) and stage 1 (the remote kernel), assembled from ``bootstrap/``.
 
 Stage 1 is ``fanout/_wire.py`` followed by ``bootstrap/stage1.py``, with
-docstrings and ``stage1: strip`` lines removed, compressed once per process.
+docstrings and stage 1's own ``from fanout._wire import ...`` removed (the
+names are already defined above it), compressed once per process.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import zlib
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
-_STRIP_MARK = "stage1: strip"
 
 
 def _bootstrap_dir() -> Path:
@@ -24,24 +24,28 @@ def _bootstrap_dir() -> Path:
     raise RuntimeError(f"fanout is installed without its bootstrap sources (looked beside {_PACKAGE})")
 
 
-def _drop_docstrings(tree: ast.AST) -> ast.AST:
+def _is_bare_string(node: ast.stmt) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+def _is_wire_import(node: ast.stmt) -> bool:
+    return isinstance(node, ast.ImportFrom) and node.module == "fanout._wire"
+
+
+def _strip(tree: ast.AST) -> ast.AST:
+    """Remove bare strings (docstrings: they cost bytes) and imports of the wire module (it is inlined)."""
     for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
-                if isinstance(body[0].value.value, str):
-                    node.body = body[1:] or [ast.Pass()]
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and any(_is_bare_string(s) or _is_wire_import(s) for s in body):
+            node.body = [s for s in body if not (_is_bare_string(s) or _is_wire_import(s))] or [ast.Pass()]
     return tree
 
 
 @functools.lru_cache(maxsize=1)
 def stage1_source() -> str:
     """The Python source the child runs as stage 1."""
-    parts = []
-    for path in (_PACKAGE / "_wire.py", _bootstrap_dir() / "stage1.py"):
-        lines = path.read_text().splitlines()
-        parts.append("\n".join(line for line in lines if not line.rstrip().endswith(_STRIP_MARK)))
-    tree = _drop_docstrings(ast.parse("\n".join(parts)))
+    parts = [path.read_text() for path in (_PACKAGE / "_wire.py", _bootstrap_dir() / "stage1.py")]
+    tree = _strip(ast.parse("\n".join(parts)))
     return ast.unparse(tree) + "\n"
 
 

@@ -8,6 +8,7 @@ before stage 1 took it over (``python3: not found``, a crash), for error message
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import subprocess
 import threading
@@ -82,10 +83,8 @@ class LocalTransport:
         return self.process.stdout.read(262144)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.process.stdin.close()
-        except OSError:
-            pass
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:

@@ -1,0 +1,135 @@
+"""MasterProtocol without I/O: what a child's frames turn into, and what is refused."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zlib
+
+import pytest
+
+from fanout import _codec, _wire
+from fanout._protocol import CallFailed, CallSucceeded, Hello, MasterProtocol, ModuleRequested, Output
+from fanout._stage import stage1_blob
+from fanout.errors import ProtocolError, RemoteError, UnsafeMessage
+
+
+class _RunsTrue:
+    def __reduce__(self):
+        return (os.system, ("true",))
+
+
+def frame(kind: int, rid: int, value) -> bytes:
+    return _wire.encode_frame(kind, rid, value if isinstance(value, bytes) else pickle.dumps(value, protocol=4))
+
+
+def child_side(data: bytes) -> list[tuple[int, int, bytes]]:
+    return _wire.FrameDecoder(_wire.TO_CHILD).feed(data)
+
+
+def test_bootstrap_is_stage1_then_config() -> None:
+    data = MasterProtocol("h").bootstrap({"name": "h"})
+    blob = stage1_blob()
+    assert data.startswith(blob)
+    assert zlib.decompress(blob).decode().startswith("import struct")
+    [(kind, rid, body)] = child_side(data[len(blob) :])
+    assert (kind, rid, pickle.loads(body)) == (_wire.CONFIG, 0, {"name": "h"})
+
+
+def test_call_then_result() -> None:
+    protocol = MasterProtocol("h")
+    call_id, data = protocol.call(b"payload")
+    assert child_side(data) == [(_wire.CALL, call_id, b"payload")]
+    [event] = protocol.receive(frame(_wire.RESULT, call_id, {"answer": 42}))
+    assert event == CallSucceeded(call_id, {"answer": 42})
+
+
+def test_error_becomes_remote_error_with_host() -> None:
+    protocol = MasterProtocol("web1")
+    call_id, _ = protocol.call(b"")
+    [event] = protocol.receive(frame(_wire.ERROR, call_id, ("KeyError", "'x'", "Traceback ...")))
+    assert isinstance(event, CallFailed) and isinstance(event.error, RemoteError)
+    assert (event.error.host, event.error.type_name, event.error.message) == ("web1", "KeyError", "'x'")
+
+
+def test_each_call_is_answered_once() -> None:
+    protocol = MasterProtocol("h")
+    call_id, _ = protocol.call(b"")
+    protocol.receive(frame(_wire.RESULT, call_id, 1))
+    with pytest.raises(ProtocolError, match="never made"):
+        protocol.receive(frame(_wire.RESULT, call_id, 1))
+
+
+def test_a_forgotten_call_is_no_longer_expected() -> None:
+    protocol = MasterProtocol("h")
+    call_id, _ = protocol.call(b"")
+    protocol.forget(call_id)
+    with pytest.raises(ProtocolError):
+        protocol.receive(frame(_wire.RESULT, call_id, 1))
+
+
+def test_unsafe_result_fails_only_that_call() -> None:
+    protocol = MasterProtocol("h")
+    first, _ = protocol.call(b"")
+    second, _ = protocol.call(b"")
+    evil = pickle.dumps(_RunsTrue(), protocol=4)
+    [event] = protocol.receive(frame(_wire.RESULT, first, evil))
+    assert isinstance(event, CallFailed) and isinstance(event.error, UnsafeMessage)
+    assert "refused to load" in str(event.error) and "call 1" in str(event.error)
+    assert protocol.receive(frame(_wire.RESULT, second, 2)) == [CallSucceeded(second, 2)]
+
+
+def test_module_request_and_reply() -> None:
+    protocol = MasterProtocol("h")
+    assert protocol.receive(frame(_wire.GET_MODULE, 5, b"pkg.mod")) == [ModuleRequested(5, "pkg.mod")]
+    with pytest.raises(ProtocolError, match="used twice"):
+        protocol.receive(frame(_wire.GET_MODULE, 5, b"pkg.mod"))
+    [(kind, rid, body)] = child_side(protocol.modules(5, [("pkg.mod", False, "x = 1", "/m.py", None)], ["pkg"]))
+    assert (kind, rid, pickle.loads(body)) == (
+        _wire.MODULES,
+        5,
+        ([("pkg.mod", False, "x = 1", "/m.py", None)], ["pkg"]),
+    )
+
+
+@pytest.mark.parametrize("name", [b"", b"a..b", b"os;rm", b"\xff", b"a" * 600, b"1abc"])
+def test_bad_module_names_are_protocol_errors(name) -> None:
+    with pytest.raises(ProtocolError):
+        MasterProtocol("h").receive(frame(_wire.GET_MODULE, 1, name))
+
+
+def test_hello_once_and_well_formed() -> None:
+    protocol = MasterProtocol("h")
+    [hello] = protocol.receive(frame(_wire.HELLO, 0, {"python": (3, 9, 2), "pid": 7, "executable": "/usr/bin/python3"}))
+    assert hello == Hello((3, 9, 2), 7, "/usr/bin/python3") == protocol.hello
+    with pytest.raises(ProtocolError, match="second HELLO"):
+        protocol.receive(frame(_wire.HELLO, 0, {"python": (3, 9, 2), "pid": 7, "executable": "x"}))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [[], {"python": "3.9"}, {"python": (3, 9), "pid": 1, "executable": "x"}, {"python": (3, 9, 1), "pid": "1"}],
+)
+def test_malformed_hello_is_a_protocol_error(payload) -> None:
+    with pytest.raises(ProtocolError, match="malformed HELLO"):
+        MasterProtocol("h").receive(frame(_wire.HELLO, 0, payload))
+
+
+def test_log_lines_and_their_validation() -> None:
+    protocol = MasterProtocol("h")
+    assert protocol.receive(frame(_wire.LOG, 0, ("stdout", "", 20, "hi"))) == [Output("stdout", "", 20, "hi")]
+    for bad in [("stdin", "", 20, "x"), ("log", "", 1000, "x"), ("log", 1, 20, "x"), ("log", "", 20)]:
+        with pytest.raises(ProtocolError, match="malformed LOG"):
+            MasterProtocol("h").receive(frame(_wire.LOG, 0, bad))
+
+
+def test_malformed_error_payload_is_a_protocol_error() -> None:
+    protocol = MasterProtocol("h")
+    call_id, _ = protocol.call(b"")
+    with pytest.raises(ProtocolError, match="malformed ERROR"):
+        protocol.receive(frame(_wire.ERROR, call_id, ("only", "two")))
+
+
+def test_frames_meant_for_the_child_are_refused() -> None:
+    with pytest.raises(ProtocolError, match="unexpected frame kind"):
+        MasterProtocol("h").receive(_wire.encode_frame(_wire.CALL, 1, _codec.dumps(1)))

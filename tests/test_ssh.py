@@ -1,0 +1,233 @@
+"""fanout.connect against real sshd: host keys, ~/.ssh/config, failures told apart, no orphans."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+import fanout
+from tests.fleet.hosts import FleetHost
+from tests.test_fleet import run, ssh_client
+
+
+def connect(host: FleetHost, **options) -> fanout.Context:
+    settings = dict(
+        port=host.port, user=host.user, identity_file=host.key_path, known_hosts=host.known_hosts, ssh_config=False
+    )
+    settings.update(options)
+    return fanout.connect(host.address, **settings)
+
+
+def process_alive(host: FleetHost, pid: int) -> bool:
+    """Ask the host over a separate, plain SSH session whether ``pid`` still exists."""
+    client = ssh_client(host)
+    try:
+        _status, out, _ = run(client, f"test -d /proc/{pid} && echo alive || echo gone")
+    finally:
+        client.close()
+    return out.strip() == "alive"
+
+
+def wrong_key_line(host: FleetHost) -> str:
+    impostor = ed25519.Ed25519PrivateKey.generate().public_key()
+    key = impostor.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    return f"{host.known_hosts_name} {key}\n"
+
+
+@pytest.fixture
+def host(fleet, fleet_host_name) -> FleetHost:
+    return next(h for h in fleet.hosts if h.name == fleet_host_name)
+
+
+def pytest_generate_tests(metafunc):
+    if "host" in metafunc.fixturenames:
+        from tests.conftest import fleet_suites
+
+        metafunc.parametrize("fleet_host_name", [f"{suite}-2" for suite in fleet_suites()])
+
+
+def test_close_leaves_no_remote_process(host) -> None:
+    context = connect(host)
+    pid = context.pid
+    assert process_alive(host, pid)
+    context.close()
+    deadline = time.monotonic() + 5
+    while process_alive(host, pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not process_alive(host, pid)
+
+
+def test_killing_the_remote_python_mid_call_raises_connection_lost(host) -> None:
+    context = connect(host)
+    try:
+        pending = [context.call_async(time.sleep, 60) for _ in range(2)]
+        client = ssh_client(host)
+        try:
+            assert run(client, f"kill -9 {context.pid}")[0] == 0
+        finally:
+            client.close()
+        for future in pending:
+            with pytest.raises(fanout.ConnectionLost) as info:
+                future.result(timeout=2)
+            assert "killed by signal 9, SIGKILL" in str(info.value)
+        with pytest.raises(fanout.ConnectionLost):
+            context.call(abs, 1)
+    finally:
+        context.close()
+
+
+def test_strict_checking_refuses_a_changed_host_key(host, tmp_path) -> None:
+    changed = tmp_path / "known_hosts"
+    changed.write_text(wrong_key_line(host))
+    with pytest.raises(fanout.HostKeyError, match="does not match known_hosts"):
+        connect(host, known_hosts=changed)
+
+
+def test_strict_checking_refuses_an_unknown_host(host, tmp_path) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    with pytest.raises(fanout.HostKeyError, match="not in known_hosts"):
+        connect(host, known_hosts=empty)
+
+
+def test_accept_new_records_the_key_and_still_refuses_a_changed_one(host, tmp_path) -> None:
+    recorded = tmp_path / "known_hosts"
+    with connect(host, known_hosts=recorded, host_key_policy="accept-new") as context:
+        assert context.call(abs, -3) == 3
+    assert host.host_key in recorded.read_text()
+    recorded.write_text(wrong_key_line(host))
+    with pytest.raises(fanout.HostKeyError):
+        connect(host, known_hosts=recorded, host_key_policy="accept-new")
+
+
+def test_ignore_policy_connects_to_an_unknown_host(host, tmp_path) -> None:
+    with connect(host, known_hosts=None, host_key_policy="ignore") as context:
+        assert context.call(abs, -5) == 5
+
+
+def test_wrong_key_is_authentication_failed(host, tmp_path) -> None:
+    other = tmp_path / "other_key"
+    other.write_bytes(
+        ed25519.Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+    )
+    with pytest.raises(fanout.AuthenticationFailed, match="tester"):
+        connect(host, identity_file=other)
+
+
+def test_ssh_config_alias_supplies_hostname_port_user_and_key(host, tmp_path) -> None:
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            Host web-alias
+                HostName {host.address}
+                Port {host.port}
+                User {host.user}
+                IdentityFile {host.key_path}
+            """
+        )
+    )
+    with fanout.connect("web-alias", known_hosts=host.known_hosts, ssh_config=config) as context:
+        assert context.name == "web-alias"
+        assert context.call(os.getuid) == 1000  # logged in as the config's user, "tester"
+
+
+def test_ssh_config_proxy_command(host, tmp_path) -> None:
+    relay = tmp_path / "relay.py"
+    relay.write_text(
+        textwrap.dedent(
+            """
+            import socket, sys, threading
+            sock = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+            def up():
+                while data := sys.stdin.buffer.read1(65536):
+                    sock.sendall(data)
+                sock.shutdown(socket.SHUT_WR)
+            threading.Thread(target=up, daemon=True).start()
+            while data := sock.recv(65536):
+                sys.stdout.buffer.write(data)
+                sys.stdout.buffer.flush()
+            """
+        )
+    )
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        f"Host via-proxy\n    HostName {host.address}\n    Port {host.port}\n"
+        f"    ProxyCommand {sys.executable} {relay} %h %p\n"
+    )
+    with fanout.connect(
+        "via-proxy",
+        user=host.user,
+        identity_file=host.key_path,
+        known_hosts=host.known_hosts,
+        ssh_config=config,
+    ) as context:
+        assert context.call(abs, -7) == 7
+
+
+def test_missing_python_is_reported_with_the_hosts_own_words(host) -> None:
+    context = connect(host, python="/usr/bin/python-does-not-exist")
+    try:
+        with pytest.raises(fanout.ConnectionLost) as info:
+            context.call(abs, 1)
+        assert "python-does-not-exist" in str(info.value)
+        assert "not found" in str(info.value) or "No such file" in str(info.value)
+    finally:
+        context.close()
+
+
+def test_bad_arguments_are_refused_before_connecting(host) -> None:
+    with pytest.raises(ValueError, match="host_key_policy"):
+        connect(host, host_key_policy="yolo")
+    with pytest.raises(ValueError, match="out of range"):
+        connect(host, port=70000)
+    with pytest.raises(ValueError, match="host must be"):
+        fanout.connect("")
+    with pytest.raises(FileNotFoundError, match="known_hosts"):
+        connect(host, known_hosts="/nonexistent/known_hosts")
+
+
+def test_refused_port_is_unreachable(tmp_path) -> None:
+    from tests.fleet.hosts import free_ports
+
+    (port,) = free_ports(1)
+    with pytest.raises(fanout.Unreachable, match="refused"):
+        fanout.connect("127.0.0.1", port=port, known_hosts=None, host_key_policy="ignore", ssh_config=False)
+
+
+def test_unresolvable_name_is_unreachable() -> None:
+    with pytest.raises(fanout.Unreachable, match="cannot resolve"):
+        fanout.connect("no-such-host.invalid", ssh_config=False, host_key_policy="ignore", connect_timeout=5)
+
+
+def test_local_child_killed_mid_call_raises_connection_lost() -> None:
+    with fanout.local() as context:
+        future = context.call_async(time.sleep, 60)
+        os.kill(context.pid, signal.SIGKILL)
+        with pytest.raises(fanout.ConnectionLost, match="killed by signal 9"):
+            future.result(timeout=2)
+
+
+def test_local_child_exits_when_the_master_dies(tmp_path) -> None:
+    import subprocess
+
+    script = "import fanout, sys; c = fanout.local(); print(c.pid, flush=True); sys.stdin.read()"
+    master = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    child_pid = int(master.stdout.readline())
+    os.kill(master.pid, signal.SIGKILL)
+    master.wait()
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{child_pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    status = Path(f"/proc/{child_pid}/status")
+    assert not status.exists() or "zombie" in status.read_text()
