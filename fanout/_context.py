@@ -30,6 +30,7 @@ class Context:
     """A running child on one host: call functions in it, then close it.
 
     Made by :func:`fanout.connect` (SSH) or :func:`fanout.local` (a subprocess here).
+    ``name`` is the host name it was made for; it names the logger ``fanout.remote.<name>``.
     """
 
     def __init__(self, transport: Transport, name: str) -> None:
