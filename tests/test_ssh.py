@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import textwrap
 import time
@@ -219,8 +220,6 @@ def test_local_child_killed_mid_call_raises_connection_lost() -> None:
 
 
 def test_local_child_exits_when_the_master_dies(tmp_path) -> None:
-    import subprocess
-
     script = "import fanout, sys; c = fanout.local(); print(c.pid, flush=True); sys.stdin.read()"
     master = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     child_pid = int(master.stdout.readline())
@@ -231,3 +230,68 @@ def test_local_child_exits_when_the_master_dies(tmp_path) -> None:
         time.sleep(0.05)
     status = Path(f"/proc/{child_pid}/status")
     assert not status.exists() or "zombie" in status.read_text()
+
+
+def _run_master(script: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+
+
+def _home_with_ssh_dir(tmp_path: Path, host: FleetHost, *, with_key: bool) -> dict:
+    home = tmp_path / "home"
+    ssh_dir = home / ".ssh"
+    ssh_dir.mkdir(parents=True, mode=0o700)
+    (ssh_dir / "known_hosts").write_text(host.known_hosts.read_text())
+    if with_key:
+        (ssh_dir / "id_ed25519").write_bytes(host.key_path.read_bytes())
+        (ssh_dir / "id_ed25519").chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+    env["HOME"] = str(home)
+    return env
+
+
+def test_default_key_file_and_known_hosts_work_as_for_ssh(host, tmp_path) -> None:
+    env = _home_with_ssh_dir(tmp_path, host, with_key=True)
+    script = f"import fanout, os; c = fanout.connect('{host.address}', port={host.port}, user='{host.user}'); "
+    script += "print(c.call(os.getuid)); c.close()"
+    done = _run_master(script, env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1000"
+
+
+def test_keys_from_the_agent_work(host, tmp_path) -> None:
+    env = _home_with_ssh_dir(tmp_path, host, with_key=False)
+    agent = subprocess.run(["ssh-agent", "-s"], capture_output=True, text=True, check=True, env=env)
+    for line in agent.stdout.split(";"):
+        name, _, value = line.strip().partition("=")
+        if name in ("SSH_AUTH_SOCK", "SSH_AGENT_PID"):
+            env[name] = value
+    try:
+        subprocess.run(["ssh-add", str(host.key_path)], env=env, check=True, capture_output=True)
+        script = f"import fanout, os; c = fanout.connect('{host.address}', port={host.port}, user='{host.user}'); "
+        script += "print(c.call(os.getuid)); c.close()"
+        done = _run_master(script, env)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "1000"
+    finally:
+        subprocess.run(["kill", env["SSH_AGENT_PID"]], check=False)
+
+
+def test_remote_child_exits_when_the_master_dies(host) -> None:
+    script = (
+        "import fanout, sys\n"
+        f"c = fanout.connect('{host.address}', port={host.port}, user='{host.user}', "
+        f"identity_file='{host.key_path}', known_hosts='{host.known_hosts}', ssh_config=False)\n"
+        "print(c.pid, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    master = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        remote_pid = int(master.stdout.readline())
+        assert process_alive(host, remote_pid)
+    finally:
+        master.kill()
+        master.wait()
+    deadline = time.monotonic() + 10
+    while process_alive(host, remote_pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not process_alive(host, remote_pid)

@@ -16,7 +16,7 @@ import docker
 import docker.errors
 
 DOCKERD_LOG = "/var/log/fanout-dockerd.log"
-_APT_PACKAGES = ("docker.io", "debootstrap")
+_APT_PACKAGES = ("docker.io", "debootstrap", "openssh-client")  # ssh-agent: the agent-key test
 
 
 class FleetUnavailable(RuntimeError):
@@ -43,7 +43,7 @@ def _run(cmd: list[str], what: str, log) -> None:
 
 def install_packages(log=print) -> None:
     """apt-get install what the fleet needs on this machine, when something is missing."""
-    missing = shutil.which("dockerd") is None or shutil.which("debootstrap") is None
+    missing = any(shutil.which(tool) is None for tool in ("dockerd", "debootstrap", "ssh-agent"))
     if not missing:
         return
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
