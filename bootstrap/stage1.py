@@ -13,6 +13,7 @@ import importlib.util
 import logging
 import os
 import pickle
+import queue
 import sys
 import threading
 import traceback
@@ -203,11 +204,17 @@ class Last(importlib.abc.MetaPathFinder):
 IMPORTER = Importer()
 
 
+_resolved = {}
+
+
 def _resolve(spec):
     if spec[0] == "ref":
-        obj = importlib.import_module(spec[1])
-        for part in spec[2].split("."):
-            obj = getattr(obj, part)
+        obj = _resolved.get(spec)
+        if obj is None:
+            obj = importlib.import_module(spec[1])
+            for part in spec[2].split("."):
+                obj = getattr(obj, part)
+            _resolved[spec] = obj
         return obj
     return spec[1]  # by value: cloudpickle already rebuilt it
 
@@ -234,6 +241,59 @@ def _run_call(rid, body):
     send(kind, rid, data)
 
 
+class Threads:
+    """Leader/follower: one thread at a time reads frames. On a CALL it makes an idle thread
+    (or a new one) the reader and runs the call itself, so a call starts with no hand-off,
+    no call waits for another, and an import waiting on the master never blocks reading."""
+
+    def __init__(self):
+        self.tasks = queue.SimpleQueue()  # None: "lead"; (rid, body): run this call
+        self.idle = 0
+        self.lock = threading.Lock()
+        self.decoder = FrameDecoder(TO_CHILD)
+
+    def give(self, task):
+        with self.lock:
+            spawn = self.idle == 0
+            if not spawn:
+                self.idle -= 1
+        self.tasks.put(task)
+        if spawn:
+            threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            task = self.tasks.get()
+            if task is None:
+                self.lead()
+            else:
+                _run_call(*task)
+            with self.lock:
+                self.idle += 1
+
+    def lead(self):
+        while True:
+            data = os.read(_PIN, 262144)
+            if not data:
+                os._exit(0)
+            calls = []
+            for kind, rid, body in self.decoder.feed(data):
+                if kind == CALL:
+                    calls.append((rid, body))
+                elif kind == MODULES:
+                    IMPORTER.answered(rid, body)
+                elif kind == CONFIG:
+                    _configure(pickle.loads(body))
+                elif kind == SHUTDOWN:
+                    os._exit(0)
+            if calls:
+                for call in calls[:-1]:
+                    self.give(call)
+                self.give(None)
+                _run_call(*calls[-1])
+                return
+
+
 def _configure(config):
     global _name
     _name = config["name"]
@@ -249,20 +309,11 @@ def main():
     sys.meta_path.append(Last())
     v = sys.version_info
     send(HELLO, 0, pickle.dumps({"python": (v[0], v[1], v[2]), "pid": os.getpid(), "executable": sys.executable}, _P))
-    decoder = FrameDecoder(TO_CHILD)
-    while True:
-        data = os.read(_PIN, 262144)
-        if not data:
-            os._exit(0)
-        for kind, rid, body in decoder.feed(data):
-            if kind == CALL:
-                threading.Thread(target=_run_call, args=(rid, body), daemon=True).start()
-            elif kind == MODULES:
-                IMPORTER.answered(rid, body)
-            elif kind == CONFIG:
-                _configure(pickle.loads(body))
-            elif kind == SHUTDOWN:
-                os._exit(0)
+    threads = Threads()
+    threads.lead()
+    with threads.lock:
+        threads.idle += 1
+    threads.serve()
 
 
 main()

@@ -7,6 +7,7 @@ the master's minor version, because pickled code objects are version-specific.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pickle
 import pickletools
@@ -28,8 +29,9 @@ class EncodedCall:
     by_value: bool
 
 
+@functools.lru_cache(maxsize=4096)
 def _by_reference(fn: Callable) -> tuple[str, str] | None:
-    """``(module, qualname)`` when importing the module and walking the qualname gives ``fn`` back."""
+    """``(module, qualname)`` when importing the module and walking the qualname gives ``fn`` back (cached)."""
     module_name = getattr(fn, "__module__", None)
     qualname = getattr(fn, "__qualname__", None)
     if not module_name or not qualname or module_name == "__main__" or "<" in qualname:
@@ -53,10 +55,13 @@ def describe(fn: Callable) -> str:
 _STRING_OPS = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"})
 _GET_OPS = frozenset({"BINGET", "LONG_BINGET", "GET"})
 _SCAN_LIMIT = 1024 * 1024
+_STACK_GLOBAL = pickle.STACK_GLOBAL
 
 
 def referenced_modules(payload: bytes) -> set[str] | None:
     """Modules whose globals a pickle refers to (None when it is too large to scan cheaply)."""
+    if _STACK_GLOBAL not in payload:
+        return set()  # no class or function named anywhere: the common case, decided without a scan
     if len(payload) > _SCAN_LIMIT:
         return None
     modules: set[str] = set()
@@ -86,7 +91,10 @@ def encode_call(fn: Callable, args: tuple, kwargs: dict) -> EncodedCall:
     """Pickle a call: plain pickle when everything goes by reference, cloudpickle when something must not."""
     if not callable(fn):
         raise TypeError(f"call() needs a callable, not {type(fn).__name__}")
-    reference = _by_reference(fn)
+    try:
+        reference = _by_reference(fn)
+    except TypeError:  # unhashable callable: look it up uncached
+        reference = _by_reference.__wrapped__(fn)
     spec: tuple = ("ref", *reference) if reference else ("value", fn)
     own_module = {reference[0]} if reference else set()
     if getattr(fn, "__module__", None) != "__main__":

@@ -211,6 +211,7 @@ class ModuleSender:
         self.child_python: tuple[int, ...] | None = None
         self.sent: set[str] = set()
         self.roots: set[str] = set()
+        self._settled: set[str] = set()  # preloaded names whose closure was already sent or needs nothing
         self._lock = threading.Lock()
 
     def _closure(self, names: list[str], also_roots: frozenset[str] = frozenset()) -> list[ModuleSource]:
@@ -242,7 +243,11 @@ class ModuleSender:
     def preload(self, names: list[str]) -> tuple[list[Record], list[str]]:
         """Modules to send ahead of a call that will import ``names``: (records, new roots)."""
         with self._lock:
-            return self._take(self._closure(names))
+            if self._settled.issuperset(names):
+                return [], []  # the warm path: these were dealt with before
+            taken = self._take(self._closure(names))
+            self._settled.update(names)
+            return taken
 
     def answer(self, name: str) -> tuple[list[Record], list[str]]:
         """The reply to a child's request for ``name``: it, or why not, plus what it imports."""
