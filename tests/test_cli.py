@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -25,21 +27,51 @@ def test_version() -> None:
     assert fanout.__version__ != "0.0.0+unknown"
 
 
-def test_localhost_is_implicit_without_an_inventory() -> None:
+def test_localhost_runs_a_local_child_by_default() -> None:
     done = fanout_cmd("localhost")
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert lines[0] == f"fanout {fanout.__version__}"
-    assert "1 host matching 'localhost'" in lines[1]
-    assert "local child" in lines[2] and sys.executable in lines[2]
+    assert done.stdout == f"localhost | ok | {os.uname().nodename!r}\n"
 
 
-@pytest.mark.parametrize("pattern", ["web", "all", "localhost:web", ""])
-def test_other_patterns_match_nothing_without_an_inventory(pattern: str) -> None:
-    done = fanout_cmd(pattern)
+def test_function_with_arguments_and_json_output() -> None:
+    done = fanout_cmd("localhost", "-m", "os.path.join", "-a", '["/srv", "app"]', "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"host": "localhost", "ok": True, "value": "/srv/app"}
+    done = fanout_cmd("localhost", "-m", "json.dumps", "-a", '{"obj": [1, 2], "separators": [",", ":"]}')
+    assert (done.returncode, done.stdout) == (0, "localhost | ok | '[1,2]'\n")
+
+
+def test_the_call_runs_in_another_process() -> None:
+    done = fanout_cmd("localhost", "-m", "os.getpid", "--json")
+    pid = json.loads(done.stdout)["value"]
+    assert isinstance(pid, int) and pid != os.getpid()
+
+
+def test_a_remote_failure_exits_2_with_the_remote_error() -> None:
+    done = fanout_cmd("localhost", "-m", "os.listdir", "-a", '["/no/such/dir"]')
+    assert done.returncode == 2
+    assert done.stdout.startswith("localhost | FAILED | FileNotFoundError:")
+    assert "Remote traceback" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args, complaint",
+    [
+        (["web"], "no host matches 'web'"),
+        (["all"], "no host matches 'all'"),
+        (["localhost", "-m", "int"], "-m wants MODULE.FUNCTION"),
+        (["localhost", "-m", "math.nope"], "module 'math' has no 'nope'"),
+        (["localhost", "-m", "nosuchmodule_xyz.f"], "cannot import any module"),
+        (["localhost", "-m", "math.pi"], "math.pi is not callable"),
+        (["localhost", "-a", "[1,"], "-a is not valid JSON"),
+        (["localhost", "-a", "3"], "-a must be a JSON list"),
+    ],
+)
+def test_bad_requests_are_refused_with_the_reason(args: list[str], complaint: str) -> None:
+    done = fanout_cmd(*args)
     assert done.returncode == 1
     assert done.stdout == ""
-    assert f"no host matches {pattern!r}" in done.stderr
+    assert complaint in done.stderr
 
 
 @pytest.mark.parametrize("args", [[], ["--bogus", "localhost"], ["localhost", "extra"]])
