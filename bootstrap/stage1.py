@@ -8,15 +8,13 @@ call dispatcher. The main thread only reads frames; imports that wait on the
 master and calls run on worker threads, so neither can block the reader.
 """
 
-import importlib.abc
-import importlib.util
-import logging
+import importlib
+import importlib.machinery
 import os
 import pickle
 import queue
 import sys
 import threading
-import traceback
 
 from fanout._wire import (
     CALL,
@@ -114,18 +112,47 @@ def _redirect_std():
     sys.stderr = _Lines("stderr", 2)
 
 
-class _LogForwarder(logging.Handler):
-    def emit(self, record):
-        try:
-            text = record.getMessage()
-            if record.exc_info:
-                text += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
-            _log("log", text, record.levelno, record.name)
-        except Exception:
-            self.handleError(record)
+_log_level = 30
 
 
-class Importer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+def _forward_logging(logging):
+    """Run once ``logging`` is imported: its records go to the master. (Importing it
+    eagerly would cost every child several milliseconds at start.)"""
+    import traceback
+
+    class Forwarder(logging.Handler):
+        def emit(self, record):
+            try:
+                text = record.getMessage()
+                if record.exc_info:
+                    text += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+                _log("log", text, record.levelno, record.name)
+            except Exception:
+                self.handleError(record)
+
+    root = logging.getLogger()
+    root.addHandler(Forwarder())
+    root.setLevel(_log_level)
+
+
+class _ThenHook:
+    """Wraps the loader of ``logging`` to attach the forwarder right after it loads."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        _forward_logging(module)
+
+
+class Importer:
     """Finds modules on the master. First in sys.meta_path for packages the master owns
     (fanout, the user's own); last, as a fallback, for anything this host lacks."""
 
@@ -167,7 +194,7 @@ class Importer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         is_pkg, source, filename, reason = self.modules[name]
         if source is None:
             raise ModuleNotFoundError("No module named %r on %s: %s" % (name, _name, reason), name=name)
-        spec = importlib.util.spec_from_loader(name, self, origin=filename, is_package=is_pkg)
+        spec = importlib.machinery.ModuleSpec(name, self, origin=filename, is_package=is_pkg)
         spec.has_location = True
         return spec
 
@@ -186,14 +213,19 @@ class Importer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return self.modules[name][0]
 
 
-class First(importlib.abc.MetaPathFinder):
+class First:
     def find_spec(self, name, path=None, target=None):
         if name.partition(".")[0] in IMPORTER.roots:
             return IMPORTER.spec(name, True)
+        if name == "logging":
+            spec = importlib.machinery.PathFinder.find_spec(name)
+            if spec is not None:
+                spec.loader = _ThenHook(spec.loader)
+            return spec
         return None
 
 
-class Last(importlib.abc.MetaPathFinder):
+class Last:
     def find_spec(self, name, path=None, target=None):
         parent = sys.modules.get(name.rpartition(".")[0])
         if parent is not None and getattr(parent.__spec__, "loader", None) is not IMPORTER:
@@ -234,6 +266,8 @@ def _run_call(rid, body):
             raise TypeError("the result, of type %s, cannot be pickled: %s" % (type(value).__name__, exc)) from None
         kind = RESULT
     except BaseException as exc:
+        import traceback
+
         tb = traceback.format_exception(type(exc), exc, exc.__traceback__.tb_next)
         data, kind = pickle.dumps((_type_name(exc), str(exc), "".join(tb)), _P), ERROR
     sys.stdout.flush()
@@ -295,12 +329,10 @@ class Threads:
 
 
 def _configure(config):
-    global _name
+    global _name, _log_level
     _name = config["name"]
+    _log_level = config["log_level"]
     IMPORTER.roots.update(config["roots"])
-    root = logging.getLogger()
-    root.addHandler(_LogForwarder())
-    root.setLevel(config["log_level"])
 
 
 def main():

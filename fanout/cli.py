@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from fanout import __version__
+import fanout
 from fanout._context import local
 from fanout.errors import FanoutError
 
@@ -27,9 +27,17 @@ class UsageError(Exception):
     """The command line asks for something that cannot be done; the message says why."""
 
 
+class _Version(argparse.Action):
+    """--version, looked up only when asked for (reading package metadata costs start-up time)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"fanout {fanout.__version__}")
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fanout", description="Run Python across a fleet of hosts over SSH.")
-    parser.add_argument("--version", action="version", version=f"fanout {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
     parser.add_argument("pattern", metavar="PATTERN", help="which hosts (without an inventory: localhost)")
     parser.add_argument(
         "-m",
