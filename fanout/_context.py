@@ -1,9 +1,10 @@
 """A connection to one child: calls, their futures, and the thread that reads the child's frames.
 
-The I/O shell around :class:`~fanout._protocol.MasterProtocol`. One reader
-thread per child turns frames into events; module requests are answered on a
-small shared pool, so a slow lookup (or an import on the master) never stalls
-the reader.
+The I/O shell around :class:`~fanout._protocol.MasterProtocol`. The transport
+hands over bytes on its own receiving thread (paramiko's, for SSH), where they
+are decoded and results delivered at once: no extra thread hop per call.
+Module requests and end-of-stream handling go to a small shared pool, so a
+slow lookup (or an import on the master) never stalls receiving.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from fanout._protocol import CallFailed, CallSucceeded, Hello, MasterProtocol, M
 from fanout._transport import LocalTransport, Transport
 from fanout.errors import ConnectionLost, ProtocolError
 
-_MODULE_ANSWERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fanout-modules")
+# Work that must not run on a transport's receiving thread: module lookups (they may import on
+# the master), and finding out how a child ended (it may wait for the exit status).
+_BACKGROUND = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fanout-background")
 _HELLO_TIMEOUT = 60.0
 
 
@@ -48,9 +51,9 @@ class Context:
         self._bytes_sent = self._bytes_received = self._module_requests = 0
         self._log = logging.getLogger(f"fanout.remote.{name}")
         config = {"name": name, "roots": sorted(PINNED), "log_level": self._log.getEffectiveLevel()}
+        self._ended_event = threading.Event()
+        self._transport.start(self._on_data, self._on_end)
         self._send(self._protocol.bootstrap(config))
-        self._reader = threading.Thread(target=self._read_loop, name=f"fanout-reader-{name}", daemon=True)
-        self._reader.start()
 
     # -- public API ----------------------------------------------------------------------
 
@@ -102,8 +105,7 @@ class Context:
         with contextlib.suppress(Exception):  # already gone: closing is all that is left to do
             self._send(self._protocol.shutdown())
         self._transport.close()
-        if threading.current_thread() is not self._reader:
-            self._reader.join(timeout=5)
+        self._ended_event.wait(timeout=5)
         self._fail_all("the context was closed", None)
 
     def __enter__(self) -> Context:
@@ -132,26 +134,36 @@ class Context:
 
     # -- receiving -----------------------------------------------------------------------
 
-    def _read_loop(self) -> None:
+    def _on_data(self, data: bytes) -> None:
+        """Bytes from the child, on the transport's receiving thread: decode and act at once."""
+        if self._lost is not None:
+            return
+        self._bytes_received += len(data)
         try:
-            while True:
-                data = self._transport.recv()
-                if not data:
-                    with self._state_lock:
-                        self._protocol.end_of_stream()
-                    reason = "the connection closed" if self._closed else self._transport.describe_end()
-                    self._fail_all(reason, None)
-                    return
-                self._bytes_received += len(data)
-                with self._state_lock:
-                    events = self._protocol.receive(data)
-                for event in events:
-                    self._handle(event)
+            with self._state_lock:
+                events = self._protocol.receive(data)
+            for event in events:
+                self._handle(event)
         except ProtocolError as exc:
             self._fail_all(f"it sent an invalid message ({exc}); the connection was dropped", exc)
+            _BACKGROUND.submit(self._transport.close)
         except Exception as exc:
             self._fail_all(f"{type(exc).__name__}: {exc}", exc)
-        self._transport.close()
+            _BACKGROUND.submit(self._transport.close)
+
+    def _on_end(self) -> None:
+        """The child's stream ended. Finding out how can wait on the transport, so not on its thread."""
+        _BACKGROUND.submit(self._ended)
+
+    def _ended(self) -> None:
+        try:
+            with self._state_lock:
+                self._protocol.end_of_stream()
+        except ProtocolError as exc:
+            self._fail_all(f"it sent an invalid message ({exc}); the connection was dropped", exc)
+        reason = "the connection closed" if self._closed else self._transport.describe_end()
+        self._fail_all(reason, None)
+        self._ended_event.set()
 
     def _handle(self, event: object) -> None:
         if isinstance(event, (CallSucceeded, CallFailed)):
@@ -167,7 +179,7 @@ class Context:
                     pass  # the caller cancelled it
         elif isinstance(event, ModuleRequested):
             self._module_requests += 1
-            _MODULE_ANSWERS.submit(self._answer_module, event)
+            _BACKGROUND.submit(self._answer_module, event)
         elif isinstance(event, Output):
             self._log.log(
                 event.level, "%s", event.text, extra={"fanout_stream": event.stream, "fanout_logger": event.logger}

@@ -23,8 +23,8 @@ _STDERR_LINES = 20
 class Transport(Protocol):
     """What a :class:`~fanout.Context` needs from the way it reaches a child."""
 
+    def start(self, on_data: Callable[[bytes], None], on_end: Callable[[], None]) -> None: ...
     def send(self, data: bytes) -> None: ...
-    def recv(self) -> bytes: ...  # b"" at end of stream
     def close(self) -> None: ...
     def describe_end(self) -> str: ...  # how the child ended, for ConnectionLost
 
@@ -79,8 +79,18 @@ class LocalTransport:
         while view:
             view = view[self.process.stdin.write(view) :]
 
-    def recv(self) -> bytes:
-        return self.process.stdout.read(262144)
+    def start(self, on_data: Callable[[bytes], None], on_end: Callable[[], None]) -> None:
+        """Deliver the child's output to ``on_data`` from a reader thread; ``on_end`` at EOF."""
+
+        def read() -> None:
+            try:
+                while data := self.process.stdout.read(262144):
+                    on_data(data)
+            except (OSError, ValueError):
+                pass  # closed under us: that is an end too
+            on_end()
+
+        threading.Thread(target=read, name="fanout-local-reader", daemon=True).start()
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

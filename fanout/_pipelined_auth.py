@@ -1,0 +1,49 @@
+"""Public-key authentication with one round trip fewer: the userauth request follows the
+service request at once, instead of waiting for SERVICE_ACCEPT.
+
+SSH servers process a connection's packets in order, so the request is handled right
+after the service is accepted. RSA keys keep paramiko's own flow: choosing their
+signature algorithm needs the server's ``server-sig-algs``, which may not have arrived
+yet. Everything else (failures, further methods, partial success) is paramiko's.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import paramiko
+from paramiko.auth_handler import AuthHandler
+from paramiko.message import Message
+
+
+class _PipelinedAuthHandler(AuthHandler):
+    _accepts_to_skip = 0
+
+    def _request_auth(self) -> None:
+        super()._request_auth()
+        if self.auth_method == "publickey" and "rsa" not in self.private_key.get_name():
+            self._accepts_to_skip += 1
+            accepted = Message()
+            accepted.add_string("ssh-userauth")
+            accepted.rewind()
+            super()._parse_service_accept(accepted)  # sends the signed userauth request now
+
+    def _parse_service_accept(self, m: Message) -> None:
+        if self._accepts_to_skip:
+            self._accepts_to_skip -= 1  # the request already went out behind the service request
+            return
+        super()._parse_service_accept(m)
+
+
+class PipelinedTransport(paramiko.Transport):
+    """A paramiko Transport whose public-key authentication is pipelined."""
+
+    def auth_publickey(self, username, key, event=None):
+        if not self.active or not self.initial_kex_done:
+            raise paramiko.SSHException("No existing session")
+        my_event = event if event is not None else threading.Event()
+        self.auth_handler = _PipelinedAuthHandler(self)
+        self.auth_handler.auth_publickey(username, key, my_event)
+        if event is not None:
+            return []
+        return self.auth_handler.wait_for_response(my_event)
