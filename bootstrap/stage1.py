@@ -11,8 +11,6 @@ master and calls run on worker threads, so neither can block the reader.
 import importlib
 import importlib.machinery
 import os
-import pickle
-import queue
 import sys
 import threading
 
@@ -30,6 +28,13 @@ from fanout._wire import (
     FrameDecoder,
     encode_frame,
 )
+
+try:  # the C pickler alone: pickle.py would import re, functools and more, ~10 ms at every start
+    import _pickle as pickle
+    from _queue import SimpleQueue
+except ImportError:  # not CPython
+    import pickle
+    from queue import SimpleQueue
 
 _P = 4  # pickle protocol every peer reads
 _PIN = os.dup(0)  # the protocol's own descriptors; 0, 1 and 2 are handed to user code
@@ -281,7 +286,7 @@ class Threads:
     no call waits for another, and an import waiting on the master never blocks reading."""
 
     def __init__(self):
-        self.tasks = queue.SimpleQueue()  # None: "lead"; (rid, body): run this call
+        self.tasks = SimpleQueue()  # None: "lead"; (rid, body): run this call
         self.idle = 0
         self.lock = threading.Lock()
         self.decoder = FrameDecoder(TO_CHILD)

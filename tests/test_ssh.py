@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -295,3 +296,21 @@ def test_remote_child_exits_when_the_master_dies(host) -> None:
     while process_alive(host, remote_pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not process_alive(host, remote_pid)
+
+
+def test_the_masters_copy_wins_over_one_installed_on_the_host(host, user_modules) -> None:
+    """Decision 6: a user module the host also has (older, say) runs as the master has it."""
+    s = user_modules({"shadowed_{s}.py": "WHO = 'master'\n\ndef who():\n    return WHO\n"})
+    plain = ssh_client(host)
+    try:
+        # The remote shell's directory is the user's home, and `python3 -c` puts it on sys.path.
+        status, _, err = run(plain, f"printf 'WHO = \"host\"\\ndef who():\\n    return WHO\\n' > shadowed_{s}.py")
+        assert status == 0, err
+        status, out, _ = run(plain, f"python3 -c 'import shadowed_{s}; print(shadowed_{s}.who())'")
+        assert out.strip() == "host"  # the host really has its own copy
+        who = importlib.import_module(f"shadowed_{s}").who
+        with connect(host) as context:
+            assert context.call(who) == "master"
+    finally:
+        run(plain, f"rm -f shadowed_{s}.py")
+        plain.close()
