@@ -353,7 +353,7 @@ def report(res: Results, args, fleet_hosts: list[FleetHost]) -> str:
             f"(b) connect + first call at {rt * 1000:g} ms RTT (until the answer)",
             f"{base_rt:.1f} RT",
             f"{mine_rt:.1f} RT",
-            f"{mine_rt:.1f} RT (+{mine_rt - base_rt:.1f})",
+            f"{mine_rt:.1f} RT ({mine_rt - base_rt:+.1f})",
             f"<= {TARGET_ROUND_TRIPS:g} RT {_verdict(mine_rt <= TARGET_ROUND_TRIPS)}",
         )
     )
@@ -363,7 +363,7 @@ def report(res: Results, args, fleet_hosts: list[FleetHost]) -> str:
             "(c) bytes master -> host for (b), whole connection",
             f"{base_up:,.0f} B",
             f"{mine_up:,.0f} B",
-            f"{mine_up / base_up:.2f}x (+{mine_up - base_up:,.0f} B)",
+            f"{mine_up / base_up:.2f}x ({mine_up - base_up:+,.0f} B)",
             f"<= {TARGET_BYTES_UP:,} B {_verdict(mine_up <= TARGET_BYTES_UP)}",
         )
     )
