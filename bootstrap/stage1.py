@@ -4,15 +4,21 @@ Stdlib only, unchanged on Python 3.9 to 3.13. The master sends
 ``fanout/_wire.py`` (framing) followed by this file, with the import of
 ``fanout._wire`` below and docstrings dropped. It holds what must exist
 before the importer works: the frame loop, the import-on-demand finder and the
-call dispatcher. The main thread only reads frames; imports that wait on the
-master and calls run on worker threads, so neither can block the reader.
+call dispatcher. Whichever thread reads frames hands the reading on before it
+runs a call, so neither a call nor an import waiting on the master blocks it.
+
+It imports nothing a plain call does not need: payloads of plain values travel
+as marshal (from the master) and as Python literals (to it), so pickle is
+loaded only for richer values, and threads come from _thread. (pickle and
+threading each pull in functools and collections: ~6 ms at every start.)
 """
 
-import importlib
-import importlib.machinery
+import _frozen_importlib
+import _frozen_importlib_external
+import _thread
+import marshal
 import os
 import sys
-import threading
 
 from fanout._wire import (
     CALL,
@@ -29,18 +35,65 @@ from fanout._wire import (
     encode_frame,
 )
 
-try:  # the C pickler alone: pickle.py would import re, functools and more, ~10 ms at every start
-    import _pickle as pickle
+try:
     from _queue import SimpleQueue
 except ImportError:  # not CPython
-    import pickle
     from queue import SimpleQueue
 
-_P = 4  # pickle protocol every peer reads
 _PIN = os.dup(0)  # the protocol's own descriptors; 0, 1 and 2 are handed to user code
 _POUT = os.dup(1)
-_wlock = threading.Lock()
+_wlock = _thread.allocate_lock()
 _name = "?"
+_pickle = None
+_BIG = 10**4000  # ints past this have no literal the master will parse
+_LITERAL_MAX = 256 * 1024
+
+
+def pickler():
+    """pickle, imported the first time a payload needs it."""
+    global _pickle
+    if _pickle is None:
+        try:
+            import _pickle as module  # the C pickler alone: pickle.py also imports re and more
+        except ImportError:
+            import pickle as module
+        _pickle = module
+    return _pickle
+
+
+def _plain(value, budget):
+    """True when ``value`` is built only of types a Python literal spells exactly."""
+    budget[0] -= 1
+    t = type(value)
+    if t is str or t is bytes or t is bool or value is None:
+        return True
+    if t is int:
+        return -_BIG < value < _BIG
+    if t is float:
+        return value - value == 0  # not inf, not nan
+    if budget[0] < 0:
+        return False
+    if t is tuple or t is list:
+        return all(_plain(v, budget) for v in value)
+    if t is dict:
+        return all(_plain(k, budget) and _plain(v, budget) for k, v in value.items())
+    return False
+
+
+def dump(value):
+    """A payload for the master: a Python literal when that is exact and small, else a pickle."""
+    if _plain(value, [10000]):
+        text = repr(value).encode()
+        if len(text) <= _LITERAL_MAX:
+            return b"r" + text
+    return b"p" + pickler().dumps(value, 4)
+
+
+def load(body):
+    """A payload from the master: marshal for plain values, pickle for the rest."""
+    if body[:1] == b"m":
+        return marshal.loads(body[1:])
+    return pickler().loads(body[1:])
 
 
 def send(kind, rid, body=b"", compress=False):
@@ -51,7 +104,7 @@ def send(kind, rid, body=b"", compress=False):
 
 
 def _log(stream, text, level=20, logger=""):
-    send(LOG, 0, pickle.dumps((stream, logger, level, text), _P))
+    send(LOG, 0, b"r" + repr((stream, logger, level, text)).encode())
 
 
 class _Lines:
@@ -61,7 +114,7 @@ class _Lines:
     errors = "backslashreplace"
 
     def __init__(self, stream, fd):
-        self.stream, self._fd, self._buf, self._lock = stream, fd, "", threading.Lock()
+        self.stream, self._fd, self._buf, self._lock = stream, fd, "", _thread.allocate_lock()
 
     def write(self, text):
         with self._lock:
@@ -111,7 +164,7 @@ def _redirect_std():
         r, w = os.pipe()
         os.dup2(w, fd)
         os.close(w)
-        threading.Thread(target=_pump, args=(r, stream), daemon=True).start()
+        _thread.start_new_thread(_pump, (r, stream))
     sys.stdin = open(os.devnull)  # noqa: SIM115  (lives as long as the process)
     sys.stdout = _Lines("stdout", 1)
     sys.stderr = _Lines("stderr", 2)
@@ -164,12 +217,12 @@ class Importer:
     def __init__(self):
         self.modules = {}  # name -> (is_pkg, source or None, filename, reason)
         self.roots = set()  # top-level names whose master copy wins
-        self.waiting = {}  # request id -> Event
-        self.lock = threading.Lock()
+        self.waiting = {}  # request id -> a lock, held until the answer comes
+        self.lock = _thread.allocate_lock()
         self.next_id = 0
 
     def add(self, payload):
-        records, roots = pickle.loads(payload)
+        records, roots = load(payload)
         with self.lock:
             self.roots.update(roots)
             for name, is_pkg, source, filename, reason in records:
@@ -177,17 +230,18 @@ class Importer:
 
     def answered(self, rid, payload):
         self.add(payload)
-        event = self.waiting.pop(rid, None)
-        if event is not None:
-            event.set()
+        waiter = self.waiting.pop(rid, None)
+        if waiter is not None:
+            waiter.release()
 
     def fetch(self, name):
         with self.lock:
             self.next_id += 1
             rid = self.next_id
-            event = self.waiting[rid] = threading.Event()
+            waiter = self.waiting[rid] = _thread.allocate_lock()
+            waiter.acquire()
         send(GET_MODULE, rid, name.encode())
-        event.wait()
+        waiter.acquire()
         with self.lock:
             self.modules.setdefault(name, (False, None, None, "the master sent no answer"))
 
@@ -199,7 +253,7 @@ class Importer:
         is_pkg, source, filename, reason = self.modules[name]
         if source is None:
             raise ModuleNotFoundError("No module named %r on %s: %s" % (name, _name, reason), name=name)
-        spec = importlib.machinery.ModuleSpec(name, self, origin=filename, is_package=is_pkg)
+        spec = _frozen_importlib.ModuleSpec(name, self, origin=filename, is_package=is_pkg)
         spec.has_location = True
         return spec
 
@@ -223,7 +277,7 @@ class First:
         if name.partition(".")[0] in IMPORTER.roots:
             return IMPORTER.spec(name, True)
         if name == "logging":
-            spec = importlib.machinery.PathFinder.find_spec(name)
+            spec = _frozen_importlib_external.PathFinder.find_spec(name)
             if spec is not None:
                 spec.loader = _ThenHook(spec.loader)
             return spec
@@ -248,7 +302,8 @@ def _resolve(spec):
     if spec[0] == "ref":
         obj = _resolved.get(spec)
         if obj is None:
-            obj = importlib.import_module(spec[1])
+            __import__(spec[1])
+            obj = sys.modules[spec[1]]
             for part in spec[2].split("."):
                 obj = getattr(obj, part)
             _resolved[spec] = obj
@@ -263,10 +318,10 @@ def _type_name(exc):
 
 def _run_call(rid, body):
     try:
-        fn_spec, args, kwargs = pickle.loads(body)
+        fn_spec, args, kwargs = load(body)
         value = _resolve(fn_spec)(*args, **kwargs)
         try:
-            data = pickle.dumps(value, _P)
+            data = dump(value)
         except Exception as exc:
             raise TypeError("the result, of type %s, cannot be pickled: %s" % (type(value).__name__, exc)) from None
         kind = RESULT
@@ -274,7 +329,7 @@ def _run_call(rid, body):
         import traceback
 
         tb = traceback.format_exception(type(exc), exc, exc.__traceback__.tb_next)
-        data, kind = pickle.dumps((_type_name(exc), str(exc), "".join(tb)), _P), ERROR
+        data, kind = b"r" + repr((_type_name(exc), str(exc), "".join(tb))).encode(), ERROR
     sys.stdout.flush()
     sys.stderr.flush()
     send(kind, rid, data)
@@ -288,7 +343,7 @@ class Threads:
     def __init__(self):
         self.tasks = SimpleQueue()  # None: "lead"; (rid, body): run this call
         self.idle = 0
-        self.lock = threading.Lock()
+        self.lock = _thread.allocate_lock()
         self.decoder = FrameDecoder(TO_CHILD)
 
     def give(self, task):
@@ -298,7 +353,7 @@ class Threads:
                 self.idle -= 1
         self.tasks.put(task)
         if spawn:
-            threading.Thread(target=self.serve, daemon=True).start()
+            _thread.start_new_thread(self.serve, ())
 
     def serve(self):
         while True:
@@ -322,7 +377,7 @@ class Threads:
                 elif kind == MODULES:
                     IMPORTER.answered(rid, body)
                 elif kind == CONFIG:
-                    _configure(pickle.loads(body))
+                    _configure(load(body))
                 elif kind == SHUTDOWN:
                     os._exit(0)
             if calls:
@@ -345,7 +400,9 @@ def main():
     sys.meta_path.insert(0, First())
     sys.meta_path.append(Last())
     v = sys.version_info
-    send(HELLO, 0, pickle.dumps({"python": (v[0], v[1], v[2]), "pid": os.getpid(), "executable": sys.executable}, _P))
+    send(
+        HELLO, 0, b"r" + repr({"python": (v[0], v[1], v[2]), "pid": os.getpid(), "executable": sys.executable}).encode()
+    )
     threads = Threads()
     threads.lead()
     with threads.lock:

@@ -1,15 +1,19 @@
-"""Decode what children send with an allow-list, so a compromised host cannot run code here.
+"""Payload encodings, and decoding what children send so a compromised host cannot run code here.
 
-Parent-to-child payloads use full pickling (the parent already has a shell on
-the child). Child-to-master payloads go through :func:`loads_untrusted`, whose
-unpickler resolves only the classes listed here or registered by the user:
-plain values (numbers, strings, bytes, lists, tuples, dicts, sets) need no
-class at all, and anything else that names a class or function is refused.
+A payload is a tag byte and data. Towards a child: ``m`` (marshal) for plain
+values, ``p`` (full pickle) for the rest; the parent already has a shell on
+the child. From a child: ``r``, a Python literal read with
+:func:`ast.literal_eval`, which builds values and nothing else, or ``p``, a
+pickle read by an unpickler that resolves only the classes listed here or
+registered by the user. Plain values are the common case, and keep the
+child from importing pickle at all.
 """
 
 from __future__ import annotations
 
+import ast
 import io
+import marshal
 import pickle
 import threading
 from typing import Any
@@ -17,6 +21,10 @@ from typing import Any
 from fanout.errors import UnsafeMessage
 
 PICKLE_PROTOCOL = 4  # every child Python (3.9+) reads it
+MARSHAL_VERSION = 4  # likewise
+LITERAL_MAX = 1024 * 1024  # children send larger values as pickles; a bigger literal is refused
+_PLAIN_TYPES = frozenset({type(None), bool, int, float, complex, str, bytes, tuple, list, dict, set, frozenset})
+_PLAIN_BUDGET = 10_000  # elements checked before a payload is deemed too big to bother
 
 # Value types from the standard library that are safe to construct from data.
 _SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
@@ -103,9 +111,51 @@ class _AllowListUnpickler(pickle.Unpickler):
         raise UnsafeMessage("refused a persistent id in a child's message")
 
 
+def _plain(value: Any, budget: list[int]) -> bool:
+    budget[0] -= 1
+    kind = type(value)
+    if kind not in _PLAIN_TYPES:
+        return False
+    if kind in (tuple, list, set, frozenset):
+        return budget[0] >= 0 and all(_plain(item, budget) for item in value)
+    if kind is dict:
+        return budget[0] >= 0 and all(_plain(k, budget) and _plain(v, budget) for k, v in value.items())
+    return True
+
+
+def is_plain(value: Any) -> bool:
+    """Built only of builtin value types (exact types, not subclasses), and not too big to check."""
+    try:
+        return _plain(value, [_PLAIN_BUDGET])
+    except RecursionError:
+        return False
+
+
 def dumps(value: Any) -> bytes:
-    """Pickle a value for a child (full pickling: children trust their parent)."""
-    return pickle.dumps(value, protocol=PICKLE_PROTOCOL)
+    """A payload for a child: marshal when the value is plain, full pickle otherwise."""
+    if is_plain(value):
+        return b"m" + marshal.dumps(value, MARSHAL_VERSION)
+    return b"p" + pickle.dumps(value, protocol=PICKLE_PROTOCOL)
+
+
+def loads_literal(data: bytes) -> Any:
+    """A child's ``r`` payload: a Python literal, parsed without evaluating anything."""
+    if len(data) > LITERAL_MAX:
+        raise UnsafeMessage(f"a child sent a literal of {len(data)} bytes, over the limit of {LITERAL_MAX}")
+    try:
+        return ast.literal_eval(data.decode("utf-8"))
+    except Exception as exc:  # bad syntax, too deep, too many digits, bad UTF-8
+        raise UnsafeMessage(f"a child sent a malformed literal: {type(exc).__name__}: {exc}") from None
+
+
+def loads_from_child(body: bytes) -> Any:
+    """Decode a child's payload: a literal, or a pickle through the allow-list."""
+    tag, data = body[:1], body[1:]
+    if tag == b"r":
+        return loads_literal(data)
+    if tag == b"p":
+        return loads_untrusted(data)
+    raise UnsafeMessage(f"a child sent a payload of unknown encoding {tag!r}")
 
 
 def loads_untrusted(data: bytes) -> Any:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fanout._codec import PICKLE_PROTOCOL
+from fanout._codec import PICKLE_PROTOCOL, dumps, is_plain
 from fanout.errors import SerializationError
 
 
@@ -97,13 +97,15 @@ def encode_call(fn: Callable, args: tuple, kwargs: dict) -> EncodedCall:
         reference = _by_reference.__wrapped__(fn)
     spec: tuple = ("ref", *reference) if reference else ("value", fn)
     own_module = {reference[0]} if reference else set()
+    if reference is not None and is_plain((args, kwargs)):  # the common case: marshal, no pickle at all
+        return EncodedCall(dumps((spec, args, kwargs)), sorted(own_module), by_value=False)
     if getattr(fn, "__module__", None) != "__main__":
         try:
-            payload = pickle.dumps((spec, args, kwargs), protocol=PICKLE_PROTOCOL)
+            payload = b"p" + pickle.dumps((spec, args, kwargs), protocol=PICKLE_PROTOCOL)
         except Exception:
             payload = None  # a lambda or closure somewhere: cloudpickle below
         if payload is not None:
-            modules = referenced_modules(payload)
+            modules = referenced_modules(payload[1:])
             if modules is None and b"__main__" not in payload:
                 return EncodedCall(payload, sorted(own_module), by_value=False)
             if modules is not None and "__main__" not in modules:
@@ -111,10 +113,10 @@ def encode_call(fn: Callable, args: tuple, kwargs: dict) -> EncodedCall:
     import cloudpickle
 
     try:
-        payload = cloudpickle.dumps((spec, args, kwargs), protocol=PICKLE_PROTOCOL)
+        payload = b"p" + cloudpickle.dumps((spec, args, kwargs), protocol=PICKLE_PROTOCOL)
     except Exception as exc:
         raise SerializationError(f"cannot send a call of {describe(fn)}: {type(exc).__name__}: {exc}") from exc
-    modules = (referenced_modules(payload) or set()) | own_module | {"cloudpickle"}
+    modules = (referenced_modules(payload[1:]) or set()) | own_module | {"cloudpickle"}
     return EncodedCall(payload, sorted(modules), by_value=True)
 
 

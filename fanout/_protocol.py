@@ -120,17 +120,27 @@ class MasterProtocol:
             return ModuleRequested(request_id, self._module_name(body))
         if kind == _wire.HELLO:
             _check(self.hello is None, "second HELLO")
-            self.hello = self._hello(_codec.loads_untrusted(body))
+            self.hello = self._hello(self._literal(body))
             return self.hello
-        return self._output(_codec.loads_untrusted(body))  # LOG: the decoder admits no other kind
+        return self._output(self._literal(body))  # LOG: the decoder admits no other kind
+
+    @staticmethod
+    def _literal(body: bytes) -> Any:
+        """HELLO, LOG and ERROR are always literals: a pickle there is a protocol violation."""
+        _check(body[:1] == b"r", f"payload encoding {body[:1]!r} where a literal belongs")
+        try:
+            return _codec.loads_literal(body[1:])
+        except UnsafeMessage as exc:
+            raise ProtocolError(str(exc)) from None
 
     def _outcome(self, kind: int, call_id: int, body: bytes) -> Event:
-        try:
-            value = _codec.loads_untrusted(body)
-        except UnsafeMessage as exc:
-            return CallFailed(call_id, UnsafeMessage(f"{exc} (host {self.host}, call {call_id})"))
-        if kind == _wire.RESULT:
-            return CallSucceeded(call_id, value)
+        if kind == _wire.ERROR:
+            value = self._literal(body)
+        else:
+            try:
+                return CallSucceeded(call_id, _codec.loads_from_child(body))
+            except UnsafeMessage as exc:
+                return CallFailed(call_id, UnsafeMessage(f"{exc} (host {self.host}, call {call_id})"))
         _check(
             isinstance(value, tuple) and len(value) == 3 and all(_is_text(v) for v in value),
             "malformed ERROR payload",

@@ -6,6 +6,7 @@ import collections
 import contextlib
 import datetime
 import decimal
+import marshal
 import os
 import pickle
 import uuid
@@ -101,3 +102,62 @@ def test_malformed_pickles_are_an_unsafe_message_not_a_crash(data) -> None:
 def test_arbitrary_bytes_never_escape_as_another_exception(data) -> None:
     with contextlib.suppress(UnsafeMessage):
         _codec.loads_untrusted(data)
+
+
+@given(values)
+def test_plain_values_go_to_children_as_marshal(value) -> None:
+    payload = _codec.dumps(value)
+    assert payload[:1] == b"m"
+    assert marshal.loads(payload[1:]) == value
+
+
+def test_other_values_go_to_children_as_pickles() -> None:
+    payload = _codec.dumps(Registered(1))
+    assert payload[:1] == b"p" and pickle.loads(payload[1:]).value == 1
+    assert _codec.dumps(True)[:1] == b"m"
+    assert _codec.dumps(collections.OrderedDict())[:1] == b"p"  # a dict subclass is not plain
+
+
+literal_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+    | st.binary(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children) | st.tuples(children, children),
+    max_leaves=30,
+)  # what a child sends as a literal: infinities and NaN go as pickles
+
+
+@given(literal_values)
+def test_literals_from_children_decode_to_the_same_value(value) -> None:
+    assert _codec.loads_from_child(b"r" + repr(value).encode()) == value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "__import__('os').system('true')",
+        "open('/etc/passwd')",
+        "(lambda: 1)()",
+        "[x for x in range(3)]",
+        "1 if True else 2",
+        "a.b",
+        "[" * 1000 + "]" * 1000,
+        "9" * 5000,
+        "\xff",
+    ],
+)
+def test_literals_that_are_not_values_are_refused(text) -> None:
+    with pytest.raises(UnsafeMessage, match="malformed literal"):
+        _codec.loads_from_child(b"r" + text.encode("latin-1"))
+
+
+def test_oversized_literals_and_unknown_tags_are_refused() -> None:
+    with pytest.raises(UnsafeMessage, match="over the limit"):
+        _codec.loads_from_child(b"r" + b"1" * (_codec.LITERAL_MAX + 1))
+    with pytest.raises(UnsafeMessage, match="unknown encoding"):
+        _codec.loads_from_child(b"z123")
+    with pytest.raises(UnsafeMessage, match="unknown encoding"):
+        _codec.loads_from_child(b"")

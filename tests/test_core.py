@@ -234,3 +234,44 @@ def test_close_ends_the_child_and_fails_later_calls(open_child) -> None:
     with pytest.raises(fanout.ConnectionLost, match="closed"):
         child.call(abs, -1)
     child.close()  # idempotent
+
+
+ROUND_TRIP_VALUES = [
+    None,
+    True,
+    0,
+    -(10**30),
+    10**5000,  # too long for a literal the master parses: must fall back to a pickle
+    1.5,
+    float("inf"),
+    "text with ünïcödé, quotes ' \" and a \udc80 surrogate",
+    b"\x00\xff bytes",
+    (1, (2, [3, {"k": (4,)}])),
+    [],
+    {},
+    {1: "int key", (2, 3): "tuple key", b"b": None},
+    {1, 2},
+    frozenset({"x"}),
+    1 + 2j,
+    bytearray(b"ba"),
+]
+
+
+@pytest.mark.parametrize("value", ROUND_TRIP_VALUES, ids=lambda v: type(v).__name__)
+def test_values_cross_both_ways_exactly(child, value) -> None:
+    import copy
+
+    back = child.call(copy.copy, value)
+    assert type(back) is type(value)
+    assert back == value
+
+
+def test_nan_and_subclasses_of_plain_types_keep_their_identity(child) -> None:
+    import collections
+    import math
+
+    assert math.isnan(child.call(float, "nan"))
+    assert type(child.call(bool, 1)) is bool
+    assert type(child.call(os.uname)).__name__ == "uname_result"  # not flattened to a tuple
+    counter = child.call(collections.OrderedDict, [("a", 1)])
+    assert type(counter) is collections.OrderedDict

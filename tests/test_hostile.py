@@ -27,7 +27,7 @@ def send(data):
 def hello():
     v = sys.version_info
     info = {"python": (v[0], v[1], v[2]), "pid": os.getpid(), "executable": sys.executable}
-    send(encode_frame(HELLO, 0, pickle.dumps(info, 4)))
+    send(encode_frame(HELLO, 0, b"r" + repr(info).encode()))
 
 def on_each_call(reply):
     decoder = FrameDecoder(TO_CHILD)
@@ -69,7 +69,8 @@ def marker(tmp_path) -> Path:
 
 
 def evil_pickle(marker: Path) -> bytes:
-    return pickle.dumps(_RunsACommand(f"touch {marker}"), protocol=4)
+    """A payload tagged as a pickle, whose unpickling would run ``touch marker``."""
+    return b"p" + pickle.dumps(_RunsACommand(f"touch {marker}"), protocol=4)
 
 
 def test_crafted_result_pickle_runs_nothing(hostile, marker, open_child) -> None:
@@ -82,14 +83,22 @@ def test_crafted_result_pickle_runs_nothing(hostile, marker, open_child) -> None
 
 def test_crafted_error_pickle_runs_nothing(hostile, marker, open_child) -> None:
     hostile(f"hello()\non_each_call(lambda rid: send(encode_frame(ERROR, rid, {evil_pickle(marker)!r})))\n")
-    with pytest.raises(fanout.UnsafeMessage):
+    with pytest.raises(fanout.ConnectionLost, match="where a literal belongs"):
+        open_child().call(abs, 1)
+    assert not marker.exists()
+
+
+def test_a_literal_that_is_not_one_runs_nothing(hostile, marker, open_child) -> None:
+    code = f"__import__('os').system('touch {marker}')"
+    hostile(f"hello()\non_each_call(lambda rid: send(encode_frame(RESULT, rid, b'r' + {code.encode()!r})))\n")
+    with pytest.raises(fanout.UnsafeMessage, match="malformed literal"):
         open_child().call(abs, 1)
     assert not marker.exists()
 
 
 def test_crafted_hello_drops_the_connection(hostile, marker, open_child) -> None:
     hostile(f"send(encode_frame(HELLO, 0, {evil_pickle(marker)!r}))\non_each_call(lambda rid: None)\n")
-    with pytest.raises(fanout.ConnectionLost, match="invalid message") as info:
+    with pytest.raises(fanout.ConnectionLost, match="where a literal belongs") as info:
         open_child().call(abs, 1)
     assert isinstance(info.value.__cause__, fanout.ProtocolError)
     assert not marker.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshal
 import os
 import pickle
 import zlib
@@ -19,8 +20,20 @@ class _RunsTrue:
         return (os.system, ("true",))
 
 
-def frame(kind: int, rid: int, value) -> bytes:
-    return _wire.encode_frame(kind, rid, value if isinstance(value, bytes) else pickle.dumps(value, protocol=4))
+def frame(kind: int, rid: int, value, encoding: str = "r") -> bytes:
+    """A frame as a child sends it: the value as a Python literal (``r``) or a pickle (``p``)."""
+    if isinstance(value, bytes):
+        body = value
+    elif encoding == "r":
+        body = b"r" + repr(value).encode()
+    else:
+        body = b"p" + pickle.dumps(value, protocol=4)
+    return _wire.encode_frame(kind, rid, body)
+
+
+def load(body: bytes):
+    """Decode a payload as the child does."""
+    return marshal.loads(body[1:]) if body[:1] == b"m" else pickle.loads(body[1:])
 
 
 def child_side(data: bytes) -> list[tuple[int, int, bytes]]:
@@ -33,7 +46,7 @@ def test_bootstrap_is_stage1_then_config() -> None:
     assert data.startswith(blob)
     assert zlib.decompress(blob).decode().startswith("import struct")
     [(kind, rid, body)] = child_side(data[len(blob) :])
-    assert (kind, rid, pickle.loads(body)) == (_wire.CONFIG, 0, {"name": "h"})
+    assert (kind, rid, body[:1], load(body)) == (_wire.CONFIG, 0, b"m", {"name": "h"})
 
 
 def test_call_then_result() -> None:
@@ -42,6 +55,9 @@ def test_call_then_result() -> None:
     assert child_side(data) == [(_wire.CALL, call_id, b"payload")]
     [event] = protocol.receive(frame(_wire.RESULT, call_id, {"answer": 42}))
     assert event == CallSucceeded(call_id, {"answer": 42})
+    second, _ = protocol.call(b"payload")
+    [event] = protocol.receive(frame(_wire.RESULT, second, {"answer", 43}, encoding="p"))
+    assert event == CallSucceeded(second, {"answer", 43})
 
 
 def test_error_becomes_remote_error_with_host() -> None:
@@ -72,7 +88,7 @@ def test_unsafe_result_fails_only_that_call() -> None:
     protocol = MasterProtocol("h")
     first, _ = protocol.call(b"")
     second, _ = protocol.call(b"")
-    evil = pickle.dumps(_RunsTrue(), protocol=4)
+    evil = b"p" + pickle.dumps(_RunsTrue(), protocol=4)
     [event] = protocol.receive(frame(_wire.RESULT, first, evil))
     assert isinstance(event, CallFailed) and isinstance(event.error, UnsafeMessage)
     assert "refused to load" in str(event.error) and "call 1" in str(event.error)
@@ -85,7 +101,7 @@ def test_module_request_and_reply() -> None:
     with pytest.raises(ProtocolError, match="used twice"):
         protocol.receive(frame(_wire.GET_MODULE, 5, b"pkg.mod"))
     [(kind, rid, body)] = child_side(protocol.modules(5, [("pkg.mod", False, "x = 1", "/m.py", None)], ["pkg"]))
-    assert (kind, rid, pickle.loads(body)) == (
+    assert (kind, rid, load(body)) == (
         _wire.MODULES,
         5,
         ([("pkg.mod", False, "x = 1", "/m.py", None)], ["pkg"]),
@@ -128,6 +144,30 @@ def test_malformed_error_payload_is_a_protocol_error() -> None:
     call_id, _ = protocol.call(b"")
     with pytest.raises(ProtocolError, match="malformed ERROR"):
         protocol.receive(frame(_wire.ERROR, call_id, ("only", "two")))
+
+
+@pytest.mark.parametrize("kind", [_wire.HELLO, _wire.LOG, _wire.ERROR])
+def test_pickles_are_refused_where_literals_belong(kind) -> None:
+    protocol = MasterProtocol("h")
+    call_id, _ = protocol.call(b"")
+    with pytest.raises(ProtocolError, match="where a literal belongs"):
+        protocol.receive(frame(kind, call_id, ("a", "b", "c"), encoding="p"))
+
+
+@pytest.mark.parametrize(
+    "body, complaint",
+    [
+        (b"r__import__('os')", "malformed literal"),
+        (b"r" + b"[" * 5000, "malformed literal"),
+        (b"x1", "unknown encoding"),
+    ],
+    ids=["a-call", "too-deep", "unknown-tag"],
+)
+def test_results_that_are_not_values_fail_their_call(body, complaint) -> None:
+    protocol = MasterProtocol("h")
+    call_id, _ = protocol.call(b"")
+    [event] = protocol.receive(frame(_wire.RESULT, call_id, body))
+    assert isinstance(event, CallFailed) and complaint in str(event.error)
 
 
 def test_frames_meant_for_the_child_are_refused() -> None:
