@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import marshal
 import pickle
 import pickletools
 import sys
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fanout._codec import PICKLE_PROTOCOL, dumps, is_plain
+from fanout._codec import MARSHAL_VERSION, PICKLE_PROTOCOL, is_plain
 from fanout.errors import SerializationError
 
 
@@ -98,7 +99,8 @@ def encode_call(fn: Callable, args: tuple, kwargs: dict) -> EncodedCall:
     spec: tuple = ("ref", *reference) if reference else ("value", fn)
     own_module = {reference[0]} if reference else set()
     if reference is not None and is_plain((args, kwargs)):  # the common case: marshal, no pickle at all
-        return EncodedCall(dumps((spec, args, kwargs)), sorted(own_module), by_value=False)
+        payload = b"m" + marshal.dumps((spec, args, kwargs), MARSHAL_VERSION)
+        return EncodedCall(payload, sorted(own_module), by_value=False)
     if getattr(fn, "__module__", None) != "__main__":
         try:
             payload = b"p" + pickle.dumps((spec, args, kwargs), protocol=PICKLE_PROTOCOL)
