@@ -19,6 +19,7 @@ import _thread
 import marshal
 import os
 import sys
+import time
 
 from fanout._wire import (
     CALL,
@@ -240,6 +241,7 @@ class Importer:
             rid = self.next_id
             waiter = self.waiting[rid] = _thread.allocate_lock()
             waiter.acquire()
+        THREADS.hand_off()  # the answer comes through the reader: never be it while waiting
         send(GET_MODULE, rid, name.encode())
         waiter.acquire()
         with self.lock:
@@ -336,15 +338,22 @@ def _run_call(rid, body):
 
 
 class Threads:
-    """Leader/follower: one thread at a time reads frames. On a CALL it makes an idle thread
-    (or a new one) the reader and runs the call itself, so a call starts with no hand-off,
-    no call waits for another, and an import waiting on the master never blocks reading."""
+    """One thread at a time, the leader, reads frames and runs each call it reads itself, so
+    a quick call costs no thread hand-off. A call about to wait on the master (an import)
+    hands the reading to another thread first; one still running after a millisecond or
+    two loses it to the watchdog. So no call waits long for another, and reading goes on."""
 
     def __init__(self):
         self.tasks = SimpleQueue()  # None: "lead"; (rid, body): run this call
         self.idle = 0
         self.lock = _thread.allocate_lock()
         self.decoder = FrameDecoder(TO_CHILD)
+        self.leader = None
+        self.running = 0  # serial number of the leader's call in progress; 0 while it reads
+        self.serial = 0
+        self.doze = _thread.allocate_lock()  # the watchdog sleeps on it while no call comes
+        self.doze.acquire()
+        self.dozing = False
 
     def give(self, task):
         with self.lock:
@@ -365,7 +374,37 @@ class Threads:
             with self.lock:
                 self.idle += 1
 
+    def hand_off(self):
+        """Called by a thread about to block: if it leads, another thread leads from now on."""
+        with self.lock:
+            if self.leader != _thread.get_ident():
+                return
+            self.leader, self.running = None, 0
+        self.give(None)
+
+    def watchdog(self):
+        """Checks every millisecond while calls come; dozes after 50 ms without one."""
+        quiet = 0
+        while True:
+            if quiet > 50:
+                with self.lock:
+                    self.dozing = not self.running
+                if self.dozing:
+                    self.doze.acquire()
+                quiet = 0
+            seen = self.running
+            time.sleep(0.001)
+            with self.lock:
+                stuck = seen and self.running == seen
+                if stuck:
+                    self.leader, self.running = None, 0
+            if stuck:
+                self.give(None)
+            quiet = 0 if seen else quiet + 1
+
     def lead(self):
+        me = _thread.get_ident()
+        self.leader = me
         while True:
             data = os.read(_PIN, 262144)
             if not data:
@@ -380,12 +419,24 @@ class Threads:
                     _configure(load(body))
                 elif kind == SHUTDOWN:
                     os._exit(0)
-            if calls:
-                for call in calls[:-1]:
-                    self.give(call)
-                self.give(None)
-                _run_call(*calls[-1])
-                return
+            if not calls:
+                continue
+            for call in calls[:-1]:  # a batch: the others must not wait behind the one run here
+                self.give(call)
+            with self.lock:
+                self.serial += 1
+                self.running = self.serial
+                if self.dozing:
+                    self.dozing = False
+                    self.doze.release()
+            _run_call(*calls[-1])
+            with self.lock:
+                self.running = 0
+                if self.leader != me:
+                    return  # the watchdog or an import passed the reading on meanwhile
+
+
+THREADS = Threads()
 
 
 def _configure(config):
@@ -403,11 +454,11 @@ def main():
     send(
         HELLO, 0, b"r" + repr({"python": (v[0], v[1], v[2]), "pid": os.getpid(), "executable": sys.executable}).encode()
     )
-    threads = Threads()
-    threads.lead()
-    with threads.lock:
-        threads.idle += 1
-    threads.serve()
+    _thread.start_new_thread(THREADS.watchdog, ())
+    THREADS.lead()
+    with THREADS.lock:
+        THREADS.idle += 1
+    THREADS.serve()
 
 
 main()

@@ -275,3 +275,18 @@ def test_nan_and_subclasses_of_plain_types_keep_their_identity(child) -> None:
     assert type(child.call(os.uname)).__name__ == "uname_result"  # not flattened to a tuple
     counter = child.call(collections.OrderedDict, [("a", 1)])
     assert type(counter) is collections.OrderedDict
+
+
+def test_a_long_call_does_not_hold_up_a_quick_one(child, user_modules) -> None:
+    s = user_modules(
+        {
+            "lazy2_{s}.py": "def go():\n    import lazydep2_{s}\n    return lazydep2_{s}.V\n",
+            "lazydep2_{s}.py": "V = 5\n",
+        }
+    )
+    go = importlib.import_module(f"lazy2_{s}").go
+    long_call = child.call_async(time.sleep, 3)
+    assert child.call_async(abs, -1).result(timeout=1.5) == 1
+    assert child.call_async(go).result(timeout=1.5) == 5  # an import on demand, while the long call runs
+    assert not long_call.done()
+    assert long_call.result(timeout=10) is None
