@@ -153,6 +153,12 @@ def dumps(value: Any) -> bytes:
 
 _KEYWORDS = {b"None": None, b"True": True, b"False": False}
 
+# CPython before 3.12 keeps the AST constructor's recursion depth in global state:
+# two threads building ASTs at once can fail with "SystemError: AST constructor
+# recursion depth mismatch". Results arrive on many threads (one per host), and
+# the module server parses sources on others, so fanout's own parsing takes turns.
+AST_LOCK = threading.Lock()
+
 
 def loads_literal(data: bytes) -> Any:
     """A child's ``r`` payload: a Python literal, parsed without evaluating anything."""
@@ -163,7 +169,9 @@ def loads_literal(data: bytes) -> Any:
     if len(data) > LITERAL_MAX:
         raise UnsafeMessage(f"a child sent a literal of {len(data)} bytes, over the limit of {LITERAL_MAX}")
     try:
-        return ast.literal_eval(data.decode("utf-8"))
+        text = data.decode("utf-8")
+        with AST_LOCK:
+            return ast.literal_eval(text)
     except Exception as exc:  # bad syntax, too deep, too many digits, bad UTF-8
         raise UnsafeMessage(f"a child sent a malformed literal: {type(exc).__name__}: {exc}") from None
 

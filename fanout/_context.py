@@ -9,6 +9,7 @@ slow lookup (or an import on the master) never stalls receiving.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import logging
 import sys
@@ -27,6 +28,38 @@ from fanout.errors import ConnectionLost, ProtocolError
 # the master), and finding out how a child ended (it may wait for the exit status).
 _BACKGROUND = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fanout-background")
 _HELLO_TIMEOUT = 60.0
+
+
+class _Waiter:
+    """What :meth:`Context.call` waits on: the part of a Future it needs, on one bare lock."""
+
+    __slots__ = ("_done", "_error", "_value")
+
+    def __init__(self) -> None:
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def set_result(self, value: Any) -> None:
+        self._value = value
+        self._release()
+
+    def set_exception(self, error: BaseException) -> None:
+        self._error = error
+        self._release()
+
+    def _release(self) -> None:
+        try:
+            self._done.release()
+        except RuntimeError:  # already answered (a late ConnectionLost after the result)
+            raise InvalidStateError("already done") from None
+
+    def result(self) -> Any:
+        self._done.acquire()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 class Context:
@@ -59,14 +92,16 @@ class Context:
 
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(*args, **kwargs)`` in the child and return its result (or raise its error)."""
-        return self.call_async(fn, *args, **kwargs).result()
+        return self._start(fn, args, kwargs, _Waiter()).result()
 
     def call_async(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         """Start ``fn(*args, **kwargs)`` in the child; the future holds its result or error."""
+        return self._start(fn, args, kwargs, Future())
+
+    def _start(self, fn: Callable[..., Any], args: tuple, kwargs: dict, future: Any) -> Any:
         encoded = _functions.encode_call(fn, args, kwargs)
         if encoded.by_value:
             _functions.check_by_value(fn, self.name, self._wait_hello().python)
-        future: Future = Future()
         with self._send_lock:
             records, roots = self._modules.preload(encoded.modules)
             with self._state_lock:

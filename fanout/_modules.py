@@ -20,6 +20,8 @@ import sysconfig
 import threading
 from dataclasses import dataclass
 
+from fanout._codec import AST_LOCK
+
 # Third-party packages whose master copy must win, because master and child
 # must agree on them (cloudpickle: the by-value pickler and unpickler).
 PINNED = frozenset({"fanout", "cloudpickle"})
@@ -143,7 +145,8 @@ def static_imports(module: ModuleSource) -> list[str]:
     if not module.source:
         return []
     try:
-        tree = ast.parse(module.source)
+        with AST_LOCK:
+            tree = ast.parse(module.source)
     except SyntaxError:
         return []
     package = module.name if module.is_pkg else module.name.rpartition(".")[0]

@@ -13,6 +13,8 @@ import shlex
 import zlib
 from pathlib import Path
 
+from fanout._codec import AST_LOCK
+
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -45,8 +47,9 @@ def _strip(tree: ast.AST) -> ast.AST:
 def stage1_source() -> str:
     """The Python source the child runs as stage 1."""
     parts = [path.read_text() for path in (_PACKAGE / "_wire.py", _bootstrap_dir() / "stage1.py")]
-    tree = _strip(ast.parse("\n".join(parts)))
-    return ast.unparse(tree) + "\n"
+    with AST_LOCK:
+        tree = _strip(ast.parse("\n".join(parts)))
+        return ast.unparse(tree) + "\n"
 
 
 @functools.lru_cache(maxsize=1)
