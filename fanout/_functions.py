@@ -21,7 +21,7 @@ from fanout._codec import MARSHAL_VERSION, PICKLE_PROTOCOL, is_plain
 from fanout.errors import SerializationError
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class EncodedCall:
     """A call ready to send: its payload, the modules to send ahead, and whether it went by value."""
 

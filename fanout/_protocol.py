@@ -25,13 +25,13 @@ class Hello:
     executable: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CallSucceeded:
     call_id: int
     value: Any
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CallFailed:
     call_id: int
     error: Exception
