@@ -290,3 +290,16 @@ def test_a_long_call_does_not_hold_up_a_quick_one(child, user_modules) -> None:
     assert child.call_async(go).result(timeout=1.5) == 5  # an import on demand, while the long call runs
     assert not long_call.done()
     assert long_call.result(timeout=10) is None
+
+
+def test_a_busy_call_holding_the_gil_does_not_hold_up_a_quick_one(child, user_modules) -> None:
+    s = user_modules(
+        {
+            "busy_{s}.py": "import time\n\ndef spin(seconds):\n    end = time.monotonic() + seconds\n    n = 0\n    while time.monotonic() < end:\n        n += 1\n    return n > 0\n"
+        }
+    )
+    spin = importlib.import_module(f"busy_{s}").spin
+    busy = child.call_async(spin, 2.5)
+    time.sleep(0.2)  # the spin is under way, on the thread that read it
+    assert child.call_async(abs, -7).result(timeout=1.5) == 7
+    assert busy.result(timeout=10) is True
