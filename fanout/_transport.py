@@ -84,7 +84,7 @@ class LocalTransport:
 
         def read() -> None:
             try:
-                while data := self.process.stdout.read(262144):
+                while data := self.process.stdout.read(65536):
                     on_data(data)
             except (OSError, ValueError):
                 pass  # closed under us: that is an end too

@@ -295,7 +295,16 @@ def test_a_long_call_does_not_hold_up_a_quick_one(child, user_modules) -> None:
 def test_a_busy_call_holding_the_gil_does_not_hold_up_a_quick_one(child, user_modules) -> None:
     s = user_modules(
         {
-            "busy_{s}.py": "import time\n\ndef spin(seconds):\n    end = time.monotonic() + seconds\n    n = 0\n    while time.monotonic() < end:\n        n += 1\n    return n > 0\n"
+            "busy_{s}.py": """
+            import time
+
+            def spin(seconds):
+                end = time.monotonic() + seconds
+                n = 0
+                while time.monotonic() < end:
+                    n += 1
+                return n > 0
+            """
         }
     )
     spin = importlib.import_module(f"busy_{s}").spin
