@@ -92,10 +92,6 @@ class MasterProtocol:
         self._pending_calls.add(call_id)
         return call_id, _wire.encode_frame(_wire.CALL, call_id, payload, compress=True)
 
-    def forget(self, call_id: int) -> None:
-        """Stop expecting an answer to ``call_id`` (its caller gave up)."""
-        self._pending_calls.discard(call_id)
-
     def shutdown(self) -> bytes:
         return _wire.encode_frame(_wire.SHUTDOWN, 0)
 

@@ -76,14 +76,6 @@ def test_each_call_is_answered_once() -> None:
         protocol.receive(frame(_wire.RESULT, call_id, 1))
 
 
-def test_a_forgotten_call_is_no_longer_expected() -> None:
-    protocol = MasterProtocol("h")
-    call_id, _ = protocol.call(b"")
-    protocol.forget(call_id)
-    with pytest.raises(ProtocolError):
-        protocol.receive(frame(_wire.RESULT, call_id, 1))
-
-
 def test_unsafe_result_fails_only_that_call() -> None:
     protocol = MasterProtocol("h")
     first, _ = protocol.call(b"")
