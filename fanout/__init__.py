@@ -2,8 +2,6 @@
 
 from typing import TYPE_CHECKING, Any
 
-from fanout._codec import register_type
-from fanout._context import Context, local
 from fanout.errors import (
     AuthenticationFailed,
     ConnectionLost,
@@ -18,18 +16,29 @@ from fanout.errors import (
 )
 
 if TYPE_CHECKING:
+    from fanout._codec import register_type
+    from fanout._context import Context, local
     from fanout._ssh import connect
 
-# paramiko (with what it imports) and importlib.metadata cost ~150 ms at start; a local
-# child or the command line should not pay that, so both load on first use.
+# The master's machinery loads on first use: paramiko (with what it imports) costs
+# ~90 ms, importlib.metadata ~50 ms, and children, which import fanout.service from
+# the master on demand (on Python 3.9 and up), need none of it. fanout.errors is
+# plain and small, so it loads at once.
+_LAZY = {
+    "Context": "fanout._context",
+    "local": "fanout._context",
+    "connect": "fanout._ssh",
+    "register_type": "fanout._codec",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "connect":
-        from fanout._ssh import connect
+    if name in _LAZY:
+        import importlib
 
-        globals()["connect"] = connect
-        return connect
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     if name == "__version__":
         from importlib.metadata import PackageNotFoundError, version
 

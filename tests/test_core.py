@@ -9,6 +9,7 @@ import platform
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -312,3 +313,34 @@ def test_a_busy_call_holding_the_gil_does_not_hold_up_a_quick_one(child, user_mo
     time.sleep(0.2)  # the spin is under way, on the thread that read it
     assert child.call_async(abs, -7).result(timeout=1.5) == 7
     assert busy.result(timeout=10) is True
+
+
+def test_children_import_the_service_framework_from_the_master(child, user_modules) -> None:
+    """fanout.service reaches every child by import on demand, Python 3.9 included, and runs there."""
+    s = user_modules(
+        {
+            "uses_services_{s}.py": """
+            import sys
+
+            def run_a_pool():
+                from fanout import service
+
+                class Greeter(service.Service):
+                    @service.expose(service.AllowAny())
+                    def hello(self, who):
+                        return "hello " + who
+
+                with service.Pool(2) as pool:
+                    pool.add(Greeter())
+                    caller = service.Caller("master", is_parent=True)
+                    answer = pool.invoke(Greeter.canonical_name(), "hello", {"who": "there"}, caller).result(5)
+                heavy = sorted(m for m in ("fanout._context", "fanout._ssh", "paramiko") if m in sys.modules)
+                return answer, service.__file__, heavy
+            """
+        }
+    )
+    run_a_pool = importlib.import_module(f"uses_services_{s}").run_a_pool
+    answer, origin, heavy = child.call(run_a_pool)
+    assert answer == "hello there"
+    assert origin == str(Path(fanout.__file__).parent / "service.py")  # the master's copy
+    assert heavy == []  # the master's machinery stays on the master
