@@ -22,7 +22,7 @@ from fanout import _functions
 from fanout._modules import PINNED, ModuleSender
 from fanout._protocol import CallFailed, CallSucceeded, Hello, MasterProtocol, ModuleRequested, Output
 from fanout._transport import LocalTransport, Transport
-from fanout.errors import ConnectionLost, ProtocolError
+from fanout.errors import ConnectionLost, ProtocolError, RemoteError
 
 # Work that must not run on a transport's receiving thread: module lookups (they may import on
 # the master), and finding out how a child ended (it may wait for the exit status).
@@ -111,6 +111,25 @@ class Context:
             ahead = self._protocol.modules(0, records, roots) if records or roots else b""
             self._write(ahead + frame)
         return future
+
+    def call_service(self, service: type | str, method: str, /, **kwargs: Any) -> Any:
+        """Call ``method`` of a service in the child (a class, or its ``module.ClassName``).
+
+        The child builds its pool on the first service call and activates the
+        service by importing it, from the master if need be. A refusal raises
+        :class:`fanout.service.CallRefused`; the method's own error raises
+        :class:`~fanout.RemoteError`.
+        """
+        from fanout import _service_calls
+        from fanout import service as service_module
+
+        name = service if isinstance(service, str) else service.canonical_name()
+        try:
+            return self.call(_service_calls.invoke, "master", name, method, kwargs)
+        except RemoteError as exc:
+            if exc.type_name == "fanout.service.CallRefused":
+                raise service_module.CallRefused(f"{exc.message} (on {self.name})") from exc
+            raise
 
     @property
     def python_version(self) -> tuple[int, int, int]:

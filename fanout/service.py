@@ -420,6 +420,7 @@ class Pool:
         self.activator = activator if activator is not None else Activator()
         self._invokers: dict[str, Invoker] = {}
         self._lock = threading.Lock()
+        self._activation_lock = threading.Lock()
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
         self._threads = [threading.Thread(target=self._work, name=f"fanout-pool-{i}", daemon=True) for i in range(size)]
@@ -455,16 +456,23 @@ class Pool:
         """Run ``service_name.method_name(**kwargs)`` for ``caller``, activating the service if allowed."""
         invoker = self.invoker(service_name)
         if invoker is None:
-            try:
-                if self._closed:
-                    raise PoolClosed("the pool is closed")
-                self.activator.activate(self, service_name, caller)
-            except (CallRefused, PoolClosed, ValueError) as exc:
-                future: Future = Future()
-                future.set_exception(exc if not isinstance(exc, ValueError) else CallRefused(str(exc)))
-                return future
-            invoker = self.invoker(service_name)
-        return invoker.invoke(method_name, kwargs, caller)  # type: ignore[union-attr]
+            with self._activation_lock:  # two first calls at once must not activate twice
+                invoker = self.invoker(service_name)
+                if invoker is None:
+                    try:
+                        if self._closed:
+                            raise PoolClosed("the pool is closed")
+                        self.activator.activate(self, service_name, caller)
+                    except (CallRefused, PoolClosed) as exc:
+                        future: Future = Future()
+                        future.set_exception(exc)
+                        return future
+                    invoker = self.invoker(service_name)
+                    if invoker is None:
+                        refused: Future = Future()
+                        refused.set_exception(CallRefused(f"{service_name} activated under another name"))
+                        return refused
+        return invoker.invoke(method_name, kwargs, caller)
 
     @property
     def select(self) -> list:
