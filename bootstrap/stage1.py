@@ -30,6 +30,8 @@ from fanout._wire import (
     LOG,
     MODULES,
     RESULT,
+    SERVICE_CALL,
+    SERVICE_REPLY,
     SHUTDOWN,
     TO_CHILD,
     FrameDecoder,
@@ -417,6 +419,8 @@ class Threads:
                     calls.append((rid, body))
                 elif kind == MODULES:
                     IMPORTER.answered(rid, body)
+                elif kind == SERVICE_REPLY:
+                    PARENT.answered(rid, body)
                 elif kind == CONFIG:
                     _configure(load(body))
                 elif kind == SHUTDOWN:
@@ -439,6 +443,41 @@ class Threads:
 
 
 THREADS = Threads()
+
+
+class ParentCalls:
+    """Service calls from this child to its parent (``fanout.parent().call_service``).
+
+    The reader only files the raw reply; the waiting thread decodes it, since
+    decoding may import, and the reader must never wait on an import."""
+
+    def __init__(self):
+        self.waiting = {}  # request id -> [lock held until the reply, reply body]
+        self.lock = _thread.allocate_lock()
+        self.next_id = 0
+
+    def call(self, service_name, method, kwargs):
+        with self.lock:
+            self.next_id += 1
+            rid = self.next_id
+            entry = self.waiting[rid] = [_thread.allocate_lock(), None]
+            entry[0].acquire()
+        THREADS.hand_off()
+        send(SERVICE_CALL, rid, dump((service_name, method, kwargs)))
+        entry[0].acquire()
+        del self.waiting[rid]
+        return load(entry[1])
+
+    def answered(self, rid, body):
+        entry = self.waiting.get(rid)
+        if entry is not None:
+            entry[1] = body
+            entry[0].release()
+
+
+PARENT = ParentCalls()
+sys.modules["fanout_stage1"] = type(sys)("fanout_stage1")
+sys.modules["fanout_stage1"].PARENT = PARENT
 
 
 def _configure(config):

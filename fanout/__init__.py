@@ -18,6 +18,7 @@ from fanout.errors import (
 if TYPE_CHECKING:
     from fanout._codec import register_type
     from fanout._context import Context, local
+    from fanout._parent import parent
     from fanout._ssh import connect
 
 # The master's machinery loads on first use: paramiko (with what it imports) costs
@@ -29,6 +30,7 @@ _LAZY = {
     "local": "fanout._context",
     "connect": "fanout._ssh",
     "register_type": "fanout._codec",
+    "parent": "fanout._parent",
 }
 
 
@@ -66,5 +68,6 @@ __all__ = [
     "__version__",
     "connect",
     "local",
+    "parent",
     "register_type",
 ]

@@ -14,13 +14,22 @@ import contextlib
 import logging
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from typing import Any
 
 from fanout import _functions
 from fanout._modules import PINNED, ModuleSender
-from fanout._protocol import CallFailed, CallSucceeded, Hello, MasterProtocol, ModuleRequested, Output
+from fanout._protocol import (
+    CallFailed,
+    CallSucceeded,
+    Hello,
+    MasterProtocol,
+    ModuleRequested,
+    Output,
+    ServiceRequested,
+)
 from fanout._transport import LocalTransport, Transport
 from fanout.errors import ConnectionLost, ProtocolError, RemoteError
 
@@ -234,6 +243,8 @@ class Context:
         elif isinstance(event, ModuleRequested):
             self._module_requests += 1
             _BACKGROUND.submit(self._answer_module, event)
+        elif isinstance(event, ServiceRequested):
+            self._serve(event)
         elif isinstance(event, Output):
             self._log.log(
                 event.level, "%s", event.text, extra={"fanout_stream": event.stream, "fanout_logger": event.logger}
@@ -241,6 +252,38 @@ class Context:
         elif isinstance(event, Hello):
             self._modules.child_python = event.python
             self._hello_seen.set()
+
+    def _serve(self, event: ServiceRequested) -> None:
+        """A child calls a service here: run it in the children's pool, reply when it is done."""
+        from fanout import service
+
+        pool = service.children_pool()
+        if pool is None:
+            future: Future = Future()
+            future.set_exception(service.CallRefused("the master serves no services (see Pool.serve_children)"))
+        else:
+            caller = service.Caller(self.name, is_parent=False)
+            future = pool.invoke(event.service, event.method, event.kwargs, caller)
+        # Replies go out from the background pool: the future may already be done here,
+        # on the transport's receiving thread, which must never wait to send.
+        future.add_done_callback(lambda done: _BACKGROUND.submit(self._reply, event.request_id, done))
+
+    def _reply(self, request_id: int, done: Future) -> None:
+        error = done.exception()
+        if error is None:
+            outcome: tuple = ("ok", done.result())
+        else:
+            kind = type(error)
+            name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+            text = "".join(traceback.format_exception(kind, error, error.__traceback__))
+            outcome = ("error", name, str(error), text)
+        try:
+            with self._send_lock:
+                self._write(self._protocol.service_reply(request_id, outcome))
+        except ConnectionLost:
+            pass
+        except Exception:
+            self._log.exception("replying to %s's service call failed", self.name)
 
     def _answer_module(self, event: ModuleRequested) -> None:
         try:

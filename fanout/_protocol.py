@@ -44,6 +44,16 @@ class ModuleRequested:
 
 
 @dataclass(frozen=True)
+class ServiceRequested:
+    """A child calls a service in the master's pool."""
+
+    request_id: int
+    service: str
+    method: str
+    kwargs: dict
+
+
+@dataclass(frozen=True)
 class Output:
     """A line the child printed (stream ``stdout``/``stderr``) or a log record (stream ``log``)."""
 
@@ -53,7 +63,7 @@ class Output:
     text: str
 
 
-Event = Hello | CallSucceeded | CallFailed | ModuleRequested | Output
+Event = Hello | CallSucceeded | CallFailed | ModuleRequested | ServiceRequested | Output
 
 
 def _check(condition: bool, what: str) -> None:
@@ -74,6 +84,7 @@ class MasterProtocol:
         self._call_ids = itertools.count(1)
         self._pending_calls: set[int] = set()
         self._answered_requests: set[int] = set()
+        self._service_requests: set[int] = set()
         self.hello: Hello | None = None
 
     # -- bytes to send -------------------------------------------------------------------
@@ -91,6 +102,10 @@ class MasterProtocol:
         call_id = next(self._call_ids)
         self._pending_calls.add(call_id)
         return call_id, _wire.encode_frame(_wire.CALL, call_id, payload, compress=True)
+
+    def service_reply(self, request_id: int, outcome: tuple) -> bytes:
+        """The answer to a child's service call: ``("ok", value)`` or ``("error", type, message, traceback)``."""
+        return _wire.encode_frame(_wire.SERVICE_REPLY, request_id, _codec.dumps(outcome), compress=True)
 
     def shutdown(self) -> bytes:
         return _wire.encode_frame(_wire.SHUTDOWN, 0)
@@ -114,6 +129,10 @@ class MasterProtocol:
             _check(request_id not in self._answered_requests, f"module request id {request_id} used twice")
             self._answered_requests.add(request_id)
             return ModuleRequested(request_id, self._module_name(body))
+        if kind == _wire.SERVICE_CALL:
+            _check(request_id not in self._service_requests, f"service request id {request_id} used twice")
+            self._service_requests.add(request_id)
+            return self._service_call(request_id, body)
         if kind == _wire.HELLO:
             _check(self.hello is None, "second HELLO")
             self.hello = self._hello(self._literal(body))
@@ -143,6 +162,21 @@ class MasterProtocol:
         )
         type_name, message, traceback = value
         return CallFailed(call_id, RemoteError(self.host, type_name, message, traceback))
+
+    @staticmethod
+    def _service_call(request_id: int, body: bytes) -> ServiceRequested:
+        try:
+            value = _codec.loads_from_child(body)
+        except UnsafeMessage as exc:
+            raise ProtocolError(f"service call: {exc}") from None
+        _check(isinstance(value, tuple) and len(value) == 3, "malformed SERVICE_CALL")
+        service, method, kwargs = value
+        _check(
+            isinstance(service, str) and isinstance(method, str) and isinstance(kwargs, dict),
+            "malformed SERVICE_CALL: wants (service name, method name, keyword arguments)",
+        )
+        _check(all(isinstance(k, str) for k in kwargs), "malformed SERVICE_CALL: argument names must be strings")
+        return ServiceRequested(request_id, service, method, kwargs)
 
     @staticmethod
     def _module_name(body: bytes) -> str:

@@ -443,6 +443,17 @@ class Pool:
         service._pool = self  # type: ignore[attr-defined]
         return service
 
+    def serve_children(self) -> Pool:
+        """Make this the pool that children's ``fanout.parent().call_service(...)`` reach.
+
+        On the master, a pool serves only its own process until this is called:
+        exposing services to every host is a decision, not a side effect.
+        """
+        global _children_pool
+        with _children_pool_lock:
+            _children_pool = self
+        return self
+
     def get_service(self, name: str) -> Service | None:
         with self._lock:
             invoker = self._invokers.get(name)
@@ -497,11 +508,15 @@ class Pool:
 
     def close(self, timeout: float = 10.0) -> None:
         """Fail pending calls with :class:`PoolClosed`, let running ones finish, and end the threads."""
+        global _children_pool
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             invokers = list(self._invokers.values())
+        with _children_pool_lock:
+            if _children_pool is self:
+                _children_pool = None
         pending = []
         while True:
             try:
@@ -528,6 +543,15 @@ class Pool:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+_children_pool: Pool | None = None
+_children_pool_lock = threading.Lock()
+
+
+def children_pool() -> Pool | None:
+    """The pool serving children's calls (see :meth:`Pool.serve_children`), if any."""
+    return _children_pool
 
 
 def _futures_in(job: Any) -> list:

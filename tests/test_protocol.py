@@ -165,3 +165,25 @@ def test_results_that_are_not_values_fail_their_call(body, complaint) -> None:
 def test_frames_meant_for_the_child_are_refused() -> None:
     with pytest.raises(ProtocolError, match="unexpected frame kind"):
         MasterProtocol("h").receive(_wire.encode_frame(_wire.CALL, 1, _codec.dumps(1)))
+
+
+def test_service_calls_are_decoded_and_checked() -> None:
+    from fanout._protocol import ServiceRequested
+
+    protocol = MasterProtocol("h")
+    [event] = protocol.receive(frame(_wire.SERVICE_CALL, 3, ("pkg.Svc", "m", {"a": 1})))
+    assert event == ServiceRequested(3, "pkg.Svc", "m", {"a": 1})
+    with pytest.raises(ProtocolError, match="used twice"):
+        protocol.receive(frame(_wire.SERVICE_CALL, 3, ("pkg.Svc", "m", {})))
+    [(kind, rid, body)] = child_side(protocol.service_reply(3, ("ok", [1, 2])))
+    assert (kind, rid, load(body)) == (_wire.SERVICE_REPLY, 3, ("ok", [1, 2]))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [("only", "two"), (1, "m", {}), ("s", "m", {1: "x"}), ("s", "m", []), b"p" + pickle.dumps(_RunsTrue())],
+    ids=["short", "bad-name", "bad-arg-name", "bad-kwargs", "evil-pickle"],
+)
+def test_malformed_service_calls_are_protocol_errors(payload) -> None:
+    with pytest.raises(ProtocolError, match=r"SERVICE_CALL|service call"):
+        MasterProtocol("h").receive(frame(_wire.SERVICE_CALL, 1, payload))
