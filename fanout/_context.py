@@ -132,6 +132,11 @@ class Context:
         from fanout import _service_calls
         from fanout import service as service_module
 
+        if not isinstance(service, str) and service.__module__ == "__main__":
+            raise service_module.CallRefused(
+                f"{service.__qualname__} is defined in __main__, which {self.name} cannot import to activate "
+                "it: move it into a module (or import this script by its module name)"
+            )
         name = service if isinstance(service, str) else service.canonical_name()
         try:
             return self.call(_service_calls.invoke, "master", name, method, kwargs)

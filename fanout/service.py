@@ -46,6 +46,7 @@ __all__ = [
     "SerializedInvoker",
     "Service",
     "arg_spec",
+    "call",
     "expose",
 ]
 
@@ -73,9 +74,10 @@ class Caller:
 
 
 class Policy:
-    """Decides whether a caller may call a method. Subclass and override :meth:`is_authorized`."""
+    """Decides whether a caller may call a method. Subclass and override ``is_authorized``."""
 
     def is_authorized(self, service: Service, caller: Caller) -> bool:
+        """True when ``caller`` may call the method; the base policy refuses everyone."""
         return False
 
 
@@ -401,6 +403,12 @@ class Activator:
         if not (isinstance(cls, type) and issubclass(cls, Service)):
             raise CallRefused(f"{name} is not a fanout.service.Service subclass")
         return pool.add(cls())
+
+
+def call(context: Any, service_name: str, method_name: str, /, **kwargs: Any) -> Any:
+    """``service_name.method_name(**kwargs)`` in ``context``'s pool: a child's from its parent
+    (a :class:`fanout.Context`), or the parent's from a child (``fanout.parent()``)."""
+    return context.call_service(service_name, method_name, **kwargs)
 
 
 # -- the pool ------------------------------------------------------------------------------

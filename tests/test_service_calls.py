@@ -105,3 +105,31 @@ def test_invoker_overlaps_and_serialized_invoker_does_not_in_the_child(child, se
         serial = list(threads.map(lambda _: child.call_service(services.SerialCounter, "slow", seconds=0.1), range(4)))
     assert max(concurrent) == 4
     assert max(serial) == 1
+
+
+def test_service_call_function_reaches_the_same_service(child, services) -> None:
+    from fanout import service
+
+    assert service.call(child, services.Counter.canonical_name(), "add", by=4) == 4
+
+
+def test_a_service_class_from_main_is_refused_before_sending(child) -> None:
+    from fanout import service
+
+    stray = type("Stray", (service.Service,), {"__module__": "__main__"})
+    with pytest.raises(CallRefused, match="defined in __main__"):
+        child.call_service(stray, "anything")
+
+
+def test_the_self_contained_example_runs(tmp_path) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "service" / "self_contained.py"
+    done = subprocess.run(
+        [sys.executable, str(example), "--children", "4"], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert "4 children, 2 lookups (one per role)" in done.stdout
+    assert "child-0 lists" in done.stdout
