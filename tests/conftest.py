@@ -151,15 +151,7 @@ def open_child(target: str, request: pytest.FixtureRequest):
         else:
             the_fleet = request.getfixturevalue("fleet")
             host = next(h for h in the_fleet.hosts if h.suite == target)
-            context = fanout.connect(
-                host.address,
-                port=host.port,
-                user=host.user,
-                identity_file=host.key_path,
-                known_hosts=host.known_hosts,
-                ssh_config=False,
-                **options,
-            )
+            context = fanout.connect(host.address, **{**host.connect_options(), **options})
         opened.append(context)
         return context
 

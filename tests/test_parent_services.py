@@ -120,16 +120,7 @@ def test_fleet_wide_deduplication(fleet, asker, builder) -> None:
     contexts = []
     try:
         for host in fleet.hosts:
-            contexts.append(
-                fanout.connect(
-                    host.address,
-                    port=host.port,
-                    user=host.user,
-                    identity_file=host.key_path,
-                    known_hosts=host.known_hosts,
-                    ssh_config=False,
-                )
-            )
+            contexts.append(fanout.connect(host.address, **host.connect_options()))
         while len(contexts) < 32:
             contexts.append(fanout.local())
         for context in contexts:  # connected and warm, so the timing below is the build's

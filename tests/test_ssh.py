@@ -21,11 +21,7 @@ from tests.test_fleet import run, ssh_client
 
 
 def connect(host: FleetHost, **options) -> fanout.Context:
-    settings = dict(
-        port=host.port, user=host.user, identity_file=host.key_path, known_hosts=host.known_hosts, ssh_config=False
-    )
-    settings.update(options)
-    return fanout.connect(host.address, **settings)
+    return fanout.connect(host.address, **{**host.connect_options(), **options})
 
 
 def process_alive(host: FleetHost, pid: int) -> bool:

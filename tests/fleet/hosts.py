@@ -50,6 +50,16 @@ class FleetHost:
     python_version: tuple[int, int, int]
     container: str
 
+    def connect_options(self) -> dict:
+        """Keyword arguments for ``fanout.connect(host.address, ...)``: this host, strictly checked."""
+        return {
+            "port": self.port,
+            "user": self.user,
+            "identity_file": self.key_path,
+            "known_hosts": self.known_hosts,
+            "ssh_config": False,
+        }
+
     @property
     def known_hosts_name(self) -> str:
         """How OpenSSH and paramiko name this host in known_hosts."""
