@@ -107,7 +107,8 @@ def send(kind, rid, body=b"", compress=False):
 
 
 def _log(stream, text, level=20, logger=""):
-    send(LOG, 0, b"r" + repr((stream, logger, level, text)).encode())
+    for start in range(0, max(len(text), 1), 65536):  # in pieces: a literal's size is bounded
+        send(LOG, 0, b"r" + repr((stream, logger, level, text[start : start + 65536])).encode())
 
 
 class _Lines:
@@ -320,6 +321,11 @@ def _type_name(exc):
     return cls.__qualname__ if cls.__module__ == "builtins" else cls.__module__ + "." + cls.__qualname__
 
 
+def _clip(text, limit=200000):
+    """Keep an error's text within what the master reads as a literal."""
+    return text if len(text) <= limit else text[:limit] + "... [%d characters cut]" % (len(text) - limit)
+
+
 def _run_call(rid, body):
     try:
         fn_spec, args, kwargs = load(body)
@@ -333,7 +339,8 @@ def _run_call(rid, body):
         import traceback
 
         tb = traceback.format_exception(type(exc), exc, exc.__traceback__.tb_next)
-        data, kind = b"r" + repr((_type_name(exc), str(exc), "".join(tb))).encode(), ERROR
+        message, text = _clip(str(exc)), _clip("".join(tb))
+        data, kind = b"r" + repr((_type_name(exc), message, text)).encode(), ERROR
     sys.stdout.flush()
     sys.stderr.flush()
     send(kind, rid, data)

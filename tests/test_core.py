@@ -344,3 +344,22 @@ def test_children_import_the_service_framework_from_the_master(child, user_modul
     assert answer == "hello there"
     assert origin == str(Path(fanout.__file__).parent / "service.py")  # the master's copy
     assert heavy == []  # the master's machinery stays on the master
+
+
+def test_a_huge_printed_line_arrives_in_pieces_and_the_connection_survives(open_child, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="fanout.remote")
+    child = open_child()
+    child.call(print, "x" * 1_500_000)
+    pieces = [r.getMessage() for r in caplog.records if r.name == f"fanout.remote.{child.name}"]
+    assert "".join(pieces) == "x" * 1_500_000
+    assert child.call(abs, -2) == 2
+
+
+def test_a_huge_error_message_is_clipped_not_fatal(child) -> None:
+    import operator
+
+    with pytest.raises(fanout.RemoteError) as info:
+        child.call(operator.getitem, {}, "k" * 1_500_000)  # KeyError's message is the key's repr
+    assert info.value.type_name == "KeyError"
+    assert "characters cut" in info.value.message
+    assert child.call(abs, -3) == 3
