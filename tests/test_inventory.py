@@ -1,0 +1,489 @@
+"""fanout.inventory against the examples of Ansible's inventory documentation."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fanout.inventory import Inventory, InventoryError
+
+BASIC_INI = """\
+mail.example.com
+
+[webservers]
+foo.example.com
+bar.example.com
+
+[dbservers]
+one.example.com
+two.example.com
+three.example.com
+"""
+
+BASIC_YAML = """\
+all:
+  hosts:
+    mail.example.com:
+  children:
+    webservers:
+      hosts:
+        foo.example.com:
+        bar.example.com:
+    dbservers:
+      hosts:
+        one.example.com:
+        two.example.com:
+        three.example.com:
+"""
+
+GEO_INI = """\
+[atlanta]
+host1
+host2
+
+[raleigh]
+host2
+host3
+
+[southeast:children]
+atlanta
+raleigh
+
+[southeast:vars]
+some_server=foo.southeast.example.com
+halon_system_timeout=30
+self_destruct_countdown=60
+escape_pods=2
+
+[usa:children]
+southeast
+northeast
+
+[northeast]
+host4
+
+[atlanta:vars]
+escape_pods=3
+
+[all:vars]
+escape_pods=1
+ntp_server=ntp.example.com
+"""
+
+GEO_YAML = """\
+all:
+  vars:
+    escape_pods: 1
+    ntp_server: ntp.example.com
+  children:
+    usa:
+      children:
+        southeast:
+          vars:
+            some_server: foo.southeast.example.com
+            halon_system_timeout: 30
+            self_destruct_countdown: 60
+            escape_pods: 2
+          children:
+            atlanta:
+              hosts:
+                host1:
+                host2:
+              vars:
+                escape_pods: 3
+            raleigh:
+              hosts:
+                host2:
+                host3:
+        northeast:
+          hosts:
+            host4:
+"""
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def load(tmp_path, text, name="hosts"):
+    return Inventory.load(write(tmp_path, name, text))
+
+
+# ------------------------------------------------------------------------------------------------- groups, membership
+
+
+def test_basic_ini_groups_and_order(tmp_path):
+    inv = load(tmp_path, BASIC_INI)
+    assert inv.hosts() == [
+        "mail.example.com",
+        "foo.example.com",
+        "bar.example.com",
+        "one.example.com",
+        "two.example.com",
+        "three.example.com",
+    ]
+    assert inv.hosts("webservers") == ["foo.example.com", "bar.example.com"]
+    assert inv.groups["ungrouped"].hosts == ["mail.example.com"]
+    assert inv.hosts("ungrouped") == ["mail.example.com"]
+    assert set(inv.groups["all"].children) == {"ungrouped", "webservers", "dbservers"}
+    assert inv.groups["dbservers"].hosts == ["one.example.com", "two.example.com", "three.example.com"]
+
+
+def test_ini_and_yaml_agree(tmp_path):
+    for ini, yml in ((BASIC_INI, BASIC_YAML), (GEO_INI, GEO_YAML)):
+        a = load(tmp_path, ini, "a/hosts")
+        b = load(tmp_path, yml, "b/hosts.yml")
+        assert a.hosts() == b.hosts()
+        assert set(a.groups) == set(b.groups)
+        for g in a.groups:
+            assert a.hosts(g) == b.hosts(g), g
+            assert sorted(a.groups[g].children) == sorted(b.groups[g].children), g
+        for h in a.hosts():
+            assert a.host_vars(h) == b.host_vars(h), h
+
+
+def test_children_membership(tmp_path):
+    inv = load(tmp_path, GEO_INI)
+    assert inv.hosts("southeast") == ["host1", "host2", "host3"]
+    assert inv.hosts("usa") == ["host4", "host1", "host2", "host3"]  # breadth first: northeast before atlanta
+    assert inv.groups["usa"].children == ["southeast", "northeast"]
+    assert inv.groups["southeast"].hosts == []
+    assert inv.hosts("ungrouped") == []
+    assert inv.groups["all"].children == ["ungrouped", "usa"]
+
+
+def test_ungrouped_host_moved_out_when_grouped_later(tmp_path):
+    inv = load(tmp_path, "alpha\nbeta\n[g]\nalpha\n")
+    assert inv.hosts("ungrouped") == ["beta"]
+    assert inv.hosts("g") == ["alpha"]
+    yinv = load(tmp_path, "all:\n  hosts:\n    solo:\n", "x.yaml")
+    assert yinv.hosts("ungrouped") == ["solo"]
+
+
+# ------------------------------------------------------------------------------------------------------------ ranges
+
+
+def test_ranges(tmp_path):
+    inv = load(
+        tmp_path,
+        """\
+        [webservers]
+        www[01:50].example.com
+        [odd]
+        www[01:50:2].example.com
+        [databases]
+        db-[a:f].example.com
+        [plain]
+        h[8:11]
+        [grid]
+        r[1:2]c[a:b]
+        """,
+    )
+    web = inv.hosts("webservers")
+    assert len(web) == 50 and web[0] == "www01.example.com" and web[-1] == "www50.example.com"
+    assert inv.hosts("odd")[:3] == ["www01.example.com", "www03.example.com", "www05.example.com"]
+    assert len(inv.hosts("odd")) == 25 and inv.hosts("odd")[-1] == "www49.example.com"
+    assert inv.hosts("databases") == [f"db-{c}.example.com" for c in "abcdef"]
+    assert inv.hosts("plain") == ["h8", "h9", "h10", "h11"]
+    assert inv.hosts("grid") == ["r1ca", "r1cb", "r2ca", "r2cb"]
+
+
+def test_yaml_ranges_and_port(tmp_path):
+    inv = load(
+        tmp_path, "all:\n  children:\n    web:\n      hosts:\n        'web[1:3]:2222':\n          a: 1\n", "i.yml"
+    )
+    assert inv.hosts("web") == ["web1", "web2", "web3"]
+    assert inv.host_vars("web2") == {"a": 1, "ansible_port": 2222}
+
+
+@pytest.mark.parametrize("bad", ["h[5:1]", "h[a:9]", "h[01:100]", "h[1:5:0]", "h[1:2:3:4]", "h[1:]"])
+def test_bad_ranges(tmp_path, bad):
+    with pytest.raises(InventoryError) as ei:
+        load(tmp_path, f"[g]\nok\n{bad}\n")
+    assert f"{tmp_path / 'hosts'}:3:" in str(ei.value)
+
+
+# --------------------------------------------------------------------------------------------------------- variables
+
+
+def test_inline_values_parsed_like_ansible(tmp_path):
+    inv = load(
+        tmp_path,
+        """\
+        host1 ansible_port=2222 foo="a b" i=5 f=1.5 t=True n=None l="[1, 'x']" d="{'k': 2}" s=FALSE q="'03'" # c
+        web1:2200 ansible_user=deploy
+        [g]
+        host1
+        [g:vars]
+        x = 42
+        y = hello world
+        """,
+    )
+    v = inv.host_vars("host1")
+    assert v["ansible_port"] == 2222 and v["foo"] == "a b" and v["i"] == 5 and v["f"] == 1.5
+    assert v["t"] is True and v["n"] is None and v["l"] == [1, "x"] and v["d"] == {"k": 2}
+    assert v["s"] == "FALSE" and v["q"] == "03"
+    assert v["x"] == 42 and v["y"] == "hello world"
+    assert inv.host_vars("web1") == {"ansible_port": 2200, "ansible_user": "deploy"}
+
+
+def test_precedence_host_child_parent_all(tmp_path):
+    inv = load(tmp_path, GEO_INI)
+    v1 = inv.host_vars("host1")
+    assert v1["escape_pods"] == 3  # atlanta (child) over southeast (parent) over all
+    assert v1["ntp_server"] == "ntp.example.com" and v1["halon_system_timeout"] == 30
+    assert inv.host_vars("host3")["escape_pods"] == 2
+    assert inv.host_vars("host4")["escape_pods"] == 1
+    inv2 = load(tmp_path, GEO_INI.replace("[atlanta]\nhost1", "[atlanta]\nhost1 escape_pods=9"), "h2")
+    assert inv2.host_vars("host1")["escape_pods"] == 9
+
+
+def test_same_depth_alphabetical_and_group_priority(tmp_path):
+    text = "[b]\nh\n[a]\nh\n[a:vars]\nx=a\n[b:vars]\nx=b\n"
+    assert load(tmp_path, text).host_vars("h")["x"] == "b"  # b sorts after a, so it wins
+    text += "[a:vars]\nansible_group_priority=10\n"
+    inv = load(tmp_path, text, "h2")
+    assert inv.host_vars("h")["x"] == "a"
+    assert "ansible_group_priority" not in inv.host_vars("h")
+
+
+def test_group_vars_and_host_vars_files(tmp_path):
+    write(tmp_path, "inv/hosts", GEO_INI)
+    write(tmp_path, "inv/group_vars/all.yml", "ntp_server: ntp.files\nfrom_all: 1\nescape_pods: 100\n")
+    write(tmp_path, "inv/group_vars/southeast", "escape_pods: 20\nse: true\n")
+    write(tmp_path, "inv/group_vars/atlanta/10-a.yml", "escape_pods: 30\nlayer: a\n")
+    write(tmp_path, "inv/group_vars/atlanta/20-b.json", '{"layer": "b"}')
+    write(tmp_path, "inv/host_vars/host1.yaml", "escape_pods: 99\nansible_host: 10.0.0.1\n")
+    inv = Inventory.load(tmp_path / "inv/hosts")
+    v1 = inv.host_vars("host1")
+    assert v1["escape_pods"] == 99 and v1["layer"] == "b" and v1["se"] is True and v1["from_all"] == 1
+    assert v1["ntp_server"] == "ntp.files"  # group_vars/all beats any group's inventory-file vars
+    assert inv.host_vars("host3")["escape_pods"] == 20
+    assert inv.host_vars("host4")["escape_pods"] == 100
+    assert inv.connect_options("host1")["host"] == "10.0.0.1"
+
+
+def test_group_vars_not_a_mapping(tmp_path):
+    write(tmp_path, "inv/hosts", BASIC_INI)
+    write(tmp_path, "inv/group_vars/webservers.yml", "- a\n- b\n")
+    with pytest.raises(InventoryError, match=r"group_vars/webservers\.yml:1: .*mapping"):
+        Inventory.load(tmp_path / "inv/hosts")
+
+
+def test_vars_file_bad_yaml_names_line(tmp_path):
+    write(tmp_path, "inv/hosts", BASIC_INI)
+    write(tmp_path, "inv/host_vars/foo.example.com", "a: 1\nb: [unclosed\n")
+    with pytest.raises(InventoryError, match=r"host_vars/foo\.example\.com:\d+: invalid YAML"):
+        Inventory.load(tmp_path / "inv/hosts")
+
+
+# ------------------------------------------------------------------------------------------------ connection options
+
+
+def test_connect_options(tmp_path):
+    inv = load(
+        tmp_path,
+        """\
+        plain
+        a ansible_host=10.0.0.5 ansible_port=2222 ansible_user=u ansible_ssh_private_key_file=/k ansible_password=pw
+        b ansible_host=1.1.1.1 fanout_host=2.2.2.2 ansible_port=1 fanout_port="'3'" fanout_user=fu ansible_user=au
+        c ansible_python_interpreter=/usr/bin/python3.11 fanout_identity_file=/id fanout_password=fp
+        d ansible_python_interpreter=auto_silent
+        e fanout_python=/opt/py ansible_python_interpreter=/usr/bin/python3
+        """,
+    )
+    assert inv.connect_options("plain") == {"host": "plain"}
+    assert inv.connect_options("a") == {
+        "host": "10.0.0.5",
+        "port": 2222,
+        "user": "u",
+        "identity_file": "/k",
+        "password": "pw",
+    }
+    assert inv.connect_options("b") == {"host": "2.2.2.2", "port": 3, "user": "fu"}
+    assert inv.connect_options("c") == {
+        "host": "c",
+        "python": "/usr/bin/python3.11",
+        "identity_file": "/id",
+        "password": "fp",
+    }
+    assert inv.connect_options("d") == {"host": "d"}
+    assert inv.connect_options("e")["python"] == "/opt/py"
+
+
+# -------------------------------------------------------------------------------------------------------- patterns
+
+
+@pytest.fixture
+def pat_inv(tmp_path):
+    return load(
+        tmp_path,
+        """\
+        [webservers]
+        web1
+        web2
+        web3
+        foo.example.com
+        [dbservers]
+        db1
+        web2
+        [staging]
+        web1
+        web2
+        db1
+        [phoenix]
+        web2
+        """,
+    )
+
+
+def test_patterns(pat_inv):
+    inv = pat_inv
+    everyone = ["web1", "web2", "web3", "foo.example.com", "db1"]
+    assert inv.hosts() == everyone and inv.hosts("all") == everyone and inv.hosts("*") == everyone
+    assert inv.hosts("webservers:dbservers") == ["web1", "web2", "web3", "foo.example.com", "db1"]
+    assert inv.hosts("dbservers,webservers") == ["db1", "web2", "web1", "web3", "foo.example.com"]
+    assert inv.hosts("webservers:&staging") == ["web1", "web2"]
+    assert inv.hosts("webservers:!phoenix") == ["web1", "web3", "foo.example.com"]
+    assert inv.hosts("webservers:&staging:!phoenix") == ["web1"]
+    # evaluation order does not depend on the written order
+    assert inv.hosts("!phoenix:&staging:webservers") == ["web1"]
+    assert inv.hosts("!phoenix") == ["web1", "web3", "foo.example.com", "db1"]  # only exclusions: from all
+    assert inv.hosts("&staging") == ["web1", "web2", "db1"]
+    assert inv.hosts("web2") == ["web2"]
+    assert inv.hosts("web*") == ["web1", "web2", "web3", "foo.example.com"]  # group webservers + hosts web*
+    assert inv.hosts("*.example.com") == ["foo.example.com"]
+    assert inv.hosts("~web[13]") == ["web1", "web3"]
+    assert inv.hosts(r"~(db|web)\d") == ["web1", "web2", "web3", "db1"]
+    assert inv.hosts("nonexistent") == []
+    assert inv.hosts("webservers:&nonexistent") == []
+
+
+def test_subscripts(pat_inv):
+    inv = pat_inv
+    assert inv.hosts("webservers[0]") == ["web1"]
+    assert inv.hosts("webservers[-1]") == ["foo.example.com"]
+    assert inv.hosts("webservers[0:1]") == ["web1", "web2"]
+    assert inv.hosts("webservers[1:3]") == ["web2", "web3", "foo.example.com"]
+    assert inv.hosts("webservers[2:]") == ["web3", "foo.example.com"]
+    assert inv.hosts("webservers[1:2]:dbservers[0]") == ["web2", "web3", "db1"]
+    with pytest.raises(InventoryError, match="subscripted"):
+        inv.hosts("webservers[9]")
+
+
+def test_bad_regex_pattern(pat_inv):
+    with pytest.raises(InventoryError, match="invalid host pattern"):
+        pat_inv.hosts("~web(")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("webdsrvx0129*?~!&:,[]()-.^$\\| ")), max_size=20) | st.text(max_size=20))
+def test_hosts_never_crashes(pattern):
+    inv = _HYP_INV
+    try:
+        out = inv.hosts(pattern)
+    except InventoryError:
+        return
+    assert isinstance(out, list) and all(h in inv.hosts() for h in out)
+
+
+def _make_hyp_inv():
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "hosts"
+        p.write_text("[web]\nweb[1:3]\n[db]\ndb1\nweb2\n[x:children]\nweb\n")
+        return Inventory.load(p)
+
+
+_HYP_INV = _make_hyp_inv()
+
+
+# ------------------------------------------------------------------------------------------- directories, host lists
+
+
+def test_directory_inventory(tmp_path):
+    write(tmp_path, "inv/01-web", "[web]\nw1\nw2\n")
+    write(tmp_path, "inv/02-db.yml", "all:\n  children:\n    db:\n      hosts:\n        d1:\n        w1:\n")
+    write(tmp_path, "inv/.hidden", "[hidden]\nnope\n")
+    write(tmp_path, "inv/README.md", "not an inventory [\n")
+    write(tmp_path, "inv/group_vars/web.yml", "role: web\n")
+    write(tmp_path, "inv/host_vars/d1.yml", "ansible_port: 2022\n")
+    inv = Inventory.load(tmp_path / "inv")
+    # ansible-core's order: all's child groups in order of joining all (the YAML's db joins at once, the INI's
+    # web only once every source is read), breadth first; not simply the order of first appearance
+    assert inv.hosts() == ["d1", "w1", "w2"]
+    assert inv.hosts("db") == ["d1", "w1"]
+    assert "hidden" not in inv.groups and "group_vars" not in inv.groups
+    assert inv.host_vars("w2") == {"role": "web"}
+    assert inv.connect_options("d1") == {"host": "d1", "port": 2022}
+
+
+def test_comma_separated_host_list(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    inv = Inventory.load("h1, h2:2222,h3,")
+    assert inv.hosts() == ["h1", "h2", "h3"]
+    assert inv.hosts("ungrouped") == ["h1", "h2", "h3"]
+    assert inv.connect_options("h2") == {"host": "h2", "port": 2222}
+    assert Inventory.load("solo,").hosts() == ["solo"]
+    with pytest.raises(InventoryError, match="no such inventory"):
+        Inventory.load("missing-file")
+
+
+# ------------------------------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "what"),
+    [
+        ("[webservers\nfoo\n", 1, "not a host name"),
+        ("[web servers]\nfoo\n", 1, "invalid section header"),
+        ("[web:stuff]\nfoo\n", 1, "unknown type"),
+        ("[web]\nfoo\n[web:vars]\nfoo\n", 4, "expected key=value"),
+        ("[web]\nfoo bar\n", 2, "expected key=value host variable"),
+        ('[web]\nfoo a="unclosed\n', 2, "cannot parse host definition"),
+        ("[web]\nfoo\n[prod:children]\nweb\nnosuchgroup\n", 5, "undefined group 'nosuchgroup'"),
+        ("[prod:children]\nweb extra\n", 2, "expected a group name"),
+        ("[ghost:vars]\na=1\n", 1, "undefined group 'ghost'"),
+        ("[a:children]\nb\n[b:children]\na\n", 4, "loop"),
+        ("[web]\nfoo:\n", 2, "port"),
+        ("[web]\nfoo:bar\n", 2, "port"),
+    ],
+)
+def test_bad_ini(tmp_path, text, line, what):
+    with pytest.raises(InventoryError) as ei:
+        load(tmp_path, text)
+    msg = str(ei.value)
+    assert msg.startswith(f"{tmp_path / 'hosts'}:{line}: "), msg
+    assert what in msg, msg
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ("- a\n- b\n", "must be a mapping"),
+        ("", "empty"),
+        ("all: [a, b]\n", "must be a mapping"),
+        ("all:\n  hosts: [a]\n", "must be a mapping"),
+        ("all:\n  host:\n    a:\n", "unexpected key"),
+        ("all:\n  hosts:\n    a: 5\n", "must be a mapping"),
+        ("all:\n  children:\n    g:\n      hosts:\n        'x[9:1]':\n", "begin <= end"),
+    ],
+)
+def test_bad_yaml(tmp_path, text, what):
+    with pytest.raises(InventoryError) as ei:
+        load(tmp_path, text, "inv.yml")
+    assert str(ei.value).startswith(f"{tmp_path / 'inv.yml'}: ")
+    assert what in str(ei.value)
+
+
+def test_bad_yaml_syntax_names_line(tmp_path):
+    with pytest.raises(InventoryError, match=r"inv\.yaml:4: invalid YAML"):
+        load(tmp_path, "all:\n  hosts:\n    a: [1\n  b: 2\n", "inv.yaml")
