@@ -92,6 +92,11 @@ def parse_arguments(text: str | None) -> tuple[list, dict]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fanout`` command; returns the exit status (Ansible's: 2 failed, 4 unreachable)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["inventory"]:
+        from fanout import _inventory_cli
+
+        return _inventory_cli.main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.pattern.strip() != IMPLICIT_HOST:

@@ -84,3 +84,80 @@ def test_bad_usage_is_refused_with_usage(args: list[str]) -> None:
 def test_python_dash_m_is_the_same_command() -> None:
     done = subprocess.run([sys.executable, "-m", "fanout", "--version"], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == f"fanout {fanout.__version__}"
+
+
+INVENTORY = """\
+mail.example.com
+
+[webservers]
+foo.example.com http_port=80
+bar.example.com
+
+[dbservers]
+one.example.com
+
+[prod:children]
+webservers
+
+[prod:vars]
+env=prod
+"""
+
+
+@pytest.fixture
+def inventory_file(tmp_path: Path) -> str:
+    path = tmp_path / "hosts"
+    path.write_text(INVENTORY)
+    return str(path)
+
+
+def test_inventory_list_has_ansible_inventorys_shape(inventory_file: str) -> None:
+    done = fanout_cmd("inventory", "-i", inventory_file, "--list")
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["_meta"]["hostvars"]["foo.example.com"] == {"env": "prod", "http_port": 80}
+    assert "mail.example.com" not in document["_meta"]["hostvars"]  # no variables, as ansible-inventory
+    assert document["all"]["children"] == ["ungrouped", "dbservers", "prod"]
+    assert document["prod"] == {"children": ["webservers"]}
+    assert document["webservers"]["hosts"] == ["foo.example.com", "bar.example.com"]
+    assert document["ungrouped"]["hosts"] == ["mail.example.com"]
+
+
+def test_inventory_graph_and_host(inventory_file: str) -> None:
+    done = fanout_cmd("inventory", "-i", inventory_file, "--graph")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "@all:",
+        "  |--@dbservers:",
+        "  |  |--one.example.com",
+        "  |--@prod:",
+        "  |  |--@webservers:",
+        "  |  |  |--bar.example.com",
+        "  |  |  |--foo.example.com",
+        "  |--@ungrouped:",
+        "  |  |--mail.example.com",
+    ]
+    done = fanout_cmd("inventory", "-i", inventory_file, "--host", "foo.example.com")
+    assert json.loads(done.stdout) == {"env": "prod", "http_port": 80}
+
+
+@pytest.mark.parametrize(
+    "args, status, complaint",
+    [
+        (["--host", "nobody.example.com"], 1, "no host named 'nobody.example.com'"),
+        (["--graph", "nogroup"], 1, "no group named 'nogroup'"),
+        ([], 2, "one of the arguments --list --graph --host is required"),
+    ],
+)
+def test_inventory_bad_requests(inventory_file: str, args: list[str], status: int, complaint: str) -> None:
+    done = fanout_cmd("inventory", "-i", inventory_file, *args)
+    assert done.returncode == status
+    assert complaint in done.stderr
+
+
+def test_inventory_errors_name_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "broken"
+    bad.write_text("[webservers\nfoo\n")
+    done = fanout_cmd("inventory", "-i", str(bad), "--list")
+    assert done.returncode == 1
+    assert f"{bad}:1" in done.stderr
