@@ -597,6 +597,8 @@ class Inventory:
             ("user", ("fanout_user", "ansible_user", "ansible_ssh_user")),
             ("identity_file", ("fanout_identity_file", "ansible_ssh_private_key_file", "ansible_private_key_file")),
             ("password", ("fanout_password", "ansible_password", "ansible_ssh_pass", "ansible_ssh_password")),
+            ("known_hosts", ("fanout_known_hosts",)),
+            ("host_key_policy", ("fanout_host_key_policy",)),
         ):
             value = pick(*names)
             if value is not None:

@@ -487,3 +487,10 @@ def test_bad_yaml(tmp_path, text, what):
 def test_bad_yaml_syntax_names_line(tmp_path):
     with pytest.raises(InventoryError, match=r"inv\.yaml:4: invalid YAML"):
         load(tmp_path, "all:\n  hosts:\n    a: [1\n  b: 2\n", "inv.yaml")
+
+
+def test_fanout_only_connection_variables(tmp_path) -> None:
+    path = tmp_path / "hosts"
+    path.write_text("h1 fanout_known_hosts=/etc/kh fanout_host_key_policy=accept-new\n")
+    options = Inventory.load(path).connect_options("h1")
+    assert options["known_hosts"] == "/etc/kh" and options["host_key_policy"] == "accept-new"
