@@ -4,6 +4,8 @@ from typing import TYPE_CHECKING, Any
 
 from fanout.errors import (
     AuthenticationFailed,
+    CallTimeout,
+    CommandFailed,
     ConnectionLost,
     ConnectTimeout,
     FanoutError,
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
     from fanout._context import Context, local
     from fanout._parent import parent
     from fanout._ssh import connect
+    from fanout.fleet import Fleet, Result, Results
+    from fanout.inventory import Inventory
 
 # The master's machinery loads on first use: paramiko (with what it imports) costs
 # ~90 ms, importlib.metadata ~50 ms, and children, which import fanout.service from
@@ -31,6 +35,10 @@ _LAZY = {
     "connect": "fanout._ssh",
     "register_type": "fanout._codec",
     "parent": "fanout._parent",
+    "Fleet": "fanout.fleet",
+    "Result": "fanout.fleet",
+    "Results": "fanout.fleet",
+    "Inventory": "fanout.inventory",
 }
 
 
@@ -55,13 +63,19 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AuthenticationFailed",
+    "CallTimeout",
+    "CommandFailed",
     "ConnectTimeout",
     "ConnectionLost",
     "Context",
     "FanoutError",
+    "Fleet",
     "HostKeyError",
+    "Inventory",
     "ProtocolError",
     "RemoteError",
+    "Result",
+    "Results",
     "SerializationError",
     "Unreachable",
     "UnsafeMessage",

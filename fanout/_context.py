@@ -20,6 +20,7 @@ from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from typing import Any
 
 from fanout import _functions
+from fanout._deadlines import DEADLINES
 from fanout._modules import PINNED, ModuleSender
 from fanout._protocol import (
     CallFailed,
@@ -31,7 +32,7 @@ from fanout._protocol import (
     ServiceRequested,
 )
 from fanout._transport import LocalTransport, Transport
-from fanout.errors import ConnectionLost, ProtocolError, RemoteError
+from fanout.errors import ConnectionLost, ConnectTimeout, ProtocolError, RemoteError
 
 # Work that must not run on a transport's receiving thread: module lookups (they may import on
 # the master), and finding out how a child ended (it may wait for the exit status).
@@ -92,10 +93,14 @@ class Context:
         self._closed = False
         self._bytes_sent = self._bytes_received = self._module_requests = 0
         self._log = logging.getLogger(f"fanout.remote.{name}")
+        self._ready_deadline: int | None = None
+        #: Called as ``on_output(stream, line)`` for each line the child prints, instead of logging it.
+        self.on_output: Callable[[str, str], None] | None = None
         config = {"name": name, "roots": sorted(PINNED), "log_level": self._log.getEffectiveLevel()}
         self._ended_event = threading.Event()
         self._transport.start(self._on_data, self._on_end)
-        self._send(self._protocol.bootstrap(config))
+        with contextlib.suppress(ConnectionLost):  # a child that died at once: its calls will say how
+            self._send(self._protocol.bootstrap(config))
 
     # -- public API ----------------------------------------------------------------------
 
@@ -144,6 +149,18 @@ class Context:
             if exc.type_name == "fanout.service.CallRefused":
                 raise service_module.CallRefused(f"{exc.message} (on {self.name})") from exc
             raise
+
+    def expect_ready_by(self, deadline: float, timeout: float) -> None:
+        """Fail every call with :class:`ConnectTimeout` as the cause if the child has not started by ``deadline``."""
+        if not self._hello_seen.is_set():
+            self._ready_deadline = DEADLINES.at(deadline, lambda: self._not_ready(timeout))
+
+    def _not_ready(self, timeout: float) -> None:
+        if self._hello_seen.is_set():
+            return
+        reason = f"the child was not ready within the connect timeout of {timeout:g} s"
+        self._fail_all(reason, ConnectTimeout(f"{self.name}: {reason}"))
+        _BACKGROUND.submit(self._transport.close)
 
     @property
     def python_version(self) -> tuple[int, int, int]:
@@ -197,6 +214,10 @@ class Context:
             self._transport.send(data)
             self._bytes_sent += len(data)
         except Exception as exc:
+            # The child may have just ended (a missing python, say): its own account of how is
+            # worth a short wait, except on the pool that produces that account.
+            if not threading.current_thread().name.startswith("fanout-background"):
+                self._ended_event.wait(2)
             self._fail_all(f"sending failed: {type(exc).__name__}: {exc}", exc)
             self._raise_if_lost()
 
@@ -251,12 +272,17 @@ class Context:
         elif isinstance(event, ServiceRequested):
             self._serve(event)
         elif isinstance(event, Output):
+            if self.on_output is not None and event.stream != "log":
+                self.on_output(event.stream, event.text)
+                return
             self._log.log(
                 event.level, "%s", event.text, extra={"fanout_stream": event.stream, "fanout_logger": event.logger}
             )
         elif isinstance(event, Hello):
             self._modules.child_python = event.python
             self._hello_seen.set()
+            if self._ready_deadline is not None:
+                DEADLINES.cancel(self._ready_deadline)
 
     def _serve(self, event: ServiceRequested) -> None:
         """A child calls a service here: run it in the children's pool, reply when it is done."""

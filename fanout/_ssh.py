@@ -13,7 +13,8 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,7 @@ class Destination:
     user: str
     identity_files: list[str] = field(default_factory=list)
     proxy_command: str | None = None
+    proxy_jump: str | None = None
     explicit_identity: bool = False
 
 
@@ -66,14 +68,66 @@ def resolve(
     if not 0 < port < 65536:
         raise ValueError(f"{host}: port {port} is out of range")
     identities = [os.fspath(identity_file)] if identity_file else list(entry.get("identityfile", []))
+
+    def unless_none(key: str) -> str | None:
+        value = entry.get(key)
+        return None if value is None or value.lower() == "none" else value
+
     return Destination(
         hostname=entry.get("hostname", host),
         port=port,
         user=user or entry.get("user") or getpass.getuser(),
         identity_files=[os.path.expanduser(p) for p in identities],
-        proxy_command=entry.get("proxycommand") if entry.get("proxycommand", "none").lower() != "none" else None,
+        proxy_command=unless_none("proxycommand"),
+        proxy_jump=unless_none("proxyjump"),
         explicit_identity=identity_file is not None,
     )
+
+
+def parse_jump(spec: str) -> tuple[str, str | None, int | None]:
+    """One ProxyJump hop, ``[user@]host[:port]``, as (host, user, port)."""
+    user, _, rest = spec.strip().rpartition("@")
+    host, port = rest, None
+    if rest.startswith("["):  # [v6::address]:port
+        host, _, tail = rest[1:].partition("]")
+        port = tail[1:] if tail.startswith(":") else None
+    elif rest.count(":") == 1:
+        host, port = rest.split(":")
+    if not host or (port is not None and not port.isdigit()):
+        raise ValueError(f"a jump host must look like [user@]host[:port], not {spec!r}")
+    return host, user or None, int(port) if port is not None else None
+
+
+# OpenSSH's default MaxStartups 10:30:100 starts dropping connections at random once 10 are
+# unauthenticated; a fan-out over many names served by one sshd stays under that, with room
+# to spare for other clients.
+MAX_HANDSHAKES_PER_SSHD = 8
+_handshake_slots: dict[tuple[str, int], threading.BoundedSemaphore] = {}
+_handshake_slots_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _handshake_slot(name: str, dest: Destination, deadline: float) -> Iterator[None]:
+    """Hold one of the few unauthenticated connections an sshd accepts, from TCP connect to authenticated."""
+    key = (dest.hostname.lower(), dest.port)
+    with _handshake_slots_lock:
+        slot = _handshake_slots.setdefault(key, threading.BoundedSemaphore(MAX_HANDSHAKES_PER_SSHD))
+    if not slot.acquire(timeout=max(deadline - time.monotonic(), 0)):
+        raise ConnectTimeout(
+            f"{name}: waited out the connect timeout for one of the {MAX_HANDSHAKES_PER_SSHD} handshakes "
+            f"allowed at once to {dest.hostname}:{dest.port}"
+        )
+    try:
+        yield
+    finally:
+        slot.release()
+
+
+def _remaining(name: str, deadline: float, what: str) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise ConnectTimeout(f"{name}: the connect timeout ran out before {what}")
+    return left
 
 
 class _AcceptAnyHostKey(paramiko.MissingHostKeyPolicy):
@@ -105,7 +159,18 @@ def _client(known_hosts: str | os.PathLike | None, policy: str) -> paramiko.SSHC
     return client
 
 
-def _open_socket(name: str, dest: Destination, timeout: float):
+def _open_socket(name: str, dest: Destination, timeout: float, jump: paramiko.Transport | None = None):
+    if jump is not None:
+        try:
+            return jump.open_channel("direct-tcpip", (dest.hostname, dest.port), ("127.0.0.1", 0), timeout=timeout)
+        except paramiko.ChannelException as exc:
+            raise Unreachable(
+                f"{name}: the jump host could not reach {dest.hostname}:{dest.port}: {exc.text} ({exc.code})"
+            ) from exc
+        except paramiko.SSHException as exc:
+            if "timeout" in str(exc).lower():
+                raise ConnectTimeout(f"{name}: no channel through the jump host within {timeout:g} s") from exc
+            raise Unreachable(f"{name}: the jump host refused a channel to {dest.hostname}:{dest.port}: {exc}") from exc
     if dest.proxy_command:
         return paramiko.ProxyCommand(dest.proxy_command)
     try:
@@ -234,8 +299,8 @@ class _ChannelFeed:
 class SSHTransport:
     """A child reached through an SSH exec channel."""
 
-    def __init__(self, client: paramiko.SSHClient, channel: paramiko.Channel, name: str) -> None:
-        self.client = client
+    def __init__(self, clients: list[paramiko.SSHClient], channel: paramiko.Channel, name: str) -> None:
+        self.clients = clients  # the host's, after those of any jump hosts it is reached through
         self.channel = channel
         self.stderr = StderrTail(name)
         self._stderr_thread = threading.Thread(
@@ -256,7 +321,8 @@ class SSHTransport:
         except (EOFError, OSError, paramiko.SSHException):
             pass  # the connection is already gone: nothing left to close politely
         finally:
-            self.client.close()
+            for client in reversed(self.clients):
+                client.close()
 
     def describe_end(self) -> str:
         what = "the remote process ended"
@@ -282,6 +348,8 @@ def connect(
     host_key_policy: str = "strict",
     connect_timeout: float = 10.0,
     ssh_config: bool | str | os.PathLike = True,
+    jump: str | None = None,
+    jump_identity_file: str | os.PathLike | None = None,
 ) -> Context:
     """Connect to ``host`` over SSH and start a child there; returns its :class:`Context`.
 
@@ -290,19 +358,62 @@ def connect(
     with this key), ``"accept-new"`` (unknown hosts are added, changed keys
     refused) or ``"ignore"``. An explicit ``identity_file`` is the only key
     tried; otherwise the agent and the default keys are, as ``ssh`` does.
+    ``jump`` is OpenSSH's ProxyJump: ``[user@]host[:port]`` hops, comma-separated,
+    each checked and authenticated like ``host`` (``~/.ssh/config``'s ProxyJump
+    when not given), with ``jump_identity_file`` if given. ``connect_timeout`` covers the whole way, every hop and the
+    child's start included: a child not ready by then fails its calls with
+    :class:`ConnectTimeout` as the cause.
     """
     if host_key_policy not in HOST_KEY_POLICIES:
         raise ValueError(f"host_key_policy must be one of {HOST_KEY_POLICIES}, not {host_key_policy!r}")
     if not isinstance(host, str) or not host:
         raise ValueError(f"host must be a non-empty string, not {host!r}")
+    deadline = time.monotonic() + connect_timeout
     dest = resolve(host, port, user, identity_file, ssh_config)
-    client = _client(known_hosts, host_key_policy)
+    hops = jump if jump is not None else dest.proxy_jump
+    clients: list[paramiko.SSHClient] = []
     try:
-        sock = _open_socket(host, dest, connect_timeout)
-        _authenticate(host, client, dest, sock, password, connect_timeout)
-        channel = client.get_transport().open_session(timeout=connect_timeout)
+        through = None
+        for hop in [h for h in (hops or "").split(",") if h.strip()]:
+            hop_host, hop_user, hop_port = parse_jump(hop)
+            hop_dest = resolve(hop_host, hop_port, hop_user, jump_identity_file or identity_file, ssh_config)
+            hop_dest.proxy_jump = None
+            through = _open_client(
+                f"{host} (jump host {hop_host})",
+                hop_dest,
+                known_hosts,
+                host_key_policy,
+                password,
+                deadline,
+                through,
+                clients,
+            )
+        transport = _open_client(host, dest, known_hosts, host_key_policy, password, deadline, through, clients)
+        channel = transport.open_session(timeout=_remaining(host, deadline, "a session channel opened"))
         _exec_without_waiting(channel, _stage.stage0_command(python))
-        return Context(SSHTransport(client, channel, host), host)
+        context = Context(SSHTransport(clients, channel, host), host)
     except BaseException:
-        client.close()
+        for client in reversed(clients):
+            client.close()
         raise
+    context.expect_ready_by(deadline, connect_timeout)
+    return context
+
+
+def _open_client(
+    name: str,
+    dest: Destination,
+    known_hosts: str | os.PathLike | None,
+    host_key_policy: str,
+    password: str | None,
+    deadline: float,
+    through: paramiko.Transport | None,
+    clients: list[paramiko.SSHClient],
+) -> paramiko.Transport:
+    """One authenticated SSH connection (through the previous hop, if any), appended to ``clients``."""
+    client = _client(known_hosts, host_key_policy)
+    clients.append(client)
+    with _handshake_slot(name, dest, deadline):
+        sock = _open_socket(name, dest, _remaining(name, deadline, "connecting"), through)
+        _authenticate(name, client, dest, sock, password, _remaining(name, deadline, "the SSH handshake"))
+    return client.get_transport()

@@ -6,6 +6,8 @@ from fanout._wire import ProtocolError
 
 __all__ = [
     "AuthenticationFailed",
+    "CallTimeout",
+    "CommandFailed",
     "ConnectTimeout",
     "ConnectionLost",
     "FanoutError",
@@ -73,3 +75,22 @@ class SerializationError(FanoutError, TypeError):
 
 class UnsafeMessage(ProtocolError):
     """A child's message named a class or function outside the allow-list, or was malformed."""
+
+
+class CallTimeout(FanoutError):
+    """A fleet call got no answer from a host within its timeout; the host's connection was closed."""
+
+
+class CommandFailed(FanoutError):
+    """A shell command exited with a non-zero status (or was killed at its timeout)."""
+
+    def __init__(self, host: str, rc: int | None, stderr: str) -> None:
+        super().__init__(host, rc, stderr)
+        self.host = host
+        self.rc = rc
+        self.stderr = stderr
+
+    def __str__(self) -> str:
+        what = "timed out and was killed" if self.rc is None else f"exited with status {self.rc}"
+        tail = self.stderr.rstrip("\n").splitlines()[-3:]
+        return f"the command {what} on {self.host}" + (": " + " / ".join(tail) if tail else "")

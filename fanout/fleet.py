@@ -7,15 +7,24 @@ One host never fails another (decision 7): each ends as ``ok``, ``failed``
 
 from __future__ import annotations
 
+import hashlib
 import os
+import queue
+import stat
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from fanout import _files, _limits, _progress, _shell
 from fanout.errors import (
     AuthenticationFailed,
+    CallTimeout,
+    CommandFailed,
     ConnectionLost,
     ConnectTimeout,
     FanoutError,
@@ -34,6 +43,9 @@ class Result:
     status: str
     value: Any = None
     error: BaseException | None = None
+    #: What the host printed while the call ran (for :meth:`Fleet.run`, the command's output).
+    stdout: str = ""
+    stderr: str = ""
 
     @property
     def ok(self) -> bool:
@@ -44,9 +56,30 @@ class Result:
         return f"<Result {self.host} {self.status}: {detail}>"
 
 
+@dataclass(frozen=True)
+class CommandResult:
+    """How a shell command ended on one host: ``rc`` is None when it was killed at its timeout."""
+
+    rc: int | None
+    stdout: str
+    stderr: str
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A file pushed to one host: ``changed`` is False when it was there already, byte for byte."""
+
+    path: str
+    changed: bool
+    size: int
+    sha256: str
+
+
 def status_of(error: BaseException) -> str:
     """The outcome an exception means for its host."""
-    if isinstance(error, ConnectTimeout):
+    if isinstance(error, ConnectionLost) and isinstance(error.__cause__, ConnectTimeout):
+        return TIMED_OUT  # the connection was up, but the child did not start in time
+    if isinstance(error, (ConnectTimeout, CallTimeout)):
         return TIMED_OUT
     if isinstance(error, (AuthenticationFailed, HostKeyError)):
         return AUTH_FAILED
@@ -97,96 +130,266 @@ class Results(Mapping):
 
 
 class Fleet:
-    """Hosts to run calls on, each reached with its own ``fanout.connect`` options."""
+    """Hosts to run calls on, each reached with its own ``fanout.connect`` options.
 
-    def __init__(self, hosts: Mapping[str, Mapping[str, Any]], *, forks: int = 50, connect_timeout: float = 10.0):
-        if forks < 1:
-            raise ValueError(f"forks must be at least 1, not {forks}")
+    ``hosts`` maps a name to :func:`fanout.connect` keyword arguments (``host``
+    being the address); ``{"connection": "local"}`` makes a child on this
+    machine instead. ``echo`` writes each line the hosts print, as it comes,
+    prefixed with the host's name (``[web01] ...``); ``progress`` shows a bar on
+    a terminal (``None``: when stderr is one and there are more than a few hosts).
+    """
+
+    def __init__(
+        self,
+        hosts: Mapping[str, Mapping[str, Any]],
+        *,
+        forks: int = 50,
+        connect_timeout: float = 10.0,
+        echo: bool = True,
+        progress: bool | None = None,
+    ):
+        if not isinstance(forks, int) or forks < 1:
+            raise ValueError(f"forks must be a whole number of at least 1, not {forks!r}")
+        if not connect_timeout > 0:
+            raise ValueError(f"connect_timeout must be above 0 seconds, not {connect_timeout!r}")
         self.hosts = {name: dict(options) for name, options in hosts.items()}
         self.forks = forks
         self.connect_timeout = connect_timeout
+        self.echo = echo
+        self.progress = progress
         self._contexts: dict[str, Any] = {}
         self._failures: dict[str, BaseException] = {}
+        self._output: dict[str, list[tuple[str, str]]] = {name: [] for name in self.hosts}
         self._lock = threading.Lock()
+        self._echo_lock = threading.Lock()
         self._connected = False
 
     @classmethod
     def from_inventory(cls, path: str | os.PathLike, pattern: str = "all", **options: Any) -> Fleet:
-        """The hosts ``pattern`` selects in an Ansible inventory, with their connection variables."""
+        """The hosts ``pattern`` selects in an Ansible inventory, with their connection variables.
+
+        As in Ansible, ``localhost`` is implicit: named by the pattern but absent
+        from the inventory, it is this machine, reached through a local child.
+        """
         from fanout.inventory import Inventory
 
         inventory = Inventory.load(path)
-        return cls({name: inventory.connect_options(name) for name in inventory.hosts(pattern)}, **options)
+        return cls(inventory.fleet_hosts(pattern), **options)
+
+    # -- connecting --------------------------------------------------------------------
 
     def connect(self) -> Fleet:
         """Open every connection, at most ``forks`` at once; a host that fails is remembered, not raised."""
-        from fanout._ssh import connect
-
-        def open_one(name: str) -> None:
-            options = dict(self.hosts[name])
-            address = options.pop("host", name)
-            options.setdefault("connect_timeout", self.connect_timeout)
-            try:
-                context = connect(address, **options)
-            except (FanoutError, OSError, ValueError) as exc:
-                with self._lock:
-                    self._failures[name] = exc
-                return
-            context.name = name
-            with self._lock:
-                self._contexts[name] = context
-
-        with ThreadPoolExecutor(max_workers=min(self.forks, max(len(self.hosts), 1))) as pool:
-            list(pool.map(open_one, [name for name in self.hosts if name not in self._contexts]))
+        pending = [name for name in self.hosts if name not in self._contexts and name not in self._failures]
+        _limits.ensure_open_files(len(self.hosts))
+        with (
+            _progress.Progress("connecting", len(pending), _progress.wanted(len(pending), self.progress)) as bar,
+            ThreadPoolExecutor(max_workers=min(self.forks, max(len(pending), 1))) as pool,
+        ):
+            for status in pool.map(self._open, pending):
+                bar.advance(status)
         self._connected = True
         return self
 
-    def _start(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> dict[str, Future]:
+    def _open(self, name: str) -> str:
+        options = dict(self.hosts[name])
+        connection = options.pop("connection", "ssh")
+        try:
+            if connection == "local":
+                from fanout._context import local
+
+                context = local(options.get("python", sys.executable), name=name)
+            elif connection != "ssh":
+                raise Unreachable(f"{name}: connection {connection!r} is not one fanout makes (ssh, local)")
+            else:
+                from fanout._ssh import connect
+
+                options.setdefault("connect_timeout", self.connect_timeout)
+                context = connect(options.pop("host", name), **options)
+        except (FanoutError, OSError, ValueError) as exc:
+            with self._lock:
+                self._failures[name] = exc
+            return status_of(exc)
+        context.name = name
+        context.on_output = lambda stream, line: self._on_output(name, stream, line)
+        with self._lock:
+            self._contexts[name] = context
+        return OK
+
+    def _on_output(self, name: str, stream: str, line: str) -> None:
+        with self._lock:
+            self._output[name].append((stream, line))
+        if self.echo:
+            with self._echo_lock:
+                target = sys.stderr if stream == "stderr" else sys.stdout
+                target.write(f"[{name}] {line}\n")
+                target.flush()
+
+    # -- calling -------------------------------------------------------------------------
+
+    def _start(self, fn: Callable[..., Any], args: tuple, kwargs: dict, names: list[str] | None = None):
         if not self._connected:
             self.connect()
         futures: dict[str, Future] = {}
-        for name in self.hosts:
-            context = self._contexts.get(name)
+        for name in self.hosts if names is None else names:
+            with self._lock:
+                context = self._contexts.get(name)
+                self._output[name] = []
             if context is None:
-                failed: Future = Future()
-                failed.set_exception(self._failures[name])
-                futures[name] = failed
-            else:
-                try:
-                    futures[name] = context.call_async(fn, *args, **kwargs)
-                except (FanoutError, TypeError) as exc:
-                    failed = Future()
-                    failed.set_exception(exc)
-                    futures[name] = failed
+                futures[name] = _failed(self._failures[name])
+                continue
+            try:
+                futures[name] = context.call_async(fn, *args, **kwargs)
+            except (FanoutError, TypeError) as exc:
+                futures[name] = _failed(exc)
         return futures
 
-    @staticmethod
-    def _result(name: str, future: Future) -> Result:
+    def _result(self, name: str, future: Future) -> Result:
+        with self._lock:
+            output = self._output[name]
+        stdout = "".join(line + "\n" for stream, line in output if stream == "stdout")
+        stderr = "".join(line + "\n" for stream, line in output if stream == "stderr")
         error = future.exception()
         if error is None:
-            return Result(name, OK, value=future.result())
-        return Result(name, status_of(error), error=error)
+            return Result(name, OK, value=future.result(), stdout=stdout, stderr=stderr)
+        return Result(name, status_of(error), error=error, stdout=stdout, stderr=stderr)
 
-    def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Results:
-        """Run ``fn(*args, **kwargs)`` on every host; one :class:`Result` per host, in host order."""
+    def _completed(self, futures: dict[str, Future], timeout: float | None, what: str) -> Iterator[Result]:
+        """Each host's result as it finishes; at the timeout, the rest as timed out (and disconnected)."""
+        done: queue.SimpleQueue[str] = queue.SimpleQueue()
+        for name, future in futures.items():
+            future.add_done_callback(lambda _, name=name: done.put(name))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        left = set(futures)
+        enabled = _progress.wanted(len(futures), self.progress)
+        with _progress.Progress(what, len(futures), enabled) as bar:
+            while left:
+                try:
+                    name = done.get(timeout=None if deadline is None else max(deadline - time.monotonic(), 0))
+                except queue.Empty:
+                    break
+                left.discard(name)
+                result = self._result(name, futures[name])
+                bar.advance(result.status)
+                yield result
+        for name in [n for n in futures if n in left]:
+            error = CallTimeout(f"{name}: no answer within {timeout:g} s; its connection was closed")
+            self._drop(name, error)
+            yield Result(name, TIMED_OUT, error=error)
+
+    def _drop(self, name: str, error: BaseException) -> None:
+        """A host that timed out leaves the fleet: its child is ended and later calls report the timeout."""
+        with self._lock:
+            context = self._contexts.pop(name, None)
+            self._failures[name] = error
+        if context is not None:
+            threading.Thread(target=context.close, daemon=True).start()
+
+    def call(self, fn: Callable[..., Any], /, *args: Any, timeout: float | None = None, **kwargs: Any) -> Results:
+        """Run ``fn(*args, **kwargs)`` on every host; one :class:`Result` per host, in host order.
+
+        A host with no answer after ``timeout`` seconds ends as timed out, and
+        leaves the fleet (its child is ended). To pass a ``timeout`` argument to
+        ``fn`` itself, wrap it in :func:`functools.partial`.
+        """
         futures = self._start(fn, args, kwargs)
-        return Results({name: self._result(name, future) for name, future in futures.items()})
+        return self._in_order(self._completed(futures, timeout, _describe(fn)))
 
     def as_completed(
         self, fn: Callable[..., Any], /, *args: Any, timeout: float | None = None, **kwargs: Any
     ) -> Iterator[tuple[str, Result]]:
         """Like :meth:`call`, but yields ``(host, result)`` as each host finishes."""
         futures = self._start(fn, args, kwargs)
-        names = {future: name for name, future in futures.items()}
-        for future in as_completed(names, timeout=timeout):
-            yield names[future], self._result(names[future], future)
+        for result in self._completed(futures, timeout, _describe(fn)):
+            yield result.host, result
+
+    def _in_order(self, results: Iterator[Result]) -> Results:
+        by_host = {result.host: result for result in results}
+        return Results({name: by_host[name] for name in self.hosts if name in by_host})
+
+    def run(
+        self,
+        command: str,
+        *,
+        timeout: float | None = None,
+        check: bool = True,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Results:
+        """Run a shell command on every host; each result's value is a :class:`CommandResult`.
+
+        With ``check`` (the default, as Ansible's ``shell``), a non-zero exit
+        status makes the host failed, with :class:`CommandFailed` as its error
+        and the :class:`CommandResult` still in ``value``. A command still
+        running at ``timeout`` is killed with everything it started.
+        """
+        if not isinstance(command, str) or not command.strip():
+            raise ValueError(f"command must be a non-empty string, not {command!r}")
+        wait = None if timeout is None else timeout + self.connect_timeout  # the host kills it first
+        futures = self._start(_shell.run, (command, timeout, self.echo, cwd, dict(env) if env else None), {})
+        results = self._in_order(self._completed(futures, wait, command))
+        return Results({name: _command_result(result, check) for name, result in results.items()})
+
+    def put(
+        self, local: str | os.PathLike, remote: str, *, mode: int | None = None, timeout: float | None = None
+    ) -> Results:
+        """Push a file to ``remote`` (a full path) on every host; each value is a :class:`Transfer`.
+
+        Hosts whose file already has the same content are not sent it again
+        (only its mode is fixed if that differs); elsewhere the file is written
+        beside its target and renamed into place, so readers never see half of it.
+        ``mode`` defaults to the local file's permissions.
+        """
+        data = Path(local).read_bytes()
+        if mode is None:
+            mode = stat.S_IMODE(os.stat(local).st_mode)
+        sha256 = hashlib.sha256(data).hexdigest()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        comparing = self._start(_files.compare, (remote, sha256, mode), {})
+        compared = self._in_order(self._completed(comparing, timeout, f"compare {remote}"))
+        results = {name: r for name, r in compared.items() if not r.ok}
+        for verdict, send in (("same", None), ("mode", self._set_mode), ("content", self._send_file)):
+            names = [name for name, r in compared.items() if r.ok and r.value == verdict]
+            if not names:
+                continue
+            if send is not None:
+                left = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+                for name, result in send(names, remote, data, mode, sha256, left).items():
+                    if not result.ok:
+                        results[name] = result
+                        names.remove(name)
+            for name in names:
+                results[name] = Result(name, OK, value=Transfer(remote, send is not None, len(data), sha256))
+        return Results({name: results[name] for name in self.hosts if name in results})
+
+    def _set_mode(self, names, remote, data, mode, sha256, timeout) -> Results:
+        futures = self._start(_files.set_mode, (remote, mode), {}, names)
+        return self._in_order(self._completed(futures, timeout, f"chmod {remote}"))
+
+    def _send_file(self, names, remote, data, mode, sha256, timeout) -> dict[str, Result]:
+        """The file in pieces of at most PUT_CHUNK bytes, to each host in parallel."""
+        failed: dict[str, Result] = {}
+        deadline = None if timeout is None else time.monotonic() + timeout
+        offsets = range(0, max(len(data), 1), PUT_CHUNK)
+        for offset in offsets:
+            names = [name for name in names if name not in failed]
+            last = offset == offsets[-1]
+            args = (remote, data[offset : offset + PUT_CHUNK], offset, last, mode, sha256)
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+            for result in self._completed(self._start(_files.write, args, {}, names), left, f"put {remote}"):
+                if not result.ok:
+                    failed[result.host] = result
+        return failed
+
+    # -- closing -------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close every connection."""
+        """Close every connection (in parallel: each close waits for its child to end)."""
         with self._lock:
             contexts, self._contexts = list(self._contexts.values()), {}
-        for context in contexts:
-            context.close()
+        if contexts:
+            with ThreadPoolExecutor(max_workers=min(self.forks, len(contexts))) as pool:
+                list(pool.map(lambda context: context.close(), contexts))
 
     def __enter__(self) -> Fleet:
         return self.connect()
@@ -194,5 +397,44 @@ class Fleet:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def __repr__(self) -> str:
+        return f"<fanout.Fleet {len(self.hosts)} hosts, {len(self._contexts)} connected>"
 
-__all__ = ["AUTH_FAILED", "FAILED", "OK", "TIMED_OUT", "UNREACHABLE", "Fleet", "Result", "Results"]
+
+PUT_CHUNK = 8 * 1024 * 1024  # well under a frame's 64 MiB limit, and a piece's memory on small hosts
+
+
+def _failed(error: BaseException) -> Future:
+    future: Future = Future()
+    future.set_exception(error)
+    return future
+
+
+def _describe(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def _command_result(result: Result, check: bool) -> Result:
+    if not result.ok:
+        return result
+    rc, stdout, stderr, _timed_out = result.value
+    value = CommandResult(rc, stdout, stderr)
+    if rc is None:
+        return Result(result.host, TIMED_OUT, value, CommandFailed(result.host, rc, stderr), stdout, stderr)
+    if check and rc != 0:
+        return Result(result.host, FAILED, value, CommandFailed(result.host, rc, stderr), stdout, stderr)
+    return Result(result.host, OK, value, None, stdout, stderr)
+
+
+__all__ = [
+    "AUTH_FAILED",
+    "FAILED",
+    "OK",
+    "TIMED_OUT",
+    "UNREACHABLE",
+    "CommandResult",
+    "Fleet",
+    "Result",
+    "Results",
+    "Transfer",
+]

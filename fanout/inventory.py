@@ -29,6 +29,16 @@ from typing import Any
 __all__ = ["Group", "Inventory", "InventoryError"]
 
 
+IMPLICIT_LOCALHOSTS = ("localhost", "127.0.0.1", "::1")
+_PROXY_JUMP = re.compile(r"""(?:-J\s*|ProxyJump\s*[= ]\s*)["']?([^\s"']+)""", re.IGNORECASE)
+
+
+def _proxy_jump(ssh_args: str) -> str | None:
+    """ProxyJump from Ansible's ``ansible_ssh_common_args``, given as ``-J hop`` or ``-o ProxyJump=hop``."""
+    match = _PROXY_JUMP.search(ssh_args)
+    return match.group(1) if match else None
+
+
 class InventoryError(ValueError):
     """An inventory (or a host pattern) could not be read; the message names the file and line."""
 
@@ -599,6 +609,7 @@ class Inventory:
             ("password", ("fanout_password", "ansible_password", "ansible_ssh_pass", "ansible_ssh_password")),
             ("known_hosts", ("fanout_known_hosts",)),
             ("host_key_policy", ("fanout_host_key_policy",)),
+            ("jump_identity_file", ("fanout_jump_identity_file",)),
         ):
             value = pick(*names)
             if value is not None:
@@ -607,7 +618,28 @@ class Inventory:
         # Ansible's "auto", "auto_silent", "auto_legacy"... mean interpreter discovery: leave fanout's default.
         if python is not None and not (hv.get("fanout_python") is None and str(python).startswith("auto")):
             opts["python"] = str(python)
+        timeout = pick("fanout_timeout", "ansible_timeout", "ansible_ssh_timeout")
+        if timeout is not None:
+            try:
+                opts["connect_timeout"] = float(timeout)
+            except (TypeError, ValueError):
+                raise InventoryError(f"host {name!r}: timeout must be a number of seconds, got {timeout!r}") from None
+        jump = pick("fanout_jump") or _proxy_jump(
+            " ".join(str(hv.get(k) or "") for k in ("ansible_ssh_common_args", "ansible_ssh_extra_args"))
+        )
+        if jump:
+            opts["jump"] = str(jump)
+        connection = str(pick("fanout_connection", "ansible_connection") or "ssh")
+        if connection != "ssh" and connection not in ("smart", "paramiko", "paramiko_ssh"):
+            opts["connection"] = connection
         return opts
+
+    def fleet_hosts(self, pattern: str = "all") -> dict[str, dict[str, Any]]:
+        """Connection options of the hosts ``pattern`` selects; an absent ``localhost`` is implicit, as in Ansible."""
+        names = self.hosts(pattern)
+        if not names and pattern.strip() in IMPLICIT_LOCALHOSTS:
+            return {pattern.strip(): {"connection": "local"}}
+        return {name: self.connect_options(name) for name in names}
 
     # ------------------------------------------------------------------------------------------------- patterns
 

@@ -4,47 +4,22 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
 from fanout import fleet as fleet_module
-from fanout.fleet import AUTH_FAILED, FAILED, OK, UNREACHABLE, Fleet
-from tests.fleet.hosts import free_ports
+from fanout.errors import CallTimeout
+from fanout.fleet import AUTH_FAILED, FAILED, OK, TIMED_OUT, UNREACHABLE, Fleet
+from tests.fleet.inventories import write_inventory
 
 
 @pytest.fixture
 def inventory(fleet, tmp_path) -> str:
-    """An INI inventory of the whole Docker fleet, one unreachable address and one host offering a wrong key."""
-    known_hosts = tmp_path / "known_hosts"
-    known_hosts.write_text("".join(host.known_hosts.read_text() for host in fleet.hosts))
-    wrong_key = tmp_path / "wrong_key"
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
-    wrong_key.write_bytes(
-        ed25519.Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-        )
-    )
-    (closed_port,) = free_ports(1)
-    lines = ["[docker]"]
-    for host in fleet.hosts:
-        lines.append(f"{host.name} ansible_host={host.address} ansible_port={host.port}")
-    first = fleet.hosts[0]
-    lines += [
-        "",
-        "[broken]",
-        f"nobody-home ansible_host=127.0.0.1 ansible_port={closed_port}",
-        f"wrong-key ansible_host={first.address} ansible_port={first.port} ansible_ssh_private_key_file={wrong_key}",
-        "",
-        "[all:vars]",
-        f"ansible_user={first.user}",
-        f"ansible_ssh_private_key_file={first.key_path}",
-        f"fanout_known_hosts={known_hosts}",
-    ]
-    path = tmp_path / "hosts"
-    path.write_text("\n".join(lines) + "\n")
-    return str(path)
+    """The whole Docker fleet, one unreachable address and one host offering a wrong key."""
+    return str(write_inventory(fleet, tmp_path))
 
 
 def test_every_host_ends_with_its_own_outcome(fleet, inventory, user_modules) -> None:
@@ -70,7 +45,68 @@ def test_remote_failures_and_streaming(fleet, inventory) -> None:
     assert all(r.status == FAILED and r.error.type_name == "FileNotFoundError" for r in seen.values())
 
 
-def test_bad_arguments() -> None:
+def test_printed_lines_stream_with_the_host_name_and_stay_in_the_result(fleet, inventory, user_modules, capsys) -> None:
+    s = user_modules(
+        {
+            "chatty_{s}.py": """
+            import sys
+
+            def chatty(word):
+                print("said", word)
+                print("warned", word, file=sys.stderr)
+                return word.upper()
+            """
+        }
+    )
+    chatty = importlib.import_module(f"chatty_{s}").chatty
+    with Fleet.from_inventory(inventory, "docker[0:1]") as the_fleet:
+        results = the_fleet.call(chatty, "hi")
+    names = [h.name for h in fleet.hosts[:2]]
+    assert list(results) == names
+    out, err = capsys.readouterr()
+    for name in names:
+        assert results[name].value == "HI"
+        assert results[name].stdout == "said hi\n" and results[name].stderr == "warned hi\n"
+        assert f"[{name}] said hi\n" in out and f"[{name}] warned hi\n" in err
+    with Fleet.from_inventory(inventory, "docker[0]", echo=False) as quiet:
+        assert quiet.call(chatty, "hush")[names[0]].stdout == "said hush\n"
+    assert capsys.readouterr() == ("", "")  # and no progress bar off a terminal either
+
+
+def test_a_call_that_overruns_its_timeout_ends_timed_out_and_leaves_the_fleet(inventory) -> None:
+    with Fleet.from_inventory(inventory, "docker[0:1]") as the_fleet:
+        results = the_fleet.call(time.sleep, 60, timeout=1)
+        assert {r.status for r in results.values()} == {TIMED_OUT}
+        assert all(isinstance(r.error, CallTimeout) for r in results.values())
+        again = the_fleet.call(os.getpid)  # the hosts were dropped: they answer at once, as timed out
+        assert {r.status for r in again.values()} == {TIMED_OUT}
+
+
+def test_local_hosts_and_the_implicit_localhost(tmp_path, inventory) -> None:
+    path = tmp_path / "local.yml"
+    path.write_text(
+        "all:\n  hosts:\n    here:\n      ansible_connection: local\n    odd:\n      ansible_connection: winrm\n"
+    )
+    with Fleet.from_inventory(path) as the_fleet:
+        results = the_fleet.call(os.getppid)
+    assert results["here"].value == os.getpid()
+    assert results["odd"].status == UNREACHABLE and "winrm" in str(results["odd"].error)
+    with Fleet.from_inventory(inventory, "localhost") as implicit:  # not in the inventory: Ansible's implicit one
+        assert implicit.call(os.getppid)["localhost"].value == os.getpid()
+
+
+def test_bad_arguments(inventory) -> None:
     with pytest.raises(ValueError, match="forks"):
         Fleet({}, forks=0)
+    with pytest.raises(ValueError, match="connect_timeout"):
+        Fleet({}, connect_timeout=0)
     assert fleet_module.Results({}).summary() == "no hosts"
+    with Fleet.from_inventory(inventory, "nothing-matches") as empty:
+        assert len(empty.call(os.getpid)) == 0
+    with Fleet.from_inventory(inventory, "docker[0]") as the_fleet:
+        with pytest.raises(ValueError, match="command"):
+            the_fleet.run("  ")
+        with pytest.raises(FileNotFoundError):
+            the_fleet.put(Path(inventory).parent / "no-such-file", "/tmp/x")
+        unpicklable = the_fleet.call(lambda: threading.Lock())  # a lock cannot come back: failed, not raised
+        assert {r.status for r in unpicklable.values()} == {FAILED}

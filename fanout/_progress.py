@@ -1,0 +1,60 @@
+"""The fleet's progress bar: rich, on a terminal, for fan-outs over more than a few hosts; silent otherwise."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+FEW_HOSTS = 4
+
+
+def wanted(hosts: int, setting: bool | None) -> bool:
+    """``None`` means: only when stderr is a terminal and there are more than a few hosts."""
+    if setting is not None:
+        return setting
+    isatty = getattr(sys.stderr, "isatty", None)
+    return hosts > FEW_HOSTS and bool(isatty and isatty())
+
+
+class Progress:
+    """Hosts done out of all, with the tally of outcomes so far; prints above it pass through."""
+
+    def __init__(self, description: str, total: int, enabled: bool) -> None:
+        self._description = description
+        self._total = total
+        self._counts: dict[str, int] = {}
+        self._bar: Any = None
+        self._task: Any = None
+        if enabled and total:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as RichProgress
+
+            self._bar = RichProgress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[tally]}"),
+                console=Console(file=sys.stderr),
+                transient=True,
+                redirect_stdout=True,
+                redirect_stderr=True,
+            )
+
+    def __enter__(self) -> Progress:
+        if self._bar is not None:
+            self._bar.start()
+            self._task = self._bar.add_task(self._description, total=self._total, tally="")
+        return self
+
+    def advance(self, status: str) -> None:
+        if self._bar is None:
+            return
+        self._counts[status] = self._counts.get(status, 0) + 1
+        tally = " ".join(f"{name}={count}" for name, count in sorted(self._counts.items()))
+        self._bar.update(self._task, advance=1, tally=tally)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
