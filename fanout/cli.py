@@ -1,9 +1,10 @@
-"""The ``fanout`` command line.
+"""The ``fanout`` command line, shaped as Ansible's ad-hoc ``ansible`` command.
 
-``fanout PATTERN -m module.function [-a JSON]`` calls a function on the hosts
-the pattern selects. Without an inventory only ``localhost`` exists, reached
-through a local child process (as Ansible's implicit localhost), so the
-command works on a machine with no SSH at all. Inventories arrive with fleets.
+``fanout [-i INVENTORY] PATTERN -m module.function [-a JSON]`` calls a function,
+``--shell CMD`` runs a command, on the hosts the pattern selects. Without an
+inventory only ``localhost`` exists, reached through a local child process (as
+Ansible's implicit localhost), so the command works with no SSH at all.
+Exit status as Ansible's: 4 when a host was unreachable, else 2 when one failed.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import importlib
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import fanout
-from fanout._context import local
 from fanout.errors import FanoutError
+from fanout.fleet import CommandResult
 
 IMPLICIT_HOST = "localhost"
 _DEFAULT_FUNCTION = "platform.node"
@@ -36,20 +38,38 @@ class _Version(argparse.Action):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fanout", description="Run Python across a fleet of hosts over SSH.")
+    parser = argparse.ArgumentParser(
+        prog="fanout",
+        description="Run Python functions or shell commands across a fleet of hosts over SSH.",
+        epilog="Also: fanout inventory -i INVENTORY --list | --graph [GROUP] | --host NAME",
+    )
     parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
-    parser.add_argument("pattern", metavar="PATTERN", help="which hosts (without an inventory: localhost)")
+    parser.add_argument("pattern", metavar="PATTERN", help="which hosts, as an Ansible host pattern")
     parser.add_argument(
+        "-i", "--inventory", metavar="INVENTORY", help="an Ansible inventory: file, directory or 'h1,h2,' list"
+    )
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument(
         "-m",
         "--function",
         metavar="MODULE.FUNCTION",
-        default=_DEFAULT_FUNCTION,
         help=f"the function to call (default {_DEFAULT_FUNCTION})",
     )
+    what.add_argument("--shell", metavar="CMD", help="run a shell command instead (through /bin/sh -c)")
     parser.add_argument(
         "-a", "--args", metavar="JSON", help="arguments: a JSON list (positional) or object (keywords), e.g. '[\"/\"]'"
     )
-    parser.add_argument("--json", action="store_true", help="print results as JSON")
+    parser.add_argument("-f", "--forks", type=int, default=50, help="connections opened at once (default 50)")
+    parser.add_argument(
+        "-T", "--timeout", type=float, default=10.0, help="connect timeout in seconds, to a ready child (default 10)"
+    )
+    parser.add_argument(
+        "--task-timeout", type=float, metavar="SECONDS", help="give up on a host's call or command after this long"
+    )
+    parser.add_argument("-l", "--limit", metavar="SUBSET", help="further limit the hosts: a pattern, or @FILE of names")
+    parser.add_argument("-u", "--user", help="remote user, where the inventory sets none")
+    parser.add_argument("--private-key", metavar="FILE", help="SSH key, where the inventory sets none")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per host, and nothing live")
     return parser
 
 
@@ -91,38 +111,128 @@ def parse_arguments(text: str | None) -> tuple[list, dict]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``fanout`` command; returns the exit status (Ansible's: 2 failed, 4 unreachable)."""
+    """Entry point of the ``fanout`` command; returns the exit status (Ansible's: 4 unreachable, 2 failed)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["inventory"]:
         from fanout import _inventory_cli
 
         return _inventory_cli.main(argv[1:])
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     try:
-        if args.pattern.strip() != IMPLICIT_HOST:
-            raise UsageError(
-                f"no host matches {args.pattern!r}: without an inventory only the implicit {IMPLICIT_HOST!r} exists"
-            )
-        function = resolve_function(args.function)
-        positional, keywords = parse_arguments(args.args)
-    except UsageError as exc:
+        if args.shell is not None:
+            if args.args is not None:
+                parser.error("-a gives a function's arguments; with --shell, put them in the command")
+            if not args.shell.strip():
+                raise UsageError("--shell needs a command")
+        else:
+            function = resolve_function(args.function or _DEFAULT_FUNCTION)
+            positional, keywords = parse_arguments(args.args)
+        if args.forks < 1:
+            raise UsageError(f"--forks must be at least 1, not {args.forks}")
+        for option, value in (("--timeout", args.timeout), ("--task-timeout", args.task_timeout)):
+            if value is not None and not value > 0:
+                raise UsageError(f"{option} must be above 0 seconds, not {value:g}")
+        hosts = select_hosts(args)
+    except (UsageError, FanoutError, ValueError, OSError) as exc:  # InventoryError is a ValueError
         print(f"fanout: {exc}", file=sys.stderr)
         return 1
+    fleet = fanout.Fleet(hosts, forks=args.forks, connect_timeout=args.timeout, echo=not args.json)
     try:
-        with local(name=IMPLICIT_HOST) as child:
-            value = child.call(function, *positional, **keywords)
-    except FanoutError as exc:
-        _report(args, IMPLICIT_HOST, ok=False, text=str(exc))
-        return 4 if not hasattr(exc, "type_name") else 2
-    _report(args, IMPLICIT_HOST, ok=True, value=value)
-    return 0
+        with fleet:
+            if args.shell is not None:
+                results = fleet.run(args.shell, timeout=args.task_timeout)
+            else:
+                results = fleet.call(function, *positional, timeout=args.task_timeout, **keywords)
+    except FanoutError as exc:  # the fleet as a whole cannot start: the open-file limit
+        print(f"fanout: {exc}", file=sys.stderr)
+        return 1
+    for result in results.values():
+        print(json.dumps(_record(result), default=repr) if args.json else _line(result))
+    if not args.json and len(results) > 1:
+        print(results.summary(), file=sys.stderr)
+    return exit_status(results)
 
 
-def _report(args: argparse.Namespace, host: str, *, ok: bool, value: Any = None, text: str = "") -> None:
-    if args.json:
-        record = {"host": host, "ok": ok, **({"value": value} if ok else {"error": text})}
-        print(json.dumps(record, default=repr))
-    elif ok:
-        print(f"{host} | ok | {value!r}")
+def select_hosts(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Connection options of the hosts PATTERN (and --limit) select; an empty selection is an error."""
+    from fanout.inventory import IMPLICIT_LOCALHOSTS, Inventory
+
+    if args.inventory is None:
+        if args.pattern.strip() not in IMPLICIT_LOCALHOSTS:
+            raise UsageError(
+                f"no host matches {args.pattern!r}: without an inventory (-i) only the implicit "
+                f"{IMPLICIT_HOST!r} exists"
+            )
+        hosts = {args.pattern.strip(): {"connection": "local"}}
     else:
-        print(f"{host} | FAILED | {text}")
+        inventory = Inventory.load(args.inventory)
+        hosts = inventory.fleet_hosts(args.pattern)
+        if args.limit:
+            allowed = set(_limit_names(inventory, args.limit))
+            hosts = {name: options for name, options in hosts.items() if name in allowed}
+        if not hosts:
+            limited = f" within --limit {args.limit!r}" if args.limit else ""
+            raise UsageError(f"no host matches {args.pattern!r}{limited} in {args.inventory}")
+    for options in hosts.values():
+        if options.get("connection", "ssh") == "ssh":
+            if args.user:
+                options.setdefault("user", args.user)
+            if args.private_key:
+                options.setdefault("identity_file", args.private_key)
+    return hosts
+
+
+def _limit_names(inventory: Any, limit: str) -> list[str]:
+    if limit.startswith("@"):
+        path = Path(limit[1:])
+        try:
+            return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        except OSError as exc:
+            raise UsageError(f"--limit {limit}: cannot read {path}: {exc.strerror or exc}") from None
+    return inventory.hosts(limit)
+
+
+def exit_status(results: fanout.Results) -> int:
+    """Ansible's: 4 when any host was never reached, else 2 when any failed, else 0."""
+    if results.unreachable:
+        return 4
+    return 2 if results.failed else 0
+
+
+_LABELS = {
+    "ok": "ok",
+    "failed": "FAILED",
+    "unreachable": "UNREACHABLE",
+    "auth-failed": "AUTH FAILED",
+    "timed-out": "TIMED OUT",
+}
+
+
+def _line(result: fanout.Result) -> str:
+    """One readable line per host (the remote traceback follows on the next lines)."""
+    label = _LABELS.get(result.status, result.status.upper())
+    value = result.value
+    if isinstance(value, CommandResult):
+        detail = "killed at its timeout" if value.rc is None else f"rc={value.rc}"
+        if result.error is not None and value.stderr.strip():
+            detail += ": " + value.stderr.rstrip("\n").splitlines()[-1]
+    elif result.ok:
+        detail = repr(value)
+    else:
+        detail = str(result.error)
+    return f"{result.host} | {label} | {detail}"
+
+
+def _record(result: fanout.Result) -> dict[str, Any]:
+    """The JSON object for one host."""
+    record: dict[str, Any] = {"host": result.host, "ok": result.ok, "status": result.status}
+    value = result.value
+    if isinstance(value, CommandResult):
+        record.update(rc=value.rc, stdout=value.stdout, stderr=value.stderr)
+    elif result.ok:
+        record.update(value=value, stdout=result.stdout, stderr=result.stderr)
+    if result.error is not None:
+        record["error"] = str(result.error)
+        record["error_type"] = getattr(result.error, "type_name", type(result.error).__name__)
+    return record

@@ -88,6 +88,16 @@ def status_of(error: BaseException) -> str:
     return FAILED
 
 
+def never_reached(result: Result) -> bool:
+    """Whether the host ended before any call could run there (Ansible's "unreachable")."""
+    if result.status in (UNREACHABLE, AUTH_FAILED):
+        return True
+    error = result.error
+    return result.status == TIMED_OUT and (
+        isinstance(error, ConnectTimeout) or isinstance(getattr(error, "__cause__", None), ConnectTimeout)
+    )
+
+
 class Results(Mapping):
     """Host name to :class:`Result`, in the fleet's host order, with views by outcome."""
 
@@ -103,21 +113,22 @@ class Results(Mapping):
     def __len__(self) -> int:
         return len(self._results)
 
-    def _with(self, *statuses: str) -> dict[str, Result]:
-        return {host: r for host, r in self._results.items() if r.status in statuses}
+    def _where(self, keep: Callable[[Result], bool]) -> dict[str, Result]:
+        return {host: r for host, r in self._results.items() if keep(r)}
 
     @property
     def ok(self) -> dict[str, Result]:
-        return self._with(OK)
+        return self._where(lambda r: r.ok)
 
     @property
     def failed(self) -> dict[str, Result]:
-        return self._with(FAILED)
+        """Hosts reached that did not succeed: a remote exception, a failed command, a call that ran out of time."""
+        return self._where(lambda r: not r.ok and not never_reached(r))
 
     @property
     def unreachable(self) -> dict[str, Result]:
-        """Hosts never reached: unreachable, refused authentication or host key, or timed out."""
-        return self._with(UNREACHABLE, AUTH_FAILED, TIMED_OUT)
+        """Hosts never reached: unreachable, refused authentication or host key, or no ready child in time."""
+        return self._where(never_reached)
 
     def summary(self) -> str:
         counts: dict[str, int] = {}

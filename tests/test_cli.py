@@ -36,7 +36,14 @@ def test_localhost_runs_a_local_child_by_default() -> None:
 def test_function_with_arguments_and_json_output() -> None:
     done = fanout_cmd("localhost", "-m", "os.path.join", "-a", '["/srv", "app"]', "--json")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"host": "localhost", "ok": True, "value": "/srv/app"}
+    assert json.loads(done.stdout) == {
+        "host": "localhost",
+        "ok": True,
+        "status": "ok",
+        "value": "/srv/app",
+        "stdout": "",
+        "stderr": "",
+    }
     done = fanout_cmd("localhost", "-m", "json.dumps", "-a", '{"obj": [1, 2], "separators": [",", ":"]}')
     assert (done.returncode, done.stdout) == (0, "localhost | ok | '[1,2]'\n")
 

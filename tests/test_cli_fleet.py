@@ -1,0 +1,139 @@
+"""The ``fanout`` command on the Docker fleet, run as a subprocess: outcomes, exit statuses, live output."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.fleet.inventories import write_inventory
+
+PYTHON_VERSION = "platform.python_version"
+
+
+def fanout_exe() -> str:
+    exe = shutil.which("fanout", path=str(Path(sys.executable).parent))
+    assert exe, "the fanout console script is not installed beside this python"
+    return exe
+
+
+def fanout_cmd(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([fanout_exe(), *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def inventory(fleet, tmp_path) -> str:
+    return str(write_inventory(fleet, tmp_path))
+
+
+def test_every_outcome_and_exit_status_4_when_a_host_is_unreachable(fleet, inventory) -> None:
+    done = fanout_cmd("-i", inventory, "all", "-m", PYTHON_VERSION)
+    assert done.returncode == 4, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[: len(fleet.hosts)] == [
+        f"{host.name} | ok | '{'%d.%d.%d' % host.python_version}'" for host in fleet.hosts
+    ]
+    assert lines[-2].startswith("nobody-home | UNREACHABLE | ") and "refused" in lines[-2]
+    assert lines[-1].startswith("wrong-key | AUTH FAILED | ")
+    assert done.stderr.strip().splitlines()[-1] == f"auth-failed=1, ok={len(fleet.hosts)}, unreachable=1"
+
+
+def test_shell_streams_prefixed_lines_and_exits_2_when_a_command_fails(fleet, inventory) -> None:
+    first, second = fleet.hosts[0].name, fleet.hosts[1].name
+    done = fanout_cmd(
+        "-i", inventory, "docker", "--limit", "docker[0:1]", "--shell", "echo hello; echo oops >&2; exit 3"
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stdout.splitlines() == [
+        *sorted([f"[{first}] hello", f"[{second}] hello"], key=done.stdout.index),
+        f"{first} | FAILED | rc=3: oops",
+        f"{second} | FAILED | rc=3: oops",
+    ]
+    assert f"[{first}] oops" in done.stderr and f"[{second}] oops" in done.stderr
+
+
+def test_json_output_and_exit_0_when_all_went_well(fleet, inventory, tmp_path) -> None:
+    names = tmp_path / "names"
+    names.write_text(f"{fleet.hosts[2].name}\n{fleet.hosts[-1].name}\n")
+    done = fanout_cmd("-i", inventory, "all", "--limit", f"@{names}", "--shell", "printf 'a\\nb'", "--json")
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["host"] for r in records] == [fleet.hosts[2].name, fleet.hosts[-1].name]
+    assert all(
+        r == {"host": r["host"], "ok": True, "status": "ok", "rc": 0, "stdout": "a\nb", "stderr": ""} for r in records
+    )
+
+
+def test_task_timeout_and_user_options(fleet, tmp_path) -> None:
+    host = fleet.hosts[0]
+    inventory = write_inventory(fleet, tmp_path, broken=False)
+    text = inventory.read_text().replace(f"ansible_user={host.user}\n", "")
+    inventory.write_text(text)
+    done = fanout_cmd("-i", str(inventory), host.name, "--shell", "sleep 60", "--task-timeout", "1", "-u", host.user)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == f"{host.name} | TIMED OUT | killed at its timeout\n"
+    done = fanout_cmd("-i", str(inventory), host.name, "--shell", "id -un", "-u", "nobody-at-all")
+    assert done.returncode == 4 and "AUTH FAILED" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args, complaint",
+    [
+        (["nothing-here"], "no host matches 'nothing-here'"),
+        (["all", "--limit", "nothing-here"], "within --limit"),
+        (["all", "--limit", "@/no/such/file"], "cannot read"),
+        (["all", "--shell", " "], "--shell needs a command"),
+        (["all", "--forks", "0"], "--forks must be at least 1"),
+        (["all", "--task-timeout", "-1"], "--task-timeout must be above 0"),
+    ],
+)
+def test_bad_requests(inventory, args, complaint) -> None:
+    done = fanout_cmd("-i", inventory, *args)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert complaint in done.stderr
+
+
+def test_a_broken_inventory_is_refused_with_its_file_and_line(tmp_path) -> None:
+    bad = tmp_path / "bad.ini"
+    bad.write_text("[web]\nweb[01:xx].example.com\n")
+    done = fanout_cmd("-i", str(bad), "all", "--shell", "true")
+    assert done.returncode == 1 and f"{bad}:2" in done.stderr
+
+
+def _run_on_a_terminal(args: list[str], timeout: float = 120) -> tuple[int, bytes]:
+    """Run the command with a pseudo-terminal as stdout and stderr; returns its status and all it wrote."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([fanout_exe(), *args], stdin=subprocess.DEVNULL, stdout=follower, stderr=follower)
+    os.close(follower)
+    output = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 1)
+        if ready:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the command closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+    os.close(leader)
+    return process.wait(timeout=10), output
+
+
+def test_a_progress_bar_on_a_terminal_only(fleet, inventory) -> None:
+    command = "sleep 1; echo done"
+    status, on_terminal = _run_on_a_terminal(["-i", inventory, "docker", "--shell", command])
+    assert status == 0, on_terminal.decode(errors="replace")
+    assert "━".encode() in on_terminal and b"sleep 1" in on_terminal  # rich's bar, named for the command
+    assert f"[{fleet.hosts[0].name}] done".encode() in on_terminal
+    piped = fanout_cmd("-i", inventory, "docker", "--shell", command)
+    assert piped.returncode == 0 and "━" not in piped.stdout + piped.stderr and "\x1b" not in piped.stderr
