@@ -15,6 +15,6 @@ intersphinx_mapping: dict = {}  # offline builds: no inventories fetched
 nitpicky = True
 # Offline builds have no intersphinx inventory for the standard library; private modules are not documented.
 nitpick_ignore_regex = [
-    (r"py:(class|mod|func|exc)", r"(ast|concurrent|collections|os|logging|typing|pathlib)(\..*)?"),
+    (r"py:(class|mod|func|exc)", r"(ast|concurrent|collections|functools|os|logging|typing|pathlib)(\..*)?"),
     (r"py:class", r"fanout\._.*"),
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import random
 import signal
 import socket
 import threading
@@ -410,10 +411,34 @@ def _open_client(
     through: paramiko.Transport | None,
     clients: list[paramiko.SSHClient],
 ) -> paramiko.Transport:
-    """One authenticated SSH connection (through the previous hop, if any), appended to ``clients``."""
-    client = _client(known_hosts, host_key_policy)
-    clients.append(client)
-    with _handshake_slot(name, dest, deadline):
-        sock = _open_socket(name, dest, _remaining(name, deadline, "connecting"), through)
-        _authenticate(name, client, dest, sock, password, _remaining(name, deadline, "the SSH handshake"))
-    return client.get_transport()
+    """One authenticated SSH connection (through the previous hop, if any), appended to ``clients``.
+
+    An sshd that resets the connection before its banner is shedding load
+    (``MaxStartups`` counts every client of the machine, not just ours): that
+    is retried after a short random pause, while the deadline allows.
+    """
+    for attempt in range(1, _BANNER_RETRIES + 1):
+        client = _client(known_hosts, host_key_policy)
+        try:
+            with _handshake_slot(name, dest, deadline):
+                sock = _open_socket(name, dest, _remaining(name, deadline, "connecting"), through)
+                _authenticate(name, client, dest, sock, password, _remaining(name, deadline, "the SSH handshake"))
+        except Unreachable as exc:
+            client.close()
+            pause = random.uniform(0.05, 0.2) * attempt
+            if not _shed_before_banner(exc) or attempt == _BANNER_RETRIES or time.monotonic() + pause >= deadline:
+                raise
+            time.sleep(pause)
+            continue
+        clients.append(client)
+        return client.get_transport()
+    raise AssertionError("not reached: the last attempt returns or raises")
+
+
+_BANNER_RETRIES = 5
+
+
+def _shed_before_banner(error: Unreachable) -> bool:
+    """Whether the server closed the connection before saying anything: load shedding, worth a retry."""
+    text = str(error.__cause__ or "")
+    return "protocol banner" in text and ("reset by peer" in text.lower() or "EOF" in text)

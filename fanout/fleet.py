@@ -2,7 +2,7 @@
 
 One host never fails another (decision 7): each ends as ``ok``, ``failed``
 (a remote exception), ``unreachable``, ``auth-failed`` or ``timed-out``, and
-:class:`Results` tells them apart.
+:class:`~fanout.Results` tells them apart.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def never_reached(result: Result) -> bool:
 
 
 class Results(Mapping):
-    """Host name to :class:`Result`, in the fleet's host order, with views by outcome."""
+    """Host name to :class:`~fanout.Result`, in the fleet's host order, with views by outcome."""
 
     def __init__(self, results: dict[str, Result]) -> None:
         self._results = results
@@ -236,6 +236,18 @@ class Fleet:
                 target.write(f"[{name}] {line}\n")
                 target.flush()
 
+    @property
+    def contexts(self) -> dict[str, Any]:
+        """The open :class:`~fanout.Context` of each connected host, for calls of one's own (per-host arguments)."""
+        with self._lock:
+            return {name: self._contexts[name] for name in self.hosts if name in self._contexts}
+
+    @property
+    def failures(self) -> dict[str, BaseException]:
+        """Why each host that is not connected is not: its connection error, or the timeout that dropped it."""
+        with self._lock:
+            return {name: self._failures[name] for name in self.hosts if name in self._failures}
+
     # -- calling -------------------------------------------------------------------------
 
     def _start(self, fn: Callable[..., Any], args: tuple, kwargs: dict, names: list[str] | None = None):
@@ -297,7 +309,7 @@ class Fleet:
             threading.Thread(target=context.close, daemon=True).start()
 
     def call(self, fn: Callable[..., Any], /, *args: Any, timeout: float | None = None, **kwargs: Any) -> Results:
-        """Run ``fn(*args, **kwargs)`` on every host; one :class:`Result` per host, in host order.
+        """Run ``fn(*args, **kwargs)`` on every host; one :class:`~fanout.Result` per host, in host order.
 
         A host with no answer after ``timeout`` seconds ends as timed out, and
         leaves the fleet (its child is ended). To pass a ``timeout`` argument to
@@ -327,11 +339,11 @@ class Fleet:
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> Results:
-        """Run a shell command on every host; each result's value is a :class:`CommandResult`.
+        """Run a shell command on every host; each result's value is a :class:`~fanout.fleet.CommandResult`.
 
         With ``check`` (the default, as Ansible's ``shell``), a non-zero exit
         status makes the host failed, with :class:`CommandFailed` as its error
-        and the :class:`CommandResult` still in ``value``. A command still
+        and the :class:`~fanout.fleet.CommandResult` still in ``value``. A command still
         running at ``timeout`` is killed with everything it started.
         """
         if not isinstance(command, str) or not command.strip():
@@ -344,7 +356,7 @@ class Fleet:
     def put(
         self, local: str | os.PathLike, remote: str, *, mode: int | None = None, timeout: float | None = None
     ) -> Results:
-        """Push a file to ``remote`` (a full path) on every host; each value is a :class:`Transfer`.
+        """Push a file to ``remote`` (a full path) on every host; each value is a :class:`~fanout.fleet.Transfer`.
 
         Hosts whose file already has the same content are not sent it again
         (only its mode is fixed if that differs); elsewhere the file is written

@@ -110,3 +110,21 @@ def test_bad_arguments(inventory) -> None:
             the_fleet.put(Path(inventory).parent / "no-such-file", "/tmp/x")
         unpicklable = the_fleet.call(lambda: threading.Lock())  # a lock cannot come back: failed, not raised
         assert {r.status for r in unpicklable.values()} == {FAILED}
+
+
+def test_the_service_example_runs_on_an_inventory(fleet, inventory, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "service" / "self_contained.py"
+    done = subprocess.run(
+        [sys.executable, str(example), "--inventory", inventory, "all"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"{len(fleet.hosts)} children, 2 lookups (one per role)" in done.stdout
+    assert "nobody-home: not reached" in done.stdout and "wrong-key: not reached" in done.stdout
+    assert f"{fleet.hosts[0].name} lists" in done.stdout

@@ -95,10 +95,11 @@ def test_put_in_pieces_and_its_failures(fleet, inventory, tmp_path, monkeypatch)
     monkeypatch.setattr(fleet_module, "PUT_CHUNK", 1000)
     local = tmp_path / "blob"
     local.write_bytes(os.urandom(4500))
-    remote = f"/tmp/blob-{uuid.uuid4().hex}"
+    name = f"blob-{uuid.uuid4().hex}"
+    remote = f"/tmp/{name}"
     with Fleet.from_inventory(inventory, "docker[0:2]", echo=False) as the_fleet:
         sent = the_fleet.put(local, remote)
-        digests = the_fleet.run(f"sha256sum {remote}; ls -a /tmp | grep -c fanout- || true")
+        digests = the_fleet.run(f"sha256sum {remote}; ls -a /tmp | grep -c '^[.]{name}[.]fanout-' || true")
         into_a_directory = the_fleet.put(local, "/tmp")
         nowhere = the_fleet.put(local, "/no/such/dir/blob")
         forbidden = the_fleet.put(local, "/etc/blob")

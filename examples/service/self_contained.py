@@ -4,6 +4,10 @@ Run it with no SSH at all (the children are local processes):
 
     python examples/service/self_contained.py
 
+or on the hosts an Ansible inventory pattern selects (one child on each):
+
+    python examples/service/self_contained.py --inventory hosts.ini 'web:&prod'
+
 The master serves ``ConfigService``; every child asks it for the settings of
 its role at the same time. The DeduplicatingInvoker resolves each role once,
 however many children ask, and each child then writes its settings to a file
@@ -81,6 +85,9 @@ def importable() -> object:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--children", type=int, default=6, help="local children to start (default 6)")
+    parser.add_argument(
+        "--inventory", nargs=2, metavar=("FILE", "PATTERN"), help="run on these hosts of an Ansible inventory instead"
+    )
     args = parser.parse_args(argv)
     if args.children < 1:
         parser.error("--children must be at least 1")
@@ -88,7 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     example = importable()
     config = example.ConfigService()
     with service.Pool(2, services=[config]).serve_children():
-        children = [fanout.local(name=f"child-{i}") for i in range(args.children)]
+        if args.inventory:
+            fleet = fanout.Fleet.from_inventory(*args.inventory).connect()
+            for host, error in fleet.failures.items():
+                print(f"{host}: not reached: {error}")
+            children = list(fleet.contexts.values())
+            if not children:
+                print("no host could be reached")
+                return 4
+        else:
+            children = [fanout.local(name=f"child-{i}") for i in range(args.children)]
         try:
             roles = ["web" if i % 2 else "db" for i in range(len(children))]
             started = time.monotonic()
