@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import sys
 from collections.abc import Sequence
@@ -22,7 +23,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def listing(inventory: Inventory) -> dict[str, Any]:
-    """The ``--list`` document: ``_meta.hostvars``, then each group's direct hosts and children."""
+    """The ``--list`` document: ``_meta.hostvars``, then each group's direct hosts and children.
+
+    As ``ansible-inventory --list``, ``all`` shows only its children: a host listed directly under ``all`` is in
+    ``ungrouped`` too, and appears there.
+    """
     document: dict[str, Any] = {"_meta": {"hostvars": {}}}
     for host in inventory.hosts("all"):
         variables = inventory.host_vars(host)
@@ -30,13 +35,29 @@ def listing(inventory: Inventory) -> dict[str, Any]:
             document["_meta"]["hostvars"][host] = variables
     for name, group in inventory.groups.items():
         entry: dict[str, Any] = {}
-        if group.hosts:
+        if group.hosts and name != "all":
             entry["hosts"] = list(group.hosts)
         if group.children:
             entry["children"] = list(group.children)
         if entry or name == "all":
             document[name] = entry
     return document
+
+
+def _json_default(value: Any) -> Any:
+    """YAML values JSON lacks, printed as ansible-inventory prints them: dates in ISO 8601, sets as lists."""
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    return str(value)
+
+
+def dumps(document: Any) -> str:
+    """JSON as ansible-inventory prints it, keys sorted; keys are first made strings as JSON makes them (``1``,
+    ``null``, ``true``), so a YAML mapping with keys of several types sorts instead of raising TypeError."""
+    plain = json.loads(json.dumps(document, default=_json_default))
+    return json.dumps(plain, indent=4, sort_keys=True)
 
 
 def graph(inventory: Inventory, name: str) -> str:
@@ -49,6 +70,8 @@ def graph(inventory: Inventory, name: str) -> str:
         entry = inventory.groups[group]
         for child in sorted(entry.children):
             draw(child, depth + 1)
+        if group == "all":
+            return  # as ansible-inventory: the hosts of all are drawn under ungrouped
         for host in sorted(entry.hosts):
             lines.append(f"{'  |' * (depth + 1)}--{host}")
 
@@ -64,11 +87,11 @@ def main(argv: Sequence[str]) -> int:
     try:
         inventory = Inventory.load(args.inventory)
         if args.list:
-            print(json.dumps(listing(inventory), indent=4, sort_keys=True, default=str))
+            print(dumps(listing(inventory)))
         elif args.host is not None:
             if args.host not in inventory.hosts("all"):
                 raise InventoryError(f"no host named {args.host!r} in the inventory")
-            print(json.dumps(inventory.host_vars(args.host), indent=4, sort_keys=True, default=str))
+            print(dumps(inventory.host_vars(args.host)))
         else:
             print(graph(inventory, args.graph))
     except InventoryError as exc:

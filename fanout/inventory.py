@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import functools
 import ipaddress
 import os
 import re
@@ -64,8 +65,9 @@ class Group:
     priority: int = field(default=1, repr=False)
 
 
-# Extensions a directory inventory skips (ansible-core's INVENTORY_IGNORE_EXTS default), and always-skipped names.
-_IGNORED_EXTS = (".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".ini", ".cfg", ".retry")
+# Extensions a directory inventory skips (ansible-core's INVENTORY_IGNORE_EXTS default since 2.19, which reads
+# ".ini" files: ansible/ansible#84001), and always-skipped names.
+_IGNORED_EXTS = (".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry")
 _IGNORED_NAMES = ("group_vars", "host_vars", "vars_plugins")
 _YAML_EXTS = (".yml", ".yaml", ".json")
 _VARS_EXTS = ("", ".yml", ".yaml", ".json")
@@ -161,7 +163,7 @@ def _split_port(token: str) -> tuple[str, int | None]:
 
 
 def _expand_host(token: str) -> tuple[list[str], int | None]:
-    if token.startswith("["):
+    if token.startswith("[") and not _IPV6_PORT.match(token):
         raise ValueError(f"{token!r} is not a host name (an unterminated or malformed [section] header?)")
     name, port = _split_port(token)
     if not name:
@@ -173,13 +175,57 @@ def _expand_host(token: str) -> tuple[list[str], int | None]:
     return names, port
 
 
-def _merge_var(store: dict[str, Any], key: str, value: Any) -> None:
-    """ansible-core's set_variable: a mapping set over a mapping is merged, anything else replaces."""
-    old = store.get(key)
-    if isinstance(old, Mapping) and isinstance(value, Mapping):
-        store[key] = {**old, **value}
-    else:
-        store[key] = value
+@functools.cache
+def _yaml_loader() -> type:
+    """yaml.SafeLoader that also reads Ansible's ``!unsafe`` tag (a value never to be templated) as the plain value:
+    fanout templates nothing, and without it such an inventory would not load at all."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def unsafe(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node, deep=True)
+        if isinstance(node, yaml.MappingNode):
+            return loader.construct_mapping(node, deep=True)
+        return loader.construct_scalar(node)
+
+    Loader.add_constructor("!unsafe", unsafe)
+    return Loader
+
+
+def _yaml_load(text: str) -> Any:
+    import yaml
+
+    return yaml.load(text, Loader=_yaml_loader())  # a SafeLoader: plain data, no Python objects
+
+
+def _is_yaml_inventory(data: str) -> bool:
+    """Whether ansible-core's yaml plugin, which tries a file without an extension before the ini plugin, takes it."""
+    import yaml
+
+    try:
+        doc = _yaml_load(data)
+    except yaml.YAMLError:
+        return False
+    return isinstance(doc, dict) and bool(doc) and not doc.get("plugin")
+
+
+def _dir_vars_files(d: Path) -> list[Path]:
+    """A ``group_vars/<name>/`` directory's files, sorted, recursively, as ansible-core picks them: no hidden files or
+    ``~`` backups, only files without an extension or with a YAML/JSON one, only subdirectories without one."""
+    found: list[Path] = []
+    for entry in sorted(os.listdir(d)):
+        if entry.startswith(".") or entry.endswith("~"):
+            continue
+        full, ext = d / entry, os.path.splitext(entry)[1]
+        if full.is_dir():
+            if not ext:
+                found.extend(_dir_vars_files(full))
+        elif ext in _VARS_EXTS:
+            found.append(full)
+    return found
 
 
 # --------------------------------------------------------------------------------------------------------- inventory
@@ -239,7 +285,7 @@ class Inventory:
             data = p.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise InventoryError(f"cannot read inventory: {e}", p) from None
-        if p.suffix.lower() in _YAML_EXTS:
+        if p.suffix.lower() in _YAML_EXTS or (not p.suffix and _is_yaml_inventory(data)):
             self._parse_yaml(data, p)
         else:
             self._parse_ini(data, p)
@@ -345,7 +391,7 @@ class Inventory:
         for name in names:
             self._add_host(name, group, port)
             for key, value in variables.items():
-                _merge_var(self._hosts[name], key, value)
+                self._hosts[name][key] = value
 
     # ------------------------------------------------------------------------------------------------------ YAML
 
@@ -353,7 +399,7 @@ class Inventory:
         import yaml
 
         try:
-            doc = yaml.safe_load(data)
+            doc = _yaml_load(data)
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
             line = mark.line + 1 if mark is not None else None
@@ -410,7 +456,7 @@ class Inventory:
                     for host in names:
                         self._add_host(host, name, port)
                         for var, value in (host_vars or {}).items():
-                            _merge_var(self._hosts[host], str(var), value)
+                            self._hosts[host][str(var)] = value
         return name
 
     # ------------------------------------------------------------------------------------------ group_vars/host_vars
@@ -431,30 +477,21 @@ class Inventory:
 
     @staticmethod
     def _vars_files(d: Path, name: str) -> list[Path]:
-        direct = d / name
-        if direct.is_dir():
-            found: list[Path] = []
-
-            def walk(sub: Path) -> None:
-                for entry in sorted(os.listdir(sub)):
-                    if entry.startswith(".") or entry.endswith("~"):
-                        continue
-                    full = sub / entry
-                    if full.is_dir():
-                        walk(full)
-                    elif full.suffix in _VARS_EXTS:
-                        found.append(full)
-
-            walk(direct)
-            return found
-        return [d / (name + ext) for ext in _VARS_EXTS if (d / (name + ext)).is_file()]
+        """As ansible-core: only the first of ``name``, ``name.yml``, ``name.yaml``, ``name.json`` that exists."""
+        for ext in _VARS_EXTS:
+            path = d / (name + ext)
+            if path.is_dir():
+                return _dir_vars_files(path)
+            if path.exists():
+                return [path]
+        return []
 
     @staticmethod
     def _read_vars_file(f: Path) -> dict[str, Any]:
         import yaml
 
         try:
-            data = yaml.safe_load(f.read_text(encoding="utf-8"))
+            data = _yaml_load(f.read_text(encoding="utf-8"))
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
             problem = getattr(e, "problem", None) or str(e)
@@ -474,15 +511,15 @@ class Inventory:
             self.groups[name] = Group(name)
 
     def _add_host(self, name: str, group: str, port: int | None = None) -> None:
+        """Add ``name`` to ``group``; as in ansible-core, a ``host:port`` sets the port only where the host first
+        appears (later ``host:port`` lines are ignored: set ``ansible_port`` to change it)."""
         if name not in self._hosts:
-            self._hosts[name] = {}
+            self._hosts[name] = {} if port is None else {"ansible_port": port}
             self._host_groups[name] = []
         self._add_group(group)
         if name not in self.groups[group].hosts:
             self.groups[group].hosts.append(name)
             self._host_groups[name].append(group)
-        if port is not None:
-            self._hosts[name]["ansible_port"] = port
 
     def _set_group_var(self, group: str, key: str, value: Any) -> None:
         if key == "ansible_group_priority":
@@ -492,7 +529,8 @@ class Inventory:
                 msg = f"ansible_group_priority of group {group!r} must be an integer, got {value!r}"
                 raise ValueError(msg) from None
         else:
-            _merge_var(self.groups[group].vars, key, value)
+            # ansible-core's default hash_behaviour=replace: a mapping set again replaces, never merges
+            self.groups[group].vars[key] = value
 
     def _add_child(self, parent: str, child: str) -> None:
         if parent == child:
@@ -679,6 +717,8 @@ class Inventory:
         if sub is None:
             return found
         start, end = sub
+        if not found:  # as in ansible-core, a subscript of nothing is nothing (not an error)
+            return found
         if end:  # as in ansible-core, an end of 0 makes [x:0] the single index [x]
             if end == -1:
                 end = len(found) - 1

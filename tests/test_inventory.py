@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
+import json
 import textwrap
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fanout import _inventory_cli
 from fanout.inventory import Inventory, InventoryError
 
 BASIC_INI = """\
@@ -233,6 +236,23 @@ def test_inline_values_parsed_like_ansible(tmp_path):
     assert inv.host_vars("web1") == {"ansible_port": 2200, "ansible_user": "deploy"}
 
 
+def test_literals_ansible_core_turns_into_strings_and_lists(tmp_path):
+    inv = load(tmp_path, 'h e=... c=1j s="{1}" t="(1, \'a\')" b="b\'x\'"\n')
+    assert inv.host_vars("h") == {"e": "...", "c": "1j", "s": [1], "t": [1, "a"], "b": "x"}  # as ansible-core 2.19
+
+
+def test_a_mapping_set_again_replaces_it(tmp_path):
+    # ansible-core's default hash_behaviour=replace: no merge of the two mappings, for hosts and groups alike
+    inv = load(tmp_path, "[a]\nh d=\"{'k': 1, 'j': 2}\"\n[b]\nh d=\"{'k': 3}\"\n[a:vars]\nm={'x': 1}\nm={'y': 2}\n")
+    assert inv.host_vars("h") == {"d": {"k": 3}, "m": {"y": 2}}
+
+
+def test_port_comes_from_where_the_host_first_appears(tmp_path):
+    inv = load(tmp_path, "[a]\nh\nh2:2200\n[b]\nh:2222\nh2:2201\n[c]\nh2 ansible_port=2300\n")
+    assert inv.host_vars("h") == {}  # as ansible-core: a later host:port is ignored
+    assert inv.host_vars("h2") == {"ansible_port": 2300}  # a variable still overrides
+
+
 def test_precedence_host_child_parent_all(tmp_path):
     inv = load(tmp_path, GEO_INI)
     v1 = inv.host_vars("host1")
@@ -267,6 +287,17 @@ def test_group_vars_and_host_vars_files(tmp_path):
     assert inv.host_vars("host3")["escape_pods"] == 20
     assert inv.host_vars("host4")["escape_pods"] == 100
     assert inv.connect_options("host1")["host"] == "10.0.0.1"
+
+
+def test_vars_files_picked_as_ansible_core_picks_them(tmp_path):
+    write(tmp_path, "inv/hosts", "[g]\nh\n")
+    write(tmp_path, "inv/host_vars/h", "which: bare\n")
+    write(tmp_path, "inv/host_vars/h.yml", "which: yml\nyml_only: 1\n")  # only the first name found is read
+    write(tmp_path, "inv/group_vars/g/a.yml", "a: 1\n")
+    write(tmp_path, "inv/group_vars/g/sub/b", "b: 2\n")  # subdirectories are read...
+    write(tmp_path, "inv/group_vars/g/sub.d/c.yml", "c: 3\n")  # ...unless their name has an extension
+    write(tmp_path, "inv/group_vars/g/notes.txt", "d: 4\n")
+    assert Inventory.load(tmp_path / "inv/hosts").host_vars("h") == {"which": "bare", "a": 1, "b": 2}
 
 
 def test_group_vars_not_a_mapping(tmp_path):
@@ -367,6 +398,7 @@ def test_patterns(pat_inv):
 
 def test_subscripts(pat_inv):
     inv = pat_inv
+    assert inv.hosts("nonexistent[0]") == []  # as ansible-core: a subscript of nothing is nothing
     assert inv.hosts("webservers[0]") == ["web1"]
     assert inv.hosts("webservers[-1]") == ["foo.example.com"]
     assert inv.hosts("webservers[0:1]") == ["web1", "web2"]
@@ -424,6 +456,38 @@ def test_directory_inventory(tmp_path):
     assert "hidden" not in inv.groups and "group_vars" not in inv.groups
     assert inv.host_vars("w2") == {"role": "web"}
     assert inv.connect_options("d1") == {"host": "d1", "port": 2022}
+
+
+def test_directory_reads_ini_files(tmp_path):
+    write(tmp_path, "inv/a.ini", "[web]\nw1\n")  # read since ansible-core 2.19 (ansible/ansible#84001)
+    write(tmp_path, "inv/b.cfg", "[cfg]\nc1\n")
+    assert Inventory.load(tmp_path / "inv").hosts() == ["w1"]
+
+
+def test_yaml_inventory_without_extension(tmp_path):
+    # ansible-core tries its yaml plugin before its ini plugin on a file without an extension
+    assert load(tmp_path, GEO_YAML, "a/hosts").hosts("southeast") == ["host1", "host2", "host3"]
+    assert load(tmp_path, "host1\nhost2\n", "b/hosts").hosts() == ["host1", "host2"]  # YAML: a string, so INI
+    assert load(tmp_path, "# nothing\n", "c/hosts").hosts() == []
+
+
+def test_ipv6_with_port_in_ini(tmp_path):
+    inv = load(tmp_path, "[v6]\n2001:db8::1\n[2001:db8::2]:2222 a=1\n")
+    assert inv.hosts("v6") == ["2001:db8::1", "2001:db8::2"]
+    assert inv.host_vars("2001:db8::2") == {"ansible_port": 2222, "a": 1}
+
+
+def test_list_output_shaped_as_ansible_inventorys(tmp_path):
+    inv = load(tmp_path, "all:\n  hosts:\n    h:\n      d: 2001-12-14\n      m: {1: a, x: b, null: c}\n", "i.yml")
+    document = json.loads(_inventory_cli.dumps(_inventory_cli.listing(inv)))
+    assert document["all"] == {"children": ["ungrouped"]}  # all lists no hosts: they are in ungrouped
+    assert document["ungrouped"] == {"hosts": ["h"]}
+    assert _inventory_cli.graph(inv, "all").splitlines() == ["@all:", "  |--@ungrouped:", "  |  |--h"]
+    assert document["_meta"]["hostvars"]["h"] == {"d": "2001-12-14", "m": {"1": "a", "x": "b", "null": "c"}}
+    assert json.loads(_inventory_cli.dumps({"t": datetime.datetime(2001, 12, 14, 21, 59), "s": {1}})) == {
+        "t": "2001-12-14T21:59:00",
+        "s": [1],
+    }
 
 
 def test_comma_separated_host_list(tmp_path, monkeypatch):
