@@ -61,18 +61,18 @@ def dumps(document: Any) -> str:
 
 
 def graph(inventory: Inventory, name: str) -> str:
-    """The ``--graph`` tree, drawn as ``ansible-inventory --graph`` draws it."""
+    """The ``--graph`` tree as ``ansible-inventory --graph`` draws it: groups and hosts in the order they came."""
     lines: list[str] = []
 
     def draw(group: str, depth: int) -> None:
         indent = "  |" * depth
         lines.append(f"{indent}--@{group}:" if depth else f"@{group}:")
         entry = inventory.groups[group]
-        for child in sorted(entry.children):
+        for child in entry.children:
             draw(child, depth + 1)
         if group == "all":
             return  # as ansible-inventory: the hosts of all are drawn under ungrouped
-        for host in sorted(entry.hosts):
+        for host in entry.hosts:
             lines.append(f"{'  |' * (depth + 1)}--{host}")
 
     if name not in inventory.groups:
