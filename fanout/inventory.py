@@ -635,12 +635,16 @@ class Inventory:
             return None
 
         opts: dict[str, Any] = {"host": str(pick("fanout_host", "ansible_host", "ansible_ssh_host") or name)}
-        port = pick("fanout_port", "ansible_port", "ansible_ssh_port")
-        if port is not None:
-            try:
-                opts["port"] = int(port)
-            except (TypeError, ValueError):
-                raise InventoryError(f"host {name!r}: port must be an integer, got {port!r}") from None
+
+        def number(option: str, kind: type, what: str, *keys: str) -> None:
+            value = pick(*keys)
+            if value is not None:
+                try:
+                    opts[option] = kind(value)
+                except (TypeError, ValueError):
+                    raise InventoryError(f"host {name!r}: {what}, got {value!r}") from None
+
+        number("port", int, "port must be an integer", "fanout_port", "ansible_port", "ansible_ssh_port")
         for key, names in (
             ("user", ("fanout_user", "ansible_user", "ansible_ssh_user")),
             ("identity_file", ("fanout_identity_file", "ansible_ssh_private_key_file", "ansible_private_key_file")),
@@ -656,12 +660,14 @@ class Inventory:
         # Ansible's "auto", "auto_silent", "auto_legacy"... mean interpreter discovery: leave fanout's default.
         if python is not None and not (hv.get("fanout_python") is None and str(python).startswith("auto")):
             opts["python"] = str(python)
-        timeout = pick("fanout_timeout", "ansible_timeout", "ansible_ssh_timeout")
-        if timeout is not None:
-            try:
-                opts["connect_timeout"] = float(timeout)
-            except (TypeError, ValueError):
-                raise InventoryError(f"host {name!r}: timeout must be a number of seconds, got {timeout!r}") from None
+        number(
+            "connect_timeout",
+            float,
+            "timeout must be a number of seconds",
+            "fanout_timeout",
+            "ansible_timeout",
+            "ansible_ssh_timeout",
+        )
         jump = pick("fanout_jump") or _proxy_jump(
             " ".join(str(hv.get(k) or "") for k in ("ansible_ssh_common_args", "ansible_ssh_extra_args"))
         )

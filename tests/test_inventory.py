@@ -348,6 +348,33 @@ def test_connect_options(tmp_path):
     assert inv.connect_options("e")["python"] == "/opt/py"
 
 
+def test_connect_options_for_timeouts_jumps_and_connection_kinds(tmp_path):
+    inv = load(
+        tmp_path,
+        """\
+        t ansible_timeout=30 ansible_ssh_timeout=5
+        j1 ansible_ssh_common_args='-o ProxyJump=ops@bastion:2222'
+        j2 ansible_ssh_extra_args='-J "jump1,jump2"'
+        j3 fanout_jump=b1 fanout_jump_identity_file=/jk ansible_ssh_common_args='-J ignored'
+        here ansible_connection=local
+        smart ansible_connection=smart
+        win ansible_connection=winrm
+        bad ansible_timeout=soon
+        """,
+    )
+    assert inv.connect_options("t") == {"host": "t", "connect_timeout": 30.0}
+    assert inv.connect_options("j1")["jump"] == "ops@bastion:2222"
+    assert inv.connect_options("j2")["jump"] == "jump1,jump2"
+    assert inv.connect_options("j3") == {"host": "j3", "jump": "b1", "jump_identity_file": "/jk"}
+    assert inv.connect_options("here")["connection"] == "local"
+    assert "connection" not in inv.connect_options("smart")
+    assert inv.connect_options("win")["connection"] == "winrm"
+    with pytest.raises(InventoryError, match="host 'bad': timeout must be a number of seconds, got 'soon'"):
+        inv.connect_options("bad")
+    assert inv.fleet_hosts("localhost") == {"localhost": {"connection": "local"}}
+    assert list(inv.fleet_hosts("j*")) == ["j1", "j2", "j3"]
+
+
 # -------------------------------------------------------------------------------------------------------- patterns
 
 
