@@ -20,9 +20,13 @@ class _PipelinedAuthHandler(AuthHandler):
     _accepts_to_skip = 0
 
     def _request_auth(self) -> None:
-        super()._request_auth()
-        if self.auth_method == "publickey" and "rsa" not in self.private_key.get_name():
+        pipelined = self.auth_method == "publickey" and "rsa" not in self.private_key.get_name()
+        if pipelined:
+            # Counted before the service request leaves: its SERVICE_ACCEPT can come back, on
+            # paramiko's thread, before this one runs another line, and must then be skipped.
             self._accepts_to_skip += 1
+        super()._request_auth()
+        if pipelined:
             accepted = Message()
             accepted.add_string("ssh-userauth")
             accepted.rewind()

@@ -310,3 +310,22 @@ def test_the_masters_copy_wins_over_one_installed_on_the_host(host, user_modules
     finally:
         run(plain, f"rm -f shadowed_{s}.py")
         plain.close()
+
+
+def test_pipelined_auth_survives_a_service_accept_that_overtakes_it(fleet, monkeypatch, caplog) -> None:
+    """The accept may arrive before the thread that sent the request runs on: it must still be skipped."""
+    import logging
+
+    from paramiko.auth_handler import AuthHandler
+
+    original = AuthHandler._request_auth
+
+    def slow_after_sending(self) -> None:
+        original(self)
+        time.sleep(0.05)  # long enough for SERVICE_ACCEPT to arrive and be handled first
+
+    monkeypatch.setattr(AuthHandler, "_request_auth", slow_after_sending)
+    caplog.set_level(logging.WARNING, logger="paramiko")
+    with connect(fleet.hosts[0]) as context:
+        assert context.call(os.getpid) > 0
+    assert not [r for r in caplog.records if "unimplemented" in r.getMessage()]
