@@ -96,6 +96,7 @@ class Context:
         self._ready_deadline: int | None = None
         #: Called as ``on_output(stream, line)`` for each line the child prints, instead of logging it.
         self.on_output: Callable[[str, str], None] | None = None
+        self._partial_lines: dict[str, list[str]] = {}  # pieces of a long line, by stream
         config = {"name": name, "roots": sorted(PINNED), "log_level": self._log.getEffectiveLevel()}
         self._ended_event = threading.Event()
         self._transport.start(self._on_data, self._on_end)
@@ -187,8 +188,14 @@ class Context:
         if self._closed:
             return
         self._closed = True
-        with contextlib.suppress(Exception):  # already gone: closing is all that is left to do
-            self._send(self._protocol.shutdown())
+        # A send stuck on a host that stopped reading holds the lock: then closing the transport
+        # (which fails that send) is the way to end the child.
+        if self._send_lock.acquire(timeout=1):
+            try:
+                with contextlib.suppress(Exception):  # already gone: closing is all that is left to do
+                    self._write(self._protocol.shutdown())
+            finally:
+                self._send_lock.release()
         self._transport.close()
         self._ended_event.wait(timeout=5)
         self._fail_all("the context was closed", None)
@@ -272,17 +279,32 @@ class Context:
         elif isinstance(event, ServiceRequested):
             self._serve(event)
         elif isinstance(event, Output):
-            if self.on_output is not None and event.stream != "log":
-                self.on_output(event.stream, event.text)
+            text = self._whole_line(event)
+            if text is None:
                 return
-            self._log.log(
-                event.level, "%s", event.text, extra={"fanout_stream": event.stream, "fanout_logger": event.logger}
-            )
+            if self.on_output is not None and event.stream != "log":
+                try:
+                    self.on_output(event.stream, text)
+                except Exception:  # the user's callback failing is no reason to drop the connection
+                    self._log.exception("on_output failed for a line from %s", self.name)
+                return
+            self._log.log(event.level, "%s", text, extra={"fanout_stream": event.stream, "fanout_logger": event.logger})
         elif isinstance(event, Hello):
             self._modules.child_python = event.python
             self._hello_seen.set()
             if self._ready_deadline is not None:
                 DEADLINES.cancel(self._ready_deadline)
+
+    def _whole_line(self, event: Output) -> str | None:
+        """A line sent in pieces (over 64 KiB) is delivered once, whole; None while pieces are pending."""
+        pending = self._partial_lines.get(event.stream)
+        if getattr(event, "continued", False):
+            self._partial_lines.setdefault(event.stream, []).append(event.text)
+            return None
+        if pending:
+            del self._partial_lines[event.stream]
+            return "".join(pending) + event.text
+        return event.text
 
     def _serve(self, event: ServiceRequested) -> None:
         """A child calls a service here: run it in the children's pool, reply when it is done."""

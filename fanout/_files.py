@@ -34,16 +34,27 @@ def set_mode(path, mode):
     os.chmod(path, mode)
 
 
-def _temporary(path):
+def _temporary(path, token):
     directory, name = os.path.split(path)
-    return os.path.join(directory, ".%s.fanout-%d.tmp" % (name, os.getpid()))
+    return os.path.join(directory, ".%s.fanout-%s.tmp" % (name, token))
 
 
-def write(path, data, offset, last, mode, sha256):
-    """One piece of the file, at ``offset``; the last one checks the digest and moves it into place."""
-    temporary = _temporary(path)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def write(path, data, offset, last, mode, sha256, token):
+    """One piece of the file, at ``offset``; the last one checks the digest and moves it into place.
+
+    The temporary file is made afresh (never through a link someone planted),
+    readable by its owner only until it is complete.
+    """
+    temporary = _temporary(path, token)
     try:
-        with open(temporary, "r+b" if offset else "wb") as f:
+        if offset:
+            fd = os.open(temporary, os.O_WRONLY | _NOFOLLOW)
+        else:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as f:
             f.seek(offset)
             f.write(data)
         if last:

@@ -8,12 +8,19 @@ from typing import Any
 FEW_HOSTS = 4
 
 
+def _isatty(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # closed
+        return False
+
+
 def wanted(hosts: int, setting: bool | None) -> bool:
     """``None`` means: only when stderr is a terminal and there are more than a few hosts."""
     if setting is not None:
         return setting
-    isatty = getattr(sys.stderr, "isatty", None)
-    return hosts > FEW_HOSTS and bool(isatty and isatty())
+    return hosts > FEW_HOSTS and _isatty(sys.stderr)
 
 
 class Progress:
@@ -31,14 +38,15 @@ class Progress:
             from rich.progress import Progress as RichProgress
 
             self._bar = RichProgress(
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),  # a command's [brackets] are not markup
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
                 TextColumn("{task.fields[tally]}"),
                 console=Console(file=sys.stderr),
                 transient=True,
-                redirect_stdout=True,
+                # Lines printed meanwhile pass above the bar, unless stdout goes elsewhere (a file).
+                redirect_stdout=_isatty(sys.stdout),
                 redirect_stderr=True,
             )
 

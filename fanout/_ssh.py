@@ -191,6 +191,7 @@ def _fingerprint(key: paramiko.PKey) -> str:
 def _authenticate(
     name: str, client: paramiko.SSHClient, dest: Destination, sock, password: str | None, timeout: float
 ) -> None:
+    started = time.monotonic()
     try:
         client.connect(
             dest.hostname,
@@ -216,12 +217,16 @@ def _authenticate(
     except paramiko.AuthenticationException as exc:
         raise AuthenticationFailed(f"{name}: authentication as {dest.user!r} failed: {exc}") from exc
     except paramiko.SSHException as exc:
+        saved = getattr(client.get_transport(), "saved_exception", None)
+        if "No existing session" in str(exc) and isinstance(saved, Exception):
+            exc = saved  # the transport's thread failed first, and knows why (a banner never sent, say)
         if "not found in known_hosts" in str(exc):
             raise HostKeyError(
                 f"{name}: {dest.hostname}:{dest.port} is not in known_hosts and host key checking is strict; "
                 "add its key (ssh-keyscan) or pass host_key_policy='accept-new'"
             ) from exc
-        if "timeout" in str(exc).lower():
+        # paramiko says "Error reading SSH protocol banner" when a silent server ran the clock out
+        if "timeout" in str(exc).lower() or time.monotonic() - started >= timeout * 0.99:
             raise ConnectTimeout(f"{name}: SSH handshake did not finish within {timeout:g} s: {exc}") from exc
         raise Unreachable(f"{name}: SSH handshake with {dest.hostname}:{dest.port} failed: {exc}") from exc
     except TimeoutError as exc:
@@ -351,6 +356,7 @@ def connect(
     ssh_config: bool | str | os.PathLike = True,
     jump: str | None = None,
     jump_identity_file: str | os.PathLike | None = None,
+    name: str | None = None,
 ) -> Context:
     """Connect to ``host`` over SSH and start a child there; returns its :class:`Context`.
 
@@ -363,7 +369,8 @@ def connect(
     each checked and authenticated like ``host`` (``~/.ssh/config``'s ProxyJump
     when not given), with ``jump_identity_file`` if given. ``connect_timeout`` covers the whole way, every hop and the
     child's start included: a child not ready by then fails its calls with
-    :class:`ConnectTimeout` as the cause.
+    :class:`ConnectTimeout` as the cause. ``name`` names the context (its
+    errors, its logger ``fanout.remote.<name>``); it defaults to ``host``.
     """
     if host_key_policy not in HOST_KEY_POLICIES:
         raise ValueError(f"host_key_policy must be one of {HOST_KEY_POLICIES}, not {host_key_policy!r}")
@@ -392,7 +399,7 @@ def connect(
         transport = _open_client(host, dest, known_hosts, host_key_policy, password, deadline, through, clients)
         channel = transport.open_session(timeout=_remaining(host, deadline, "a session channel opened"))
         _exec_without_waiting(channel, _stage.stage0_command(python))
-        context = Context(SSHTransport(clients, channel, host), host)
+        context = Context(SSHTransport(clients, channel, host), name or host)
     except BaseException:
         for client in reversed(clients):
             client.close()
@@ -440,5 +447,10 @@ _BANNER_RETRIES = 5
 
 def _shed_before_banner(error: Unreachable) -> bool:
     """Whether the server closed the connection before saying anything: load shedding, worth a retry."""
-    text = str(error.__cause__ or "")
-    return "protocol banner" in text and ("reset by peer" in text.lower() or "EOF" in text)
+    cause = error.__cause__
+    if cause is None or "protocol banner" not in str(cause):
+        return False
+    reasons = [cause, cause.__cause__, cause.__context__]
+    return "reset by peer" in str(cause).lower() or any(
+        isinstance(r, (EOFError, ConnectionResetError)) for r in reasons
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -82,8 +83,12 @@ def resolve_function(dotted: str) -> Any:
         module_name = ".".join(parts[:split])
         try:
             obj: Any = importlib.import_module(module_name)
-        except ImportError:
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and not module_name.startswith(exc.name):
+                raise UsageError(f"importing {module_name} failed: {exc}") from None  # a missing dependency
             continue
+        except Exception as exc:  # the module exists but breaks on import: say so, not "no such thing"
+            raise UsageError(f"importing {module_name} failed: {type(exc).__name__}: {exc}") from None
         try:
             for attribute in parts[split:]:
                 obj = getattr(obj, attribute)
@@ -126,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not args.shell.strip():
                 raise UsageError("--shell needs a command")
         else:
+            if "" not in sys.path and os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())  # as ``python -m``: the project one stands in is importable
             function = resolve_function(args.function or _DEFAULT_FUNCTION)
             positional, keywords = parse_arguments(args.args)
         if args.forks < 1:

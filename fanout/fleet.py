@@ -7,9 +7,11 @@ One host never fails another (decision 7): each ends as ``ok``, ``failed``
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import os
 import queue
+import secrets
 import stat
 import sys
 import threading
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fanout import _files, _limits, _progress, _shell
+from fanout._deadlines import DEADLINES
 from fanout.errors import (
     AuthenticationFailed,
     CallTimeout,
@@ -174,6 +177,8 @@ class Fleet:
         self._lock = threading.Lock()
         self._echo_lock = threading.Lock()
         self._connected = False
+        self._send_pool: ThreadPoolExecutor | None = None
+        self._closing: list[threading.Thread] = []  # closes of hosts dropped at a timeout
 
     @classmethod
     def from_inventory(cls, path: str | os.PathLike, pattern: str = "all", **options: Any) -> Fleet:
@@ -209,19 +214,24 @@ class Fleet:
             if connection == "local":
                 from fanout._context import local
 
+                timeout = float(options.get("connect_timeout", self.connect_timeout))
                 context = local(options.get("python", sys.executable), name=name)
+                context.expect_ready_by(time.monotonic() + timeout, timeout)
             elif connection != "ssh":
                 raise Unreachable(f"{name}: connection {connection!r} is not one fanout makes (ssh, local)")
             else:
                 from fanout._ssh import connect
 
                 options.setdefault("connect_timeout", self.connect_timeout)
-                context = connect(options.pop("host", name), **options)
-        except (FanoutError, OSError, ValueError) as exc:
+                context = connect(options.pop("host", name), name=name, **options)
+        except Exception as exc:  # one host's bad options or bad luck never stops the others
+            if not isinstance(exc, FanoutError):
+                error = Unreachable(f"{name}: cannot connect with these options: {type(exc).__name__}: {exc}")
+                error.__cause__ = exc
+                exc = error
             with self._lock:
                 self._failures[name] = exc
             return status_of(exc)
-        context.name = name
         context.on_output = lambda stream, line: self._on_output(name, stream, line)
         with self._lock:
             self._contexts[name] = context
@@ -232,9 +242,19 @@ class Fleet:
             self._output[name].append((stream, line))
         if self.echo:
             with self._echo_lock:
-                target = sys.stderr if stream == "stderr" else sys.stdout
-                target.write(f"[{name}] {line}\n")
-                target.flush()
+                self._echo(sys.stderr if stream == "stderr" else sys.stdout, f"[{name}] {line}\n")
+
+    def _echo(self, target: Any, text: str) -> None:
+        """Write a line as the terminal can take it; a closed output (``| head``) ends echoing, not the host."""
+        try:
+            try:
+                target.write(text)
+            except UnicodeEncodeError:  # a file name in latin-1 on a UTF-8 terminal, say
+                encoding = getattr(target, "encoding", None) or "utf-8"
+                target.write(text.encode(encoding, "backslashreplace").decode(encoding))
+            target.flush()
+        except (OSError, ValueError):
+            self.echo = False
 
     @property
     def contexts(self) -> dict[str, Any]:
@@ -251,6 +271,8 @@ class Fleet:
     # -- calling -------------------------------------------------------------------------
 
     def _start(self, fn: Callable[..., Any], args: tuple, kwargs: dict, names: list[str] | None = None):
+        """Start the call on every host (or ``names``); sent from ``forks`` threads, so a host that
+        stops reading holds up only its own."""
         if not self._connected:
             self.connect()
         futures: dict[str, Future] = {}
@@ -261,11 +283,15 @@ class Fleet:
             if context is None:
                 futures[name] = _failed(self._failures[name])
                 continue
-            try:
-                futures[name] = context.call_async(fn, *args, **kwargs)
-            except (FanoutError, TypeError) as exc:
-                futures[name] = _failed(exc)
+            futures[name] = proxy = Future()
+            self._sender().submit(_send_call, context, fn, args, kwargs, proxy)
         return futures
+
+    def _sender(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._send_pool is None:
+                self._send_pool = ThreadPoolExecutor(max_workers=self.forks, thread_name_prefix="fanout-fleet-send")
+            return self._send_pool
 
     def _result(self, name: str, future: Future) -> Result:
         with self._lock:
@@ -277,36 +303,58 @@ class Fleet:
             return Result(name, OK, value=future.result(), stdout=stdout, stderr=stderr)
         return Result(name, status_of(error), error=error, stdout=stdout, stderr=stderr)
 
-    def _completed(self, futures: dict[str, Future], timeout: float | None, what: str) -> Iterator[Result]:
-        """Each host's result as it finishes; at the timeout, the rest as timed out (and disconnected)."""
+    def _completed(self, futures: dict[str, Future], deadline: float | None, what: str) -> Iterator[Result]:
+        """Each host's result as it finishes; at the deadline, the rest as timed out (and disconnected)."""
         done: queue.SimpleQueue[str] = queue.SimpleQueue()
         for name, future in futures.items():
             future.add_done_callback(lambda _, name=name: done.put(name))
-        deadline = None if timeout is None else time.monotonic() + timeout
         left = set(futures)
         enabled = _progress.wanted(len(futures), self.progress)
-        with _progress.Progress(what, len(futures), enabled) as bar:
-            while left:
-                try:
-                    name = done.get(timeout=None if deadline is None else max(deadline - time.monotonic(), 0))
-                except queue.Empty:
-                    break
+        try:
+            with _progress.Progress(what, len(futures), enabled) as bar:
+                while left:
+                    try:
+                        name = done.get(timeout=None if deadline is None else max(deadline - time.monotonic(), 0))
+                    except queue.Empty:
+                        break
+                    left.discard(name)
+                    result = self._result(name, futures[name])
+                    bar.advance(result.status)
+                    yield result
+            for name in [n for n in futures if n in left]:
+                error = self._timed_out(name, deadline)
                 left.discard(name)
-                result = self._result(name, futures[name])
-                bar.advance(result.status)
-                yield result
-        for name in [n for n in futures if n in left]:
-            error = CallTimeout(f"{name}: no answer within {timeout:g} s; its connection was closed")
-            self._drop(name, error)
-            yield Result(name, TIMED_OUT, error=error)
+                yield Result(name, TIMED_OUT, error=error)
+        finally:
+            if left and deadline is not None:  # abandoned half-way: the timeout still holds for the rest
+                late = {name: futures[name] for name in left}
+                DEADLINES.at(deadline, lambda: self._drop_unfinished(late, deadline))
 
-    def _drop(self, name: str, error: BaseException) -> None:
-        """A host that timed out leaves the fleet: its child is ended and later calls report the timeout."""
+    def _drop_unfinished(self, futures: dict[str, Future], deadline: float) -> None:
+        for name, future in futures.items():
+            if not future.done():
+                self._timed_out(name, deadline)
+
+    def _timed_out(self, name: str, deadline: float | None) -> CallTimeout:
+        """A host that overran its timeout leaves the fleet: its child is ended, later calls say why."""
+        error = CallTimeout(f"{name}: no answer within the timeout; its connection was closed")
         with self._lock:
             context = self._contexts.pop(name, None)
             self._failures[name] = error
         if context is not None:
-            threading.Thread(target=context.close, daemon=True).start()
+            closing = threading.Thread(target=context.close, name=f"fanout-drop-{name}", daemon=True)
+            closing.start()
+            with self._lock:
+                self._closing.append(closing)
+        return error
+
+    @staticmethod
+    def _deadline(timeout: float | None) -> float | None:
+        if timeout is None:
+            return None
+        if not timeout > 0:
+            raise ValueError(f"timeout must be above 0 seconds (or None), not {timeout!r}")
+        return time.monotonic() + timeout
 
     def call(self, fn: Callable[..., Any], /, *args: Any, timeout: float | None = None, **kwargs: Any) -> Results:
         """Run ``fn(*args, **kwargs)`` on every host; one :class:`~fanout.Result` per host, in host order.
@@ -315,15 +363,17 @@ class Fleet:
         leaves the fleet (its child is ended). To pass a ``timeout`` argument to
         ``fn`` itself, wrap it in :func:`functools.partial`.
         """
+        deadline = self._deadline(timeout)
         futures = self._start(fn, args, kwargs)
-        return self._in_order(self._completed(futures, timeout, _describe(fn)))
+        return self._in_order(self._completed(futures, deadline, _describe(fn)))
 
     def as_completed(
         self, fn: Callable[..., Any], /, *args: Any, timeout: float | None = None, **kwargs: Any
     ) -> Iterator[tuple[str, Result]]:
         """Like :meth:`call`, but yields ``(host, result)`` as each host finishes."""
+        deadline = self._deadline(timeout)
         futures = self._start(fn, args, kwargs)
-        for result in self._completed(futures, timeout, _describe(fn)):
+        for result in self._completed(futures, deadline, _describe(fn)):
             yield result.host, result
 
     def _in_order(self, results: Iterator[Result]) -> Results:
@@ -348,7 +398,8 @@ class Fleet:
         """
         if not isinstance(command, str) or not command.strip():
             raise ValueError(f"command must be a non-empty string, not {command!r}")
-        wait = None if timeout is None else timeout + self.connect_timeout  # the host kills it first
+        self._deadline(timeout)
+        wait = None if timeout is None else time.monotonic() + timeout + self.connect_timeout  # the host kills first
         futures = self._start(_shell.run, (command, timeout, self.echo, cwd, dict(env) if env else None), {})
         results = self._in_order(self._completed(futures, wait, command))
         return Results({name: _command_result(result, check) for name, result in results.items()})
@@ -361,48 +412,61 @@ class Fleet:
         Hosts whose file already has the same content are not sent it again
         (only its mode is fixed if that differs); elsewhere the file is written
         beside its target and renamed into place, so readers never see half of it.
-        ``mode`` defaults to the local file's permissions.
+        ``mode`` defaults to the local file's permissions. Each host goes through
+        its steps on its own, within its own ``timeout``.
         """
         data = Path(local).read_bytes()
         if mode is None:
             mode = stat.S_IMODE(os.stat(local).st_mode)
-        sha256 = hashlib.sha256(data).hexdigest()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        comparing = self._start(_files.compare, (remote, sha256, mode), {})
-        compared = self._in_order(self._completed(comparing, timeout, f"compare {remote}"))
-        results = {name: r for name, r in compared.items() if not r.ok}
-        for verdict, send in (("same", None), ("mode", self._set_mode), ("content", self._send_file)):
-            names = [name for name, r in compared.items() if r.ok and r.value == verdict]
-            if not names:
-                continue
-            if send is not None:
-                left = None if deadline is None else max(deadline - time.monotonic(), 0.001)
-                for name, result in send(names, remote, data, mode, sha256, left).items():
-                    if not result.ok:
-                        results[name] = result
-                        names.remove(name)
-            for name in names:
-                results[name] = Result(name, OK, value=Transfer(remote, send is not None, len(data), sha256))
-        return Results({name: results[name] for name in self.hosts if name in results})
+        if not isinstance(remote, str) or not remote.startswith("/"):
+            raise ValueError(f"remote must be an absolute path, not {remote!r}")
+        self._deadline(timeout)
+        if not self._connected:
+            self.connect()
+        push = _Push(remote, data, mode, hashlib.sha256(data).hexdigest(), secrets.token_hex(8))
+        names = list(self.hosts)
+        results: dict[str, Result] = {}
+        enabled = _progress.wanted(len(names), self.progress)
+        with (
+            _progress.Progress(f"put {remote}", len(names), enabled) as bar,
+            ThreadPoolExecutor(max_workers=min(self.forks, max(len(names), 1))) as pool,
+        ):
+            pending = {pool.submit(self._put_one, name, push, self._deadline(timeout)): name for name in names}
+            for done in concurrent.futures.as_completed(pending):
+                result = done.result()
+                results[result.host] = result
+                bar.advance(result.status)
+        return Results({name: results[name] for name in names})
 
-    def _set_mode(self, names, remote, data, mode, sha256, timeout) -> Results:
-        futures = self._start(_files.set_mode, (remote, mode), {}, names)
-        return self._in_order(self._completed(futures, timeout, f"chmod {remote}"))
+    def _put_one(self, name: str, push: _Push, deadline: float | None) -> Result:
+        """Compare, then chmod or send in pieces: one host's steps, each waited for until its deadline."""
+        with self._lock:
+            context = self._contexts.get(name)
+            failure = self._failures.get(name)
+        if context is None:
+            return Result(name, status_of(failure), error=failure) if failure else Result(name, UNREACHABLE)
 
-    def _send_file(self, names, remote, data, mode, sha256, timeout) -> dict[str, Result]:
-        """The file in pieces of at most PUT_CHUNK bytes, to each host in parallel."""
-        failed: dict[str, Result] = {}
-        deadline = None if timeout is None else time.monotonic() + timeout
-        offsets = range(0, max(len(data), 1), PUT_CHUNK)
-        for offset in offsets:
-            names = [name for name in names if name not in failed]
-            last = offset == offsets[-1]
-            args = (remote, data[offset : offset + PUT_CHUNK], offset, last, mode, sha256)
-            left = None if deadline is None else max(deadline - time.monotonic(), 0.001)
-            for result in self._completed(self._start(_files.write, args, {}, names), left, f"put {remote}"):
-                if not result.ok:
-                    failed[result.host] = result
-        return failed
+        def step(fn: Callable[..., Any], *args: Any) -> Any:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0)
+            future = context.call_async(fn, *args)
+            try:
+                return future.result(timeout=left)
+            except concurrent.futures.TimeoutError:
+                raise self._timed_out(name, deadline) from None
+
+        try:
+            verdict = step(_files.compare, push.remote, push.sha256, push.mode)
+            if verdict == "mode":
+                step(_files.set_mode, push.remote, push.mode)
+            elif verdict == "content":
+                offsets = range(0, max(len(push.data), 1), PUT_CHUNK)
+                for offset in offsets:
+                    piece = push.data[offset : offset + PUT_CHUNK]
+                    last = offset == offsets[-1]
+                    step(_files.write, push.remote, piece, offset, last, push.mode, push.sha256, push.token)
+        except Exception as exc:
+            return Result(name, status_of(exc), error=exc)
+        return Result(name, OK, value=Transfer(push.remote, verdict != "same", len(push.data), push.sha256))
 
     # -- closing -------------------------------------------------------------------------
 
@@ -410,18 +474,58 @@ class Fleet:
         """Close every connection (in parallel: each close waits for its child to end)."""
         with self._lock:
             contexts, self._contexts = list(self._contexts.values()), {}
+            closing, self._closing = self._closing, []
+            pool, self._send_pool = self._send_pool, None
+            self._connected = False
         if contexts:
-            with ThreadPoolExecutor(max_workers=min(self.forks, len(contexts))) as pool:
-                list(pool.map(lambda context: context.close(), contexts))
+            with ThreadPoolExecutor(max_workers=min(self.forks, len(contexts))) as closer:
+                list(closer.map(lambda context: context.close(), contexts))
+        for thread in closing:
+            thread.join()
+        if pool is not None:
+            pool.shutdown(wait=True)
 
     def __enter__(self) -> Fleet:
-        return self.connect()
+        try:
+            return self.connect()
+        except BaseException:  # Ctrl-C half-way: what did connect must not stay open
+            self.close()
+            raise
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
         return f"<fanout.Fleet {len(self.hosts)} hosts, {len(self._contexts)} connected>"
+
+
+@dataclass(frozen=True)
+class _Push:
+    """What :meth:`Fleet.put` sends: the same to every host."""
+
+    remote: str
+    data: bytes
+    mode: int
+    sha256: str
+    token: str  # names this push's temporary file on each host
+
+
+def _send_call(context: Any, fn: Callable[..., Any], args: tuple, kwargs: dict, proxy: Future) -> None:
+    """On a sending thread: start the call, and pass its outcome on to the future the caller holds."""
+    try:
+        future = context.call_async(fn, *args, **kwargs)
+    except Exception as exc:
+        proxy.set_exception(exc)
+        return
+    future.add_done_callback(lambda done: _copy_outcome(done, proxy))
+
+
+def _copy_outcome(done: Future, proxy: Future) -> None:
+    error = done.exception()
+    if error is None:
+        proxy.set_result(done.result())
+    else:
+        proxy.set_exception(error)
 
 
 PUT_CHUNK = 8 * 1024 * 1024  # well under a frame's 64 MiB limit, and a piece's memory on small hosts

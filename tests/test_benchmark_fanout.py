@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-import pytest
-
 from benchmarks import fanout as bench
 
 
 def test_two_hosts_one_repeat_make_a_full_table(fleet, tmp_path) -> None:
-    pytest.importorskip("mitogen")
     first = fleet.hosts[0]
     entries = bench.host_entries([first], 2)  # two entries on one sshd, as --per-sshd 2 makes them
     plan = bench.make_plan(entries)

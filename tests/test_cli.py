@@ -168,3 +168,18 @@ def test_inventory_errors_name_file_and_line(tmp_path: Path) -> None:
     done = fanout_cmd("inventory", "-i", str(bad), "--list")
     assert done.returncode == 1
     assert f"{bad}:1" in done.stderr
+
+
+def test_functions_of_the_current_directory_and_their_import_errors(tmp_path: Path) -> None:
+    exe = shutil.which("fanout", path=str(Path(sys.executable).parent))
+    package = tmp_path / "mytasks"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "good.py").write_text("def answer():\n    return 42\n")
+    (package / "broken.py").write_text("import a_dependency_nobody_installed\n")
+    run = lambda *args: subprocess.run([exe, *args], capture_output=True, text=True, timeout=60, cwd=tmp_path)  # noqa: E731
+    done = run("localhost", "-m", "mytasks.good.answer")
+    assert (done.returncode, done.stdout) == (0, "localhost | ok | 42\n"), done.stderr
+    done = run("localhost", "-m", "mytasks.broken.deploy")
+    assert done.returncode == 1
+    assert "importing mytasks.broken failed: No module named 'a_dependency_nobody_installed'" in done.stderr
