@@ -16,6 +16,7 @@ threading each pull in functools and collections: ~6 ms at every start.)
 import _frozen_importlib
 import _frozen_importlib_external
 import _thread
+import codecs
 import marshal
 import os
 import sys
@@ -28,6 +29,7 @@ from fanout._wire import (
     GET_MODULE,
     HELLO,
     LOG,
+    MAX_BODY,
     MODULES,
     RESULT,
     SERVICE_CALL,
@@ -68,7 +70,9 @@ def _plain(value, budget):
     """True when ``value`` is built only of types a Python literal spells exactly."""
     budget[0] -= 1
     t = type(value)
-    if t is str or t is bytes or t is bool or value is None:
+    if t is str or t is bytes:
+        return len(value) <= _LITERAL_MAX  # a longer one's literal is longer: pickle it unspelled
+    if t is bool or value is None:
         return True
     if t is int:
         return -_BIG < value < _BIG
@@ -100,15 +104,25 @@ def load(body):
 
 
 def send(kind, rid, body=b"", compress=False):
-    data = memoryview(encode_frame(kind, rid, body, compress))
+    _write(encode_frame(kind, rid, body, compress))
+
+
+def _write(data):
+    data = memoryview(data)
     with _wlock:
         while data:
             data = data[os.write(_POUT, data) :]
 
 
-def _log(stream, text, level=20, logger=""):
-    for start in range(0, max(len(text), 1), 65536):  # in pieces: a literal's size is bounded
-        send(LOG, 0, b"r" + repr((stream, logger, level, text[start : start + 65536])).encode())
+def _log(stream, text, level=20, logger="", more=False):
+    """Send a line in pieces of 64 Ki characters (a literal's size is bounded), each but the last
+    marked continued, in one write so no other line comes between; ``more``: the line goes on
+    in a later call, so the last piece is continued too."""
+    frames = []
+    for i in range(0, max(len(text), 1), 65536):
+        piece = (stream, logger, level, text[i : i + 65536], more or i + 65536 < len(text))
+        frames.append(encode_frame(LOG, 0, b"r" + repr(piece).encode()))
+    _write(b"".join(frames))
 
 
 class _Lines:
@@ -145,19 +159,21 @@ class _Lines:
 
 
 def _pump(fd, stream):
-    """Forward what subprocesses write to a standard descriptor, line by line."""
-    rest = b""
+    """Forward what subprocesses write to a standard descriptor, line by line; a line past
+    64 KiB goes on in pieces (decoded incrementally, so no character is cut in two)."""
+    decode = codecs.getincrementaldecoder("utf-8")("backslashreplace").decode
+    rest = ""
     while True:
         chunk = os.read(fd, 65536)
         if not chunk:
             return
-        lines = (rest + chunk).split(b"\n")
+        lines = (rest + decode(chunk)).split("\n")
         rest = lines.pop()
-        if len(rest) > 65536:
-            lines.append(rest)
-            rest = b""
         for line in lines:
-            _log(stream, line.decode("utf-8", "backslashreplace"))
+            _log(stream, line)
+        if len(rest) > 65536:
+            _log(stream, rest[:65536], more=True)
+            rest = rest[65536:]
 
 
 def _redirect_std():
@@ -334,6 +350,11 @@ def _run_call(rid, body):
             data = dump(value)
         except Exception as exc:
             raise TypeError("the result, of type %s, cannot be pickled: %s" % (type(value).__name__, exc)) from None
+        if len(data) > MAX_BODY:  # too big for a frame: this call fails, the child lives on
+            raise ValueError(
+                "the result is %d bytes, over the limit of %d MiB: return less, or write it to a file"
+                % (len(data), MAX_BODY >> 20)
+            )
         kind = RESULT
     except BaseException as exc:
         import traceback
@@ -419,7 +440,7 @@ class Threads:
         while True:
             data = os.read(_PIN, 65536)  # not more: reads past 128 KiB cost an mmap each (~14 us)
             if not data:
-                os._exit(0)
+                _exit()
             calls = []
             for kind, rid, body in self.decoder.feed(data):
                 if kind == CALL:
@@ -431,7 +452,7 @@ class Threads:
                 elif kind == CONFIG:
                     _configure(load(body))
                 elif kind == SHUTDOWN:
-                    os._exit(0)
+                    _exit()
             if not calls:
                 continue
             for call in calls[:-1]:  # a batch: the others must not wait behind the one run here
@@ -483,8 +504,22 @@ class ParentCalls:
 
 
 PARENT = ParentCalls()
+AT_EXIT = []  # callables run as the child ends: fanout._shell ends the commands it started
+
+
+def _exit():
+    """End the child, once what code running here put in ``fanout_stage1.AT_EXIT`` has run."""
+    for hook in AT_EXIT:
+        try:  # noqa: SIM105  (contextlib would cost every child its import)
+            hook()
+        except BaseException:
+            pass
+    os._exit(0)
+
+
 sys.modules["fanout_stage1"] = type(sys)("fanout_stage1")
 sys.modules["fanout_stage1"].PARENT = PARENT
+sys.modules["fanout_stage1"].AT_EXIT = AT_EXIT
 
 
 def _configure(config):

@@ -55,12 +55,16 @@ class ServiceRequested:
 
 @dataclass(frozen=True)
 class Output:
-    """A line the child printed (stream ``stdout``/``stderr``) or a log record (stream ``log``)."""
+    """A line the child printed (stream ``stdout``/``stderr``) or a log record (stream ``log``).
+
+    A line over 64 Ki characters comes in pieces: ``continued`` is true on every piece but its last.
+    """
 
     stream: str
     logger: str
     level: int
     text: str
+    continued: bool = False
 
 
 Event = Hello | CallSucceeded | CallFailed | ModuleRequested | ServiceRequested | Output
@@ -200,8 +204,11 @@ class MasterProtocol:
 
     @staticmethod
     def _output(value: Any) -> Output:
-        _check(isinstance(value, tuple) and len(value) == 4, "malformed LOG")
-        stream, logger, level, text = value
+        """``(stream, logger, level, text, continued)``, or the older form without ``continued``."""
+        _check(isinstance(value, tuple) and len(value) in (4, 5), "malformed LOG")
+        stream, logger, level, text = value[:4]
+        continued = value[4] if len(value) == 5 else False
         _check(stream in ("stdout", "stderr", "log") and _is_text(logger) and _is_text(text), "malformed LOG")
         _check(isinstance(level, int) and 0 <= level <= 100, "malformed LOG level")
-        return Output(stream, logger, level, text)
+        _check(isinstance(continued, bool), "malformed LOG: continued must be True or False")
+        return Output(stream, logger, level, text, continued)

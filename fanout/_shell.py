@@ -1,32 +1,133 @@
-"""Run a shell command in a child: output streamed line by line as it comes, and kept whole for the result.
+"""Run a shell command in a child: output streamed line by line as it comes, and kept for the result.
 
-Runs on the hosts, so it keeps to what Python 3.9 reads.
+Runs on the hosts, so it keeps to what Python 3.9 reads. Each command runs in
+a process group of its own; groups still alive when the child ends are ended
+with it (stage 1 runs the hooks in ``fanout_stage1.AT_EXIT`` before it exits).
 """
 
-import contextlib
+import codecs
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
+
+KEEP = 8 * 1024 * 1024  # bytes kept of a stream's start, and of its end: a result must fit in a frame
+GRACE = 0.5  # seconds the readers get, once the shell has ended, for what is already written
+END_GRACE = 1.0  # seconds between SIGTERM and SIGKILL for the groups left when the child ends
+_groups = set()  # process group ids of commands run() started that may still be running
 
 
-def _drain(pipe, stream, lines, echo):
-    for raw in iter(pipe.readline, b""):
-        line = raw.decode("utf-8", "backslashreplace")
-        lines.append(line)
-        if echo:
-            stream.write(line if line.endswith("\n") else line + "\n")
-            stream.flush()
-    pipe.close()
+class _Stream:
+    """One pipe of a command, read to its end on a daemon thread: kept (the first and last
+    KEEP bytes past 2 * KEEP) and echoed line by line, until run() takes it; the rest is
+    then read and dropped, so a background process never blocks on a full pipe."""
+
+    def __init__(self, pipe, echo_to):
+        self.head, self.tail, self.left_out = bytearray(), bytearray(), 0
+        self.echo_to, self.unfinished = echo_to, []  # the unfinished line's pieces, for the echo
+        self.decode = codecs.getincrementaldecoder("utf-8")("backslashreplace").decode  # no character cut in two
+        self.lock, self.open = threading.Lock(), True
+        self.thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self.thread.start()
+
+    def _read(self, pipe):
+        """Read what is there as it comes (not by lines: a line can be longer than memory should hold)."""
+        with pipe:
+            for data in iter(lambda: pipe.read1(65536), b""):
+                with self.lock:
+                    if self.open:
+                        self._keep(data)
+                        self._echo(data)
+
+    def _keep(self, data):
+        """Keep the first KEEP bytes and the last KEEP, counting what falls between."""
+        room = KEEP - len(self.head)
+        self.head += data[:room]
+        self.tail += data[room:]
+        excess = len(self.tail) - KEEP
+        if excess > 0:
+            del self.tail[:excess]  # cheap: a bytearray drops its start without moving the rest
+            self.left_out += excess
+
+    def _echo(self, data, final=False):
+        """Write the lines ``data`` completes, each whole (a long line in one write); ``final``
+        completes a last line that has no newline."""
+        if self.echo_to is None:
+            return
+        text = self.decode(data, final)
+        if final and (text or self.unfinished) and not text.endswith("\n"):
+            text += "\n"
+        cut = text.rfind("\n") + 1
+        if cut:
+            self.echo_to.write("".join(self.unfinished) + text[:cut])
+            self.echo_to.flush()
+            self.unfinished = []
+        if cut < len(text):
+            self.unfinished.append(text[cut:])
+
+    def take(self):
+        """What was kept, as text; what comes later is neither kept nor echoed."""
+        with self.lock:
+            self.open = False
+            self._echo(b"", final=True)
+            if not self.left_out:
+                return self.head.decode("utf-8", "backslashreplace")
+            gap = b"" if self.head.endswith(b"\n") else b"\n"
+            gap += b"[... %d bytes left out ...]\n" % self.left_out
+            return (self.head + gap + self.tail).decode("utf-8", "backslashreplace")
+
+
+def _signal_group(pgid, sig):
+    """Send ``sig`` to a process group; False when no process of it is left to receive it."""
+    try:
+        os.killpg(pgid, sig)
+    except OSError:  # ProcessLookupError: gone; PermissionError: none left that is ours
+        return False
+    return True
+
+
+def _end_groups():
+    """As the child ends: SIGTERM the groups still running, SIGKILL those left after END_GRACE."""
+    living = [pgid for pgid in list(_groups) if _signal_group(pgid, signal.SIGTERM)]
+    deadline = time.monotonic() + END_GRACE
+    while living and time.monotonic() < deadline:
+        time.sleep(0.02)
+        living = [pgid for pgid in living if _signal_group(pgid, 0)]
+    for pgid in living:
+        _signal_group(pgid, signal.SIGKILL)
+
+
+def _forget_ended_groups():
+    """Drop groups that are gone, so a number the system hands out again is never signalled."""
+    for pgid in list(_groups):
+        if not _signal_group(pgid, 0):
+            _groups.discard(pgid)
+
+
+def _end_with_the_child():
+    """Have stage 1 run _end_groups as the child ends; nothing to do where it is absent (the master)."""
+    hooks = getattr(sys.modules.get("fanout_stage1"), "AT_EXIT", None)
+    if hooks is not None and _end_groups not in hooks:
+        hooks.append(_end_groups)
+
+
+_end_with_the_child()
 
 
 def run(command, timeout=None, echo=True, cwd=None, env=None):
-    """``command`` through ``/bin/sh -c``; returns (rc, stdout, stderr, timed_out); rc is None when timed out."""
+    """``command`` through ``/bin/sh -c``; returns (rc, stdout, stderr, timed_out); rc is None when timed out.
+
+    Returns once the shell has ended (or was killed at ``timeout``) and the
+    readers had GRACE seconds for the rest: background processes it started
+    may hold its pipes open for much longer.
+    """
     environment = None
     if env:
         environment = dict(os.environ)
         environment.update(env)
+    _forget_ended_groups()
     process = subprocess.Popen(
         command,
         shell=True,
@@ -37,21 +138,20 @@ def run(command, timeout=None, echo=True, cwd=None, env=None):
         env=environment,
         start_new_session=True,  # its own process group: a timeout ends everything it started
     )
-    out, err = [], []
-    readers = [
-        threading.Thread(target=_drain, args=(process.stdout, sys.stdout, out, echo), daemon=True),
-        threading.Thread(target=_drain, args=(process.stderr, sys.stderr, err, echo), daemon=True),
+    _groups.add(process.pid)
+    streams = [
+        _Stream(process.stdout, sys.stdout if echo else None),
+        _Stream(process.stderr, sys.stderr if echo else None),
     ]
-    for reader in readers:
-        reader.start()
     timed_out = False
     try:
         process.wait(timeout)
     except subprocess.TimeoutExpired:
         timed_out = True
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+        _signal_group(process.pid, signal.SIGKILL)
         process.wait()
-    for reader in readers:
-        reader.join(5 if timed_out else None)  # a killed command's orphans may hold the pipes open
-    return (None if timed_out else process.returncode, "".join(out), "".join(err), timed_out)
+    deadline = time.monotonic() + GRACE
+    for stream in streams:
+        stream.thread.join(max(0, deadline - time.monotonic()))
+    out, err = (stream.take() for stream in streams)
+    return (None if timed_out else process.returncode, out, err, timed_out)

@@ -6,6 +6,7 @@ import importlib
 import logging
 import os
 import platform
+import re
 import sys
 import threading
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import fanout
+from fanout._protocol import MasterProtocol, Output
 
 
 def test_call_a_stdlib_function(child, target) -> None:
@@ -353,6 +355,74 @@ def test_a_huge_printed_line_arrives_in_pieces_and_the_connection_survives(open_
     pieces = [r.getMessage() for r in caplog.records if r.name == f"fanout.remote.{child.name}"]
     assert "".join(pieces) == "x" * 1_500_000
     assert child.call(abs, -2) == 2
+
+
+@pytest.fixture
+def output_events(monkeypatch) -> list:
+    """Every Output event the master decodes, a long line's pieces as they come."""
+    events: list = []
+    receive = MasterProtocol.receive
+
+    def recording(self, data):
+        decoded = receive(self, data)
+        events.extend(event for event in decoded if isinstance(event, Output))
+        return decoded
+
+    monkeypatch.setattr(MasterProtocol, "receive", recording)
+    return events
+
+
+def whole_lines(events: list, stream: str) -> list[str]:
+    """The lines of ``stream``: pieces joined while they say they continue."""
+    lines, pieces = [], []
+    for event in events:
+        if event.stream == stream:
+            pieces.append(event.text)
+            if not event.continued:
+                lines.append("".join(pieces))
+                pieces = []
+    return lines
+
+
+def test_a_long_printed_line_comes_in_pieces_marked_continued(child, output_events) -> None:
+    received = []
+    child.on_output = lambda stream, text: received.append((stream, text))
+    line = "x" * 150_000
+    child.call(print, line)
+    child.call(print, "short")
+    assert [(len(e.text), e.continued) for e in output_events] == [
+        (65536, True),
+        (65536, True),
+        (18928, False),
+        (5, False),
+    ]
+    assert whole_lines(output_events, "stdout") == [line, "short"]
+    assert "".join(text for _, text in received) == line + "short"  # what Context hands on, whole or in pieces
+    assert {stream for stream, _ in received} == {"stdout"}
+
+
+def test_a_long_line_from_a_subprocess_comes_in_pieces_marked_continued(child, output_events) -> None:
+    """Through the child's fd 1, read in 64 KiB chunks: no piece ends the line early, nor cuts a character."""
+    import subprocess
+
+    line = "\u20ac" * 100_000  # 3 bytes each in UTF-8: chunk boundaries fall inside characters
+    command = "yes '\u20ac' | head -n 100000 | tr -d '\\n'; echo; echo after"
+    assert child.call(subprocess.run, ["sh", "-c", command]).returncode == 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and whole_lines(output_events, "stdout")[-1:] != ["after"]:
+        time.sleep(0.05)
+    assert whole_lines(output_events, "stdout") == [line, "after"]
+    assert all(len(e.text) <= 65536 for e in output_events)
+
+
+def test_a_result_too_big_for_a_frame_fails_only_its_call(child) -> None:
+    with pytest.raises(fanout.RemoteError) as info:
+        child.call(bytes, 70 * 2**20)
+    assert info.value.type_name == "ValueError"
+    assert re.fullmatch(
+        r"the result is \d+ bytes, over the limit of 64 MiB: return less, or write it to a file", info.value.message
+    )
+    assert child.call(abs, -1) == 1
 
 
 def test_a_huge_error_message_is_clipped_not_fatal(child) -> None:

@@ -131,6 +131,29 @@ def test_log_lines_and_their_validation() -> None:
             MasterProtocol("h").receive(frame(_wire.LOG, 0, bad))
 
 
+def test_log_pieces_of_a_long_line_say_they_continue() -> None:
+    protocol = MasterProtocol("h")
+    data = frame(_wire.LOG, 0, ("stdout", "", 20, "a" * 5, True)) + frame(_wire.LOG, 0, ("stdout", "", 20, "b", False))
+    assert protocol.receive(data) == [Output("stdout", "", 20, "a" * 5, True), Output("stdout", "", 20, "b", False)]
+    [older] = protocol.receive(frame(_wire.LOG, 0, ("log", "app", 30, "four fields")))  # a child of before
+    assert older == Output("log", "app", 30, "four fields") and older.continued is False
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ("stdout", "", 20, "x", 1),
+        ("stdout", "", 20, "x", "yes"),
+        ("stdout", "", 20, "x", None),
+        ("stdout", "", 20, "x", True, 0),
+    ],
+    ids=["int", "text", "none", "six-fields"],
+)
+def test_a_continued_flag_that_is_not_a_bool_is_a_protocol_error(bad) -> None:
+    with pytest.raises(ProtocolError, match="malformed LOG"):
+        MasterProtocol("h").receive(frame(_wire.LOG, 0, bad))
+
+
 def test_malformed_error_payload_is_a_protocol_error() -> None:
     protocol = MasterProtocol("h")
     call_id, _ = protocol.call(b"")
