@@ -38,6 +38,7 @@ import pytest
 
 from fanout import _inventory_cli
 from fanout.inventory import IMPLICIT_LOCALHOSTS, Inventory, InventoryError
+from tests.test_inventory import BASIC_INI, BASIC_YAML  # the guide's first example, in both formats
 
 
 @dataclass(frozen=True)
@@ -71,34 +72,6 @@ COMMON_PATTERNS = (
 
 # ------------------------------------------------------------------------------------ the guide's examples
 
-BASIC_INI = """\
-mail.example.com
-
-[webservers]
-foo.example.com
-bar.example.com
-
-[dbservers]
-one.example.com
-two.example.com
-three.example.com
-"""
-
-BASIC_YAML = """\
-all:
-  hosts:
-    mail.example.com:
-  children:
-    webservers:
-      hosts:
-        foo.example.com:
-        bar.example.com:
-    dbservers:
-      hosts:
-        one.example.com:
-        two.example.com:
-        three.example.com:
-"""
 
 BASIC_PATTERNS = (
     "webservers:dbservers",
@@ -162,18 +135,9 @@ test:
     west:
 """
 
-MULTI_INI = """\
-mail.example.com
-
-[webservers]
-foo.example.com
-bar.example.com
-
-[dbservers]
-one.example.com
-two.example.com
-three.example.com
-
+MULTI_INI = (
+    BASIC_INI
+    + """
 [prod]
 foo.example.com
 one.example.com
@@ -186,6 +150,7 @@ three.example.com
 [staging:children]
 test
 """
+)
 
 MULTI_PATTERNS = (
     "prod",
