@@ -114,14 +114,18 @@ def _write(data):
             data = data[os.write(_POUT, data) :]
 
 
+_calling = _thread._local()  # .rid: the call this thread runs, so what it prints is tagged with it
+
+
 def _log(stream, text, level=20, logger="", more=False):
     """Send a line in pieces of 64 Ki characters (a literal's size is bounded), each but the last
     marked continued, in one write so no other line comes between; ``more``: the line goes on
-    in a later call, so the last piece is continued too."""
+    in a later call, so the last piece is continued too. The frame's id is the printing call's."""
+    rid = getattr(_calling, "rid", 0)
     frames = []
     for i in range(0, max(len(text), 1), 65536):
         piece = (stream, logger, level, text[i : i + 65536], more or i + 65536 < len(text))
-        frames.append(encode_frame(LOG, 0, b"r" + repr(piece).encode()))
+        frames.append(encode_frame(LOG, rid, b"r" + repr(piece).encode()))
     _write(b"".join(frames))
 
 
@@ -343,6 +347,7 @@ def _clip(text, limit=200000):
 
 
 def _run_call(rid, body):
+    _calling.rid = rid
     try:
         fn_spec, args, kwargs = load(body)
         value = _resolve(fn_spec)(*args, **kwargs)
@@ -364,6 +369,7 @@ def _run_call(rid, body):
         data, kind = b"r" + repr((_type_name(exc), message, text)).encode(), ERROR
     sys.stdout.flush()
     sys.stderr.flush()
+    _calling.rid = 0
     send(kind, rid, data)
 
 

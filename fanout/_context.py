@@ -94,8 +94,9 @@ class Context:
         self._bytes_sent = self._bytes_received = self._module_requests = 0
         self._log = logging.getLogger(f"fanout.remote.{name}")
         self._ready_deadline: int | None = None
-        #: Called as ``on_output(stream, line)`` for each line the child prints, instead of logging it.
-        self.on_output: Callable[[str, str], None] | None = None
+        #: Called as ``on_output(stream, line, call_id)`` for each line the child prints, instead of
+        #: logging it; ``call_id`` is the printing call's (see ``Future.call_id``), 0 if none printed it.
+        self.on_output: Callable[[str, str, int], None] | None = None
         self._partial_lines: dict[str, list[str]] = {}  # pieces of a long line, by stream
         config = {"name": name, "roots": sorted(PINNED), "log_level": self._log.getEffectiveLevel()}
         self._ended_event = threading.Event()
@@ -123,6 +124,8 @@ class Context:
                 self._raise_if_lost()
                 call_id, frame = self._protocol.call(encoded.payload)
                 self._futures[call_id] = future
+                if isinstance(future, Future):
+                    future.call_id = call_id  # type: ignore[attr-defined]  # ties printed lines to the call
             ahead = self._protocol.modules(0, records, roots) if records or roots else b""
             self._write(ahead + frame)
         return future
@@ -284,7 +287,7 @@ class Context:
                 return
             if self.on_output is not None and event.stream != "log":
                 try:
-                    self.on_output(event.stream, text)
+                    self.on_output(event.stream, text, event.call_id)
                 except Exception:  # the user's callback failing is no reason to drop the connection
                     self._log.exception("on_output failed for a line from %s", self.name)
                 return

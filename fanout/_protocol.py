@@ -65,6 +65,7 @@ class Output:
     level: int
     text: str
     continued: bool = False
+    call_id: int = 0  # the call that printed it; 0: not printed by a call (a subprocess, a thread of its own)
 
 
 Event = Hello | CallSucceeded | CallFailed | ModuleRequested | ServiceRequested | Output
@@ -141,7 +142,7 @@ class MasterProtocol:
             _check(self.hello is None, "second HELLO")
             self.hello = self._hello(self._literal(body))
             return self.hello
-        return self._output(self._literal(body))  # LOG: the decoder admits no other kind
+        return self._output(self._literal(body), request_id)  # LOG: the decoder admits no other kind
 
     @staticmethod
     def _literal(body: bytes) -> Any:
@@ -203,7 +204,7 @@ class MasterProtocol:
         return Hello(python, pid, executable)
 
     @staticmethod
-    def _output(value: Any) -> Output:
+    def _output(value: Any, call_id: int = 0) -> Output:
         """``(stream, logger, level, text, continued)``, or the older form without ``continued``."""
         _check(isinstance(value, tuple) and len(value) in (4, 5), "malformed LOG")
         stream, logger, level, text = value[:4]
@@ -211,4 +212,4 @@ class MasterProtocol:
         _check(stream in ("stdout", "stderr", "log") and _is_text(logger) and _is_text(text), "malformed LOG")
         _check(isinstance(level, int) and 0 <= level <= 100, "malformed LOG level")
         _check(isinstance(continued, bool), "malformed LOG: continued must be True or False")
-        return Output(stream, logger, level, text, continued)
+        return Output(stream, logger, level, text, continued, call_id)

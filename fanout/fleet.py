@@ -173,7 +173,8 @@ class Fleet:
         self.progress = progress
         self._contexts: dict[str, Any] = {}
         self._failures: dict[str, BaseException] = {}
-        self._output: dict[str, list[tuple[str, str]]] = {name: [] for name in self.hosts}
+        # Printed lines not yet handed to a result, by host and by the call that printed them (0: none did).
+        self._output: dict[str, dict[int, list[tuple[str, str]]]] = {name: {} for name in self.hosts}
         self._lock = threading.Lock()
         self._echo_lock = threading.Lock()
         self._connected = False
@@ -232,14 +233,17 @@ class Fleet:
             with self._lock:
                 self._failures[name] = exc
             return status_of(exc)
-        context.on_output = lambda stream, line: self._on_output(name, stream, line)
+        context.on_output = lambda stream, line, call_id: self._on_output(name, stream, line, call_id)
         with self._lock:
             self._contexts[name] = context
         return OK
 
-    def _on_output(self, name: str, stream: str, line: str) -> None:
+    def _on_output(self, name: str, stream: str, line: str, call_id: int = 0) -> None:
         with self._lock:
-            self._output[name].append((stream, line))
+            by_call = self._output[name]
+            by_call.setdefault(call_id, []).append((stream, line))
+            if len(by_call) > _UNCLAIMED_CALLS:  # calls made on fleet.contexts directly: nobody claims theirs
+                del by_call[next(iter(by_call))]
         if self.echo:
             with self._echo_lock:
                 self._echo(sys.stderr if stream == "stderr" else sys.stdout, f"[{name}] {line}\n")
@@ -279,7 +283,6 @@ class Fleet:
         for name in self.hosts if names is None else names:
             with self._lock:
                 context = self._contexts.get(name)
-                self._output[name] = []
             if context is None:
                 futures[name] = _failed(self._failures[name])
                 continue
@@ -294,8 +297,9 @@ class Fleet:
             return self._send_pool
 
     def _result(self, name: str, future: Future) -> Result:
-        with self._lock:
-            output = self._output[name]
+        with self._lock:  # the call's own lines, and those no call printed (its subprocesses', say)
+            by_call = self._output[name]
+            output = by_call.pop(0, []) + by_call.pop(getattr(future, "call_id", -1), [])
         stdout = "".join(line + "\n" for stream, line in output if stream == "stdout")
         stderr = "".join(line + "\n" for stream, line in output if stream == "stderr")
         error = future.exception()
@@ -517,6 +521,7 @@ def _send_call(context: Any, fn: Callable[..., Any], args: tuple, kwargs: dict, 
     except Exception as exc:
         proxy.set_exception(exc)
         return
+    proxy.call_id = future.call_id  # type: ignore[attr-defined]  # before the outcome: _result reads it
     future.add_done_callback(lambda done: _copy_outcome(done, proxy))
 
 
@@ -528,6 +533,7 @@ def _copy_outcome(done: Future, proxy: Future) -> None:
         proxy.set_exception(error)
 
 
+_UNCLAIMED_CALLS = 256  # calls per host whose printed lines are kept for a result still to come
 PUT_CHUNK = 8 * 1024 * 1024  # well under a frame's 64 MiB limit, and a piece's memory on small hosts
 
 

@@ -386,7 +386,7 @@ def whole_lines(events: list, stream: str) -> list[str]:
 
 def test_a_long_printed_line_comes_in_pieces_marked_continued(child, output_events) -> None:
     received = []
-    child.on_output = lambda stream, text: received.append((stream, text))
+    child.on_output = lambda stream, text, call_id: received.append((stream, text))
     line = "x" * 150_000
     child.call(print, line)
     child.call(print, "short")

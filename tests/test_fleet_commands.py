@@ -41,14 +41,15 @@ def test_command_output_streams_while_the_command_runs(fleet, inventory, capsys)
     flag = f"/tmp/go-{uuid.uuid4().hex}"
     seen = threading.Event()
     with Fleet.from_inventory(inventory, host.name) as the_fleet:
-        real_echo = the_fleet._on_output
+        context = the_fleet.contexts[host.name]
+        fleets_own = context.on_output
 
-        def watch(name, stream, line):
-            real_echo(name, stream, line)
+        def watch(stream, line, call_id):
+            fleets_own(stream, line, call_id)
             if line == "first":
                 seen.set()
 
-        the_fleet._contexts[host.name].on_output = lambda stream, line: watch(host.name, stream, line)
+        context.on_output = watch
         toucher = threading.Thread(
             target=lambda: seen.wait(30) and fleet.client.containers.get(host.container).exec_run(["touch", flag])
         )

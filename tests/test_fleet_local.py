@@ -44,7 +44,7 @@ def test_lines_the_terminal_cannot_take_neither_kill_the_host_nor_get_lost(monke
 
 def test_a_failing_output_callback_does_not_drop_the_connection(caplog) -> None:
     with fanout.local() as child:
-        child.on_output = lambda stream, line: 1 / 0
+        child.on_output = lambda stream, line, call_id: 1 / 0
         assert child.call(print, "hello") is None
         assert child.call(abs, -3) == 3
     assert any("on_output failed" in r.getMessage() for r in caplog.records)
@@ -109,3 +109,31 @@ def test_the_progress_bar_takes_brackets_literally(capsys) -> None:
 def test_a_command_failure_is_failed_not_unreachable() -> None:
     with Fleet(local_hosts("a"), echo=False) as fleet:
         assert fleet.run("exit 5")["a"].status == FAILED
+
+
+def test_each_result_holds_the_lines_its_own_call_printed(user_modules) -> None:
+    s = user_modules(
+        {
+            "talk_{s}.py": """
+            import time
+
+            def talk(word, pause):
+                for i in range(3):
+                    print(word, i)
+                    time.sleep(pause)
+                return word
+            """
+        }
+    )
+    talk = __import__(f"talk_{s}").talk
+    with Fleet(local_hosts("a"), echo=False) as fleet:
+        slow = fleet.as_completed(talk, "slow", 0.3)  # a generator: it starts on the first next()
+        first = threading.Thread(target=lambda: box.append(list(slow)))
+        box: list = []
+        first.start()
+        time.sleep(0.2)
+        quick = fleet.call(talk, "quick", 0.01)  # runs while "slow" is still printing on the same host
+        first.join(30)
+    assert quick["a"].stdout == "quick 0\nquick 1\nquick 2\n"
+    ((_, slow_result),) = box[0]
+    assert slow_result.stdout == "slow 0\nslow 1\nslow 2\n"

@@ -43,7 +43,7 @@ def test_output_past_16_mib_keeps_its_first_and_last_8_mib(child) -> None:
 
 def test_echo_sends_whole_lines_and_output_under_the_cap_is_kept_whole(child) -> None:
     received = []
-    child.on_output = lambda stream, text: received.append((stream, text))
+    child.on_output = lambda stream, text, call_id: received.append((stream, text))
     command = "printf 'one\\ntwo'; yes x | head -n 100000 | tr -d '\\n' >&2"
     assert child.call(_shell.run, command, None, True) == (0, "one\ntwo", "x" * 100_000, False)
     assert [text for stream, text in received if stream == "stdout"] == ["one", "two"]
@@ -52,7 +52,7 @@ def test_echo_sends_whole_lines_and_output_under_the_cap_is_kept_whole(child) ->
 
 def test_output_after_run_returned_is_neither_kept_nor_echoed(child) -> None:
     received = []
-    child.on_output = lambda stream, text: received.append(text)
+    child.on_output = lambda stream, text, call_id: received.append(text)
     assert child.call(_shell.run, "(sleep 1; echo late) & echo early", None, True) == (0, "early\n", "", False)
     time.sleep(1.5)
     assert child.call(abs, -1) == 1
