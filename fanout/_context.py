@@ -38,6 +38,7 @@ from fanout.errors import ConnectionLost, ConnectTimeout, ProtocolError, RemoteE
 # the master), and finding out how a child ended (it may wait for the exit status).
 _BACKGROUND = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fanout-background")
 _HELLO_TIMEOUT = 60.0
+_LONGEST_LINE = 16 * 1024 * 1024  # characters of a line held back while its pieces arrive
 
 
 class _Waiter:
@@ -97,7 +98,7 @@ class Context:
         #: Called as ``on_output(stream, line, call_id)`` for each line the child prints, instead of
         #: logging it; ``call_id`` is the printing call's (see ``Future.call_id``), 0 if none printed it.
         self.on_output: Callable[[str, str, int], None] | None = None
-        self._partial_lines: dict[str, list[str]] = {}  # pieces of a long line, by stream
+        self._partial_lines: dict[tuple[str, int], list[str]] = {}  # a long line's pieces, by stream and call
         config = {"name": name, "roots": sorted(PINNED), "log_level": self._log.getEffectiveLevel()}
         self._ended_event = threading.Event()
         self._transport.start(self._on_data, self._on_end)
@@ -299,15 +300,21 @@ class Context:
                 DEADLINES.cancel(self._ready_deadline)
 
     def _whole_line(self, event: Output) -> str | None:
-        """A line sent in pieces (over 64 KiB) is delivered once, whole; None while pieces are pending."""
-        pending = self._partial_lines.get(event.stream)
-        if getattr(event, "continued", False):
-            self._partial_lines.setdefault(event.stream, []).append(event.text)
-            return None
-        if pending:
-            del self._partial_lines[event.stream]
-            return "".join(pending) + event.text
-        return event.text
+        """A line sent in pieces (over 64 KiB) is delivered once, whole; None while pieces are pending.
+
+        Pieces are matched by stream and printing call, so another writer's line cannot land inside
+        them; one that grows past ``_LONGEST_LINE`` is delivered as it stands.
+        """
+        key = (event.stream, event.call_id)
+        if event.continued:
+            pending = self._partial_lines.setdefault(key, [])
+            pending.append(event.text)
+            if sum(map(len, pending)) < _LONGEST_LINE:
+                return None
+        pending = self._partial_lines.pop(key, None)
+        if not pending:
+            return event.text
+        return "".join(pending) if event.continued else "".join(pending) + event.text
 
     def _serve(self, event: ServiceRequested) -> None:
         """A child calls a service here: run it in the children's pool, reply when it is done."""

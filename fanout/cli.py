@@ -84,7 +84,7 @@ def resolve_function(dotted: str) -> Any:
         try:
             obj: Any = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name is not None and not module_name.startswith(exc.name):
+            if exc.name is not None and not (module_name == exc.name or module_name.startswith(exc.name + ".")):
                 raise UsageError(f"importing {module_name} failed: {exc}") from None  # a missing dependency
             continue
         except Exception as exc:  # the module exists but breaks on import: say so, not "no such thing"

@@ -80,8 +80,8 @@ class Transfer:
 
 def status_of(error: BaseException) -> str:
     """The outcome an exception means for its host."""
-    if isinstance(error, ConnectionLost) and isinstance(error.__cause__, ConnectTimeout):
-        return TIMED_OUT  # the connection was up, but the child did not start in time
+    if isinstance(error, ConnectionLost) and isinstance(error.__cause__, ConnectTimeout | CallTimeout):
+        return TIMED_OUT  # the child did not start in time, or the host was dropped at a call's timeout
     if isinstance(error, (ConnectTimeout, CallTimeout)):
         return TIMED_OUT
     if isinstance(error, (AuthenticationFailed, HostKeyError)):
@@ -331,8 +331,22 @@ class Fleet:
                 yield Result(name, TIMED_OUT, error=error)
         finally:
             if left and deadline is not None:  # abandoned half-way: the timeout still holds for the rest
-                late = {name: futures[name] for name in left}
-                DEADLINES.at(deadline, lambda: self._drop_unfinished(late, deadline))
+                self._watch_late({name: futures[name] for name in left}, deadline)
+
+    def _watch_late(self, late: dict[str, Future], deadline: float) -> None:
+        """Drop the hosts of ``late`` still running at ``deadline``; forget them all once all are done."""
+        handle = DEADLINES.at(deadline, lambda: self._drop_unfinished(late, deadline))
+        remaining = [len(late)]
+        lock = threading.Lock()
+
+        def one_done(_: Future) -> None:
+            with lock:
+                remaining[0] -= 1
+                if remaining[0] == 0:
+                    DEADLINES.cancel(handle)
+
+        for future in late.values():
+            future.add_done_callback(one_done)
 
     def _drop_unfinished(self, futures: dict[str, Future], deadline: float) -> None:
         for name, future in futures.items():
@@ -345,10 +359,9 @@ class Fleet:
         with self._lock:
             context = self._contexts.pop(name, None)
             self._failures[name] = error
-        if context is not None:
-            closing = threading.Thread(target=context.close, name=f"fanout-drop-{name}", daemon=True)
-            closing.start()
-            with self._lock:
+            if context is not None:
+                closing = threading.Thread(target=_end, args=(context, error), name=f"fanout-drop-{name}", daemon=True)
+                closing.start()  # under the lock: close() never finds one it cannot join yet
                 self._closing.append(closing)
         return error
 
@@ -431,19 +444,23 @@ class Fleet:
         names = list(self.hosts)
         results: dict[str, Result] = {}
         enabled = _progress.wanted(len(names), self.progress)
-        with (
-            _progress.Progress(f"put {remote}", len(names), enabled) as bar,
-            ThreadPoolExecutor(max_workers=min(self.forks, max(len(names), 1))) as pool,
-        ):
-            pending = {pool.submit(self._put_one, name, push, self._deadline(timeout)): name for name in names}
-            for done in concurrent.futures.as_completed(pending):
-                result = done.result()
-                results[result.host] = result
-                bar.advance(result.status)
+        pool = ThreadPoolExecutor(max_workers=min(self.forks, max(len(names), 1)))
+        try:
+            with _progress.Progress(f"put {remote}", len(names), enabled) as bar:
+                pending = [pool.submit(self._put_one, name, push, timeout) for name in names]
+                for done in concurrent.futures.as_completed(pending):
+                    result = done.result()
+                    results[result.host] = result
+                    bar.advance(result.status)
+        except BaseException:  # Ctrl-C: return at once; close() ends the steps still in flight
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
         return Results({name: results[name] for name in names})
 
-    def _put_one(self, name: str, push: _Push, deadline: float | None) -> Result:
-        """Compare, then chmod or send in pieces: one host's steps, each waited for until its deadline."""
+    def _put_one(self, name: str, push: _Push, timeout: float | None) -> Result:
+        """Compare, then chmod or send in pieces: one host's steps, within ``timeout`` from its start."""
+        deadline = self._deadline(timeout)
         with self._lock:
             context = self._contexts.get(name)
             failure = self._failures.get(name)
@@ -512,6 +529,12 @@ class _Push:
     mode: int
     sha256: str
     token: str  # names this push's temporary file on each host
+
+
+def _end(context: Any, error: CallTimeout) -> None:
+    """End a dropped host's child; its other calls in flight end as timed out, not as a lost connection."""
+    context._fail_all(f"dropped from the fleet at a call's timeout ({error})", error)
+    context.close()
 
 
 def _send_call(context: Any, fn: Callable[..., Any], args: tuple, kwargs: dict, proxy: Future) -> None:

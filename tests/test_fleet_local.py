@@ -93,9 +93,10 @@ def test_an_abandoned_stream_still_times_out_its_late_hosts(user_modules) -> Non
         assert next(stream)[0] == "fast"
         stream.close()  # abandoned before the deadline, with "slow" still running
         assert "slow" in fleet.contexts
-        deadline = time.monotonic() + 20
-        while "slow" in fleet.contexts and time.monotonic() < deadline:
-            time.sleep(0.05)
+        later = fleet.call(time.sleep, 4)  # no timeout of its own: "slow" is dropped under it
+        assert later["fast"].status == OK
+        assert later["slow"].status == TIMED_OUT and isinstance(later["slow"].error.__cause__, CallTimeout)
+        assert later.failed == {"slow": later["slow"]} and not later.unreachable  # the host was reached
         assert list(fleet.failures) == ["slow"] and isinstance(fleet.failures["slow"], CallTimeout)
 
 
@@ -137,3 +138,33 @@ def test_each_result_holds_the_lines_its_own_call_printed(user_modules) -> None:
     assert quick["a"].stdout == "quick 0\nquick 1\nquick 2\n"
     ((_, slow_result),) = box[0]
     assert slow_result.stdout == "slow 0\nslow 1\nslow 2\n"
+
+
+def test_put_times_each_host_from_its_own_start(tmp_path) -> None:
+    """With one fork, a stopped first host uses up its whole timeout; the hosts queued behind it get theirs."""
+    source = tmp_path / "source"
+    source.write_text("setting = 1\n")
+    with Fleet(local_hosts("stuck", "b", "c"), forks=1, echo=False) as fleet:
+        stopped = fleet.contexts["stuck"].pid
+        os.kill(stopped, signal.SIGSTOP)
+        try:
+            results = finishes(lambda: fleet.put(source, str(tmp_path / "copy"), timeout=2))
+        finally:
+            os.kill(stopped, signal.SIGCONT)
+    assert results["stuck"].status == TIMED_OUT
+    assert results["b"].status == OK and results["c"].status == OK
+
+
+def test_long_line_pieces_are_joined_by_stream_and_call() -> None:
+    from fanout._protocol import Output
+
+    with fanout.local() as child:
+        seen: list = []
+        child.on_output = lambda stream, line, call_id: seen.append((stream, line, call_id))
+        for event in [
+            Output("stdout", "", 20, "AAA", True, 0),  # a subprocess's long line, its first piece
+            Output("stdout", "", 20, "hello", False, 7),  # a call's print in between
+            Output("stdout", "", 20, "BBB", False, 0),
+        ]:
+            child._handle(event)
+    assert seen == [("stdout", "hello", 7), ("stdout", "AAABBB", 0)]
