@@ -130,7 +130,8 @@ def _log(stream, text, level=20, logger="", more=False):
 
 
 class _Lines:
-    """sys.stdout/sys.stderr: complete lines go to the master as they are written."""
+    """sys.stdout/sys.stderr: complete lines go to the master as they are written; an unfinished
+    one past 64 Ki characters goes on in pieces marked continued, so memory stays bounded."""
 
     encoding = "utf-8"
     errors = "backslashreplace"
@@ -141,9 +142,13 @@ class _Lines:
     def write(self, text):
         with self._lock:
             lines = (self._buf + text).split("\n")
-            self._buf = lines.pop()
+            rest = lines.pop()
+            cut = max(len(rest) - 1, 0) >> 16 << 16  # whole pieces, never all of it: flush ends the line
+            self._buf = rest[cut:]
         for line in lines:
             _log(self.stream, line)
+        if cut:
+            _log(self.stream, rest[:cut], more=True)
         return len(text)
 
     def flush(self):
@@ -164,10 +169,18 @@ class _Lines:
 
 def _pump(fd, stream):
     """Forward what subprocesses write to a standard descriptor, line by line; a line past
-    64 KiB goes on in pieces (decoded incrementally, so no character is cut in two)."""
+    64 KiB goes on in pieces (decoded incrementally, so no character is cut in two). An
+    unfinished line is sent as it is after 0.2 s without more (a prompt; EOF never comes)."""
     decode = codecs.getincrementaldecoder("utf-8")("backslashreplace").decode
     rest = ""
     while True:
+        if rest:
+            from select import select
+
+            if not select([fd], [], [], 0.2)[0]:
+                _log(stream, rest)
+                rest = ""
+                continue
         chunk = os.read(fd, 65536)
         if not chunk:
             return

@@ -1,12 +1,17 @@
 """Files pushed to a child: compared by digest first, written whole or not at all.
 
-Runs on the hosts, so it keeps to what Python 3.9 reads.
+Runs on the hosts, so it keeps to what Python 3.9 reads. A temporary file
+still being written when the child ends is deleted with it (stage 1 runs the
+hooks in ``fanout_stage1.AT_EXIT`` before it exits).
 """
 
 import contextlib
 import hashlib
 import os
 import stat
+import sys
+
+_writing = set()  # temporaries this child has begun and not yet moved into place or deleted
 
 
 def _digest(path):
@@ -35,8 +40,33 @@ def set_mode(path, mode):
 
 
 def _temporary(path, token):
+    """The push's temporary name, with this child's pid: hosts sharing a filesystem (NFS, two
+    names for one machine) each write their own."""
     directory, name = os.path.split(path)
-    return os.path.join(directory, ".%s.fanout-%s.tmp" % (name, token))
+    return os.path.join(directory, ".%s.fanout-%s-%d.tmp" % (name, token, os.getpid()))
+
+
+def _discard(temporary):
+    """Delete a temporary this child began, and forget it."""
+    _writing.discard(temporary)
+    with contextlib.suppress(OSError):
+        os.unlink(temporary)
+
+
+def _discard_unfinished():
+    """As the child ends (the master dropped it mid-push, say): leave no partial file behind."""
+    for temporary in list(_writing):
+        _discard(temporary)
+
+
+def _discard_with_the_child():
+    """Have stage 1 run _discard_unfinished as the child ends; nothing to do on the master."""
+    hooks = getattr(sys.modules.get("fanout_stage1"), "AT_EXIT", None)
+    if hooks is not None and _discard_unfinished not in hooks:
+        hooks.append(_discard_unfinished)
+
+
+_discard_with_the_child()
 
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -49,11 +79,14 @@ def write(path, data, offset, last, mode, sha256, token):
     readable by its owner only until it is complete.
     """
     temporary = _temporary(path, token)
+    opened = False
     try:
         if offset:
             fd = os.open(temporary, os.O_WRONLY | _NOFOLLOW)
         else:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+        opened = True
+        _writing.add(temporary)
         with os.fdopen(fd, "wb") as f:
             f.seek(offset)
             f.write(data)
@@ -62,7 +95,8 @@ def write(path, data, offset, last, mode, sha256, token):
                 raise OSError("%s arrived damaged: its digest does not match the master's" % path)
             os.chmod(temporary, mode)
             os.replace(temporary, path)
+            _writing.discard(temporary)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
+        if opened or temporary in _writing:  # not a file found there (O_EXCL): not this child's
+            _discard(temporary)
         raise

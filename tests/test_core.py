@@ -433,3 +433,52 @@ def test_a_huge_error_message_is_clipped_not_fatal(child) -> None:
     assert info.value.type_name == "KeyError"
     assert "characters cut" in info.value.message
     assert child.call(abs, -3) == 3
+
+
+def arrives_before(future, events: list, stream: str, expected: str) -> bool:
+    """Whether ``expected`` is among the lines of ``stream`` (or starts one still coming) while ``future`` runs."""
+    deadline = time.monotonic() + 10
+    while not future.done() and time.monotonic() < deadline:
+        pieces = [e.text for e in events if e.stream == stream]
+        if "".join(pieces).startswith(expected):
+            return not future.done()
+        time.sleep(0.02)
+    return False
+
+
+def test_an_endless_line_from_run_is_echoed_in_pieces_as_it_comes(child, output_events) -> None:
+    """_shell holds at most 64 KiB of an unfinished line, and sys.stdout passes longer ones on in pieces."""
+    from fanout import _shell
+
+    command = "head -c 200000 /dev/zero | tr '\\0' x; sleep 3"
+    future = child.call_async(_shell.run, command, None, True)
+    assert arrives_before(future, output_events, "stdout", "x" * 65536)
+    assert future.result()[1] == "x" * 200_000
+    assert whole_lines(output_events, "stdout") == ["x" * 200_000]
+
+
+def test_an_unfinished_printed_line_goes_on_in_pieces(child, output_events) -> None:
+    future = child.call_async(exec, "import sys, time\nsys.stdout.write('x' * 100000)\ntime.sleep(3)\nprint('y')")
+    assert arrives_before(future, output_events, "stdout", "x" * 65536)
+    future.result()
+    assert whole_lines(output_events, "stdout") == ["x" * 100_000 + "y"]
+
+
+def test_a_subprocess_prompt_without_newline_comes_after_a_pause(child, output_events) -> None:
+    import subprocess
+
+    future = child.call_async(subprocess.run, ["sh", "-c", "printf 'Password: '; sleep 3"])
+    assert arrives_before(future, output_events, "stdout", "Password: ")
+    assert future.result().returncode == 0
+    assert whole_lines(output_events, "stdout") == ["Password: "]
+
+
+def test_the_tail_of_a_long_subprocess_line_without_newline_is_not_lost(child, output_events) -> None:
+    """Its first piece went out marked continued; the rest must end the line though no newline nor EOF comes."""
+    import subprocess
+
+    command = "head -c 70000 /dev/zero | tr '\\0' x; sleep 3"
+    future = child.call_async(subprocess.run, ["sh", "-c", command])
+    assert arrives_before(future, output_events, "stdout", "x" * 70_000)
+    assert whole_lines(output_events, "stdout") == ["x" * 70_000]
+    assert future.result().returncode == 0

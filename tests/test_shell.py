@@ -82,3 +82,40 @@ def test_commands_still_running_end_with_their_child(open_child, ignores_term) -
         time.sleep(0.1)
     assert processes_matching(checker, marker) == []
     assert all(future.done() for future in running)  # failed with ConnectionLost, not left waiting
+
+
+def test_output_between_8_and_16_mib_is_kept_whole(child) -> None:
+    size = 10_000_000
+    command = f"printf START; head -c {size} /dev/zero | tr '\\0' a; printf END"
+    rc, out, err, timed_out = child.call(_shell.run, command, None, False)
+    assert (rc, err, timed_out) == (0, "", False)
+    assert out == "START" + "a" * size + "END"
+
+
+def test_a_slow_echo_loses_no_output(child) -> None:
+    """Each echo takes 0.6 s (a master slow to read): past the shell's end, run waits while the readers progress."""
+    slow = "class Slow:\n    def write(self, text):\n        time.sleep(0.6)\n    def flush(self):\n        pass\n"
+    child.call(exec, "import sys, time\n" + slow + "sys.stdout = Slow()")
+    big_pipe = "python3 -c 'import fcntl; fcntl.fcntl(1, 1031, 1 << 20)'"  # F_SETPIPE_SZ: all fits, the shell ends
+    rc, out, err, timed_out = child.call(_shell.run, big_pipe + "; seq 1 60000; echo last", None, True)
+    assert (rc, err, timed_out) == (0, "", False)
+    assert out.splitlines() == [str(n) for n in range(1, 60001)] + ["last"]
+
+
+def test_a_finished_command_leaves_no_process_group_behind(child) -> None:
+    """A group number the system may hand out again is never kept; one with background members is."""
+    groups = "sorted(__import__('fanout._shell', fromlist=['_groups'])._groups)"
+    assert child.call(_shell.run, "true", None, False)[0] == 0
+    assert child.call(eval, groups) == []
+    assert child.call(_shell.run, "sleep 3 & echo started", None, False)[0] == 0
+    assert len(child.call(eval, groups)) == 1
+
+
+@pytest.mark.parametrize("size", [131_072, 196_608, 300_000])
+def test_a_long_line_without_newline_is_echoed_whole(child, size) -> None:
+    """Pieces went out as it came; the last piece ends the line, even when none is left held back."""
+    received = []
+    child.on_output = lambda stream, text, call_id: received.append(text)
+    assert child.call(_shell.run, f"head -c {size} /dev/zero | tr '\\0' x", None, True)[1] == "x" * size
+    assert child.call(abs, -1) == 1
+    assert received == ["x" * size]
