@@ -114,3 +114,35 @@ def test_only_the_run_key_logs_in(fleet_host: FleetHost, tmp_path) -> None:
             timeout=10,
         )
     client.close()
+
+
+def test_failed_logins_never_lock_the_suite_out(fleet, tmp_path) -> None:
+    """OpenSSH 9.8+ refuses a source for a while after logins it failed or that were abandoned
+    (PerSourcePenalties); every test connects from 127.0.0.1, and many give up on purpose."""
+    host = next((h for h in fleet.hosts if h.suite == "trixie"), fleet.hosts[-1])  # trixie's sshd is 10.0
+    line = (
+        ed25519.Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    )
+    wrong = tmp_path / "known_hosts"
+    wrong.write_text(f"{host.known_hosts_name} {line.decode()}\n")
+    try:
+        for _ in range(30):  # each refused host key leaves sshd a connection abandoned before login
+            client = paramiko.SSHClient()
+            client.load_host_keys(str(wrong))
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+            try:
+                with pytest.raises(paramiko.BadHostKeyException):
+                    client.connect(host.address, port=host.port, username=host.user, timeout=10)
+            finally:
+                client.close()  # left open, it would count against MaxStartups instead
+        client = ssh_client(host)
+    except paramiko.SSHException as exc:
+        log = fleet.client.containers.get(host.container).logs().decode()
+        dropped = [line for line in log.splitlines() if "drop connection" in line]
+        pytest.fail(f"{exc}; sshd says: {dropped[-3:]}")
+    try:
+        assert run(client, "echo still-welcome")[1] == "still-welcome\n"
+    finally:
+        client.close()

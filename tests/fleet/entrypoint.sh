@@ -21,7 +21,16 @@ chown -R tester:tester "$home/.ssh"
 chmod 700 "$home/.ssh"
 chmod 600 "$home/.ssh/authorized_keys"
 mkdir -p /run/sshd
-exec /usr/sbin/sshd -D -e \
+# OpenSSH 9.8 and later refuse a source address for a while after failed or
+# abandoned logins (PerSourcePenalties). Every test connects from 127.0.0.1 and
+# many fail on purpose (wrong keys, refused host keys), so the penalty would
+# soon lock the whole suite out: switch it off where sshd knows the option.
+penalties=""
+if /usr/sbin/sshd -t -f /dev/null -o "HostKey=$key" -o PerSourcePenalties=no 2>/dev/null; then
+    penalties="-oPerSourcePenalties=no"
+fi
+# shellcheck disable=SC2086  # $penalties is one word or none
+exec /usr/sbin/sshd -D -e $penalties \
     -o "Port=$port" \
     -o "ListenAddress=$addr" \
     -o "HostKey=$key" \
