@@ -175,13 +175,33 @@ def _open_socket(name: str, dest: Destination, timeout: float, jump: paramiko.Tr
     if dest.proxy_command:
         return paramiko.ProxyCommand(dest.proxy_command)
     try:
-        return socket.create_connection((dest.hostname, dest.port), timeout=timeout)
+        return _with_keepalive(socket.create_connection((dest.hostname, dest.port), timeout=timeout))
     except socket.gaierror as exc:
         raise Unreachable(f"{name}: cannot resolve {dest.hostname}: {exc.strerror}") from exc
     except TimeoutError as exc:
         raise ConnectTimeout(f"{name}: no answer from {dest.hostname}:{dest.port} within {timeout:g} s") from exc
     except OSError as exc:
         raise Unreachable(f"{name}: cannot connect to {dest.hostname}:{dest.port}: {exc.strerror or exc}") from exc
+
+
+# A host that vanishes without closing (power cut, network partition) is found out after about
+# KEEPALIVE_IDLE + KEEPALIVE_COUNT * KEEPALIVE_INTERVAL seconds of silence, not TCP's 15 minutes:
+# its calls then fail with ConnectionLost. A call that is merely slow is not affected.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 30, 10, 3
+
+
+def _with_keepalive(sock: socket.socket) -> socket.socket:
+    """TCP keepalive probes on the connection, where the platform lets them be tuned."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+    ):
+        if hasattr(socket, option):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+    return sock
 
 
 def _fingerprint(key: paramiko.PKey) -> str:

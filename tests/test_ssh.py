@@ -329,3 +329,17 @@ def test_pipelined_auth_survives_a_service_accept_that_overtakes_it(fleet, monke
     with connect(fleet.hosts[0]) as context:
         assert context.call(os.getpid) > 0
     assert not [r for r in caplog.records if "unimplemented" in r.getMessage()]
+
+
+def test_connections_probe_a_silent_host_so_a_vanished_one_is_found_out(host) -> None:
+    """A host that vanishes without a FIN would otherwise hold its calls for TCP's 15 minutes."""
+    import socket
+
+    from fanout import _ssh
+
+    with connect(host) as context:
+        sock = context._transport.channel.get_transport().sock
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == _ssh.KEEPALIVE_IDLE
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == _ssh.KEEPALIVE_COUNT
+        assert context.call(abs, -1) == 1
