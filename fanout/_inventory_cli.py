@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from fanout import _terminal
 from fanout.inventory import Inventory, InventoryError
 
 
@@ -60,41 +61,80 @@ def dumps(document: Any) -> str:
     return json.dumps(plain, indent=4, sort_keys=True)
 
 
+MAX_GRAPH_REPEATS = 1_000_000  # lines --graph may draw beyond one per group and host entry: a group with several
+# parents is drawn under each, and shared groups under shared groups multiply
+
+
 def graph(inventory: Inventory, name: str) -> str:
-    """The ``--graph`` tree as ``ansible-inventory --graph`` draws it: groups and hosts in the order they came."""
-    lines: list[str] = []
+    """The ``--graph`` tree as ``ansible-inventory --graph`` draws it: groups and hosts in the order they came.
 
-    def draw(group: str, depth: int) -> None:
-        indent = "  |" * depth
-        lines.append(f"{indent}--@{group}:" if depth else f"@{group}:")
-        entry = inventory.groups[group]
-        for child in entry.children:
-            draw(child, depth + 1)
-        if group == "all":
-            return  # as ansible-inventory: the hosts of all are drawn under ungrouped
-        for host in entry.hosts:
-            lines.append(f"{'  |' * (depth + 1)}--{host}")
-
+    Its size is known before it is drawn, and refused past :data:`MAX_GRAPH_REPEATS` lines drawn again: a few
+    dozen lines of INI, where each level's two groups share the two of the next, would otherwise draw 2**30 lines.
+    """
     if name not in inventory.groups:
         raise InventoryError(f"no group named {name!r} in the inventory")
-    draw(name, 0)
+    drawn, once = _graph_size(inventory, name)
+    if drawn > once + MAX_GRAPH_REPEATS:
+        raise InventoryError(
+            f"the graph of {name!r} would take {drawn:,} lines, as groups shared by several parents are drawn under"
+            f" each (at most {MAX_GRAPH_REPEATS:,} lines drawn again): draw a smaller group"
+        )
+    lines: list[str] = []
+    todo = [(name, 0)]  # not recursive: a long chain of child groups must not overflow the stack
+    while todo:
+        group, depth = todo.pop()
+        if depth < 0:  # a host: drawn after the groups above it, as the recursive drawing did
+            lines.append(f"{'  |' * -depth}--{group}")
+            continue
+        lines.append(f"{'  |' * depth}--@{group}:" if depth else f"@{group}:")
+        entry = inventory.groups[group]
+        hosts = [] if group == "all" else entry.hosts  # as ansible-inventory: all's hosts are drawn under ungrouped
+        todo.extend((host, -(depth + 1)) for host in reversed(hosts))
+        todo.extend((child, depth + 1) for child in reversed(entry.children))
     return "\n".join(lines)
 
 
+def _graph_size(inventory: Inventory, name: str) -> tuple[int, int]:
+    """Lines the graph of ``name`` takes, and lines it would take if each group were drawn once; each group is
+    measured once (its size remembered): linear time."""
+    sizes: dict[str, int] = {}
+    once = 0
+    todo = [(name, False)]
+    while todo:
+        group, measured = todo.pop()
+        entry = inventory.groups[group]
+        if measured:
+            own = 1 + (0 if group == "all" else len(entry.hosts))
+            once += own
+            sizes[group] = own + sum(sizes[child] for child in entry.children)
+        elif group not in sizes:
+            todo.append((group, True))
+            todo.extend((child, False) for child in entry.children if child not in sizes)
+    return sizes[name], once
+
+
 def main(argv: Sequence[str]) -> int:
-    """Entry point of ``fanout inventory``; exit status 1 with the reason on bad input."""
-    args = _parser().parse_args(argv)
+    """Entry point of ``fanout inventory``; exit status 1 with the reason on bad input, 130 on Ctrl-C."""
     try:
+        args = _parser().parse_args(argv)
         inventory = Inventory.load(args.inventory)
         if args.list:
-            print(dumps(listing(inventory)))
+            text = dumps(listing(inventory))
         elif args.host is not None:
             if args.host not in inventory.hosts("all"):
                 raise InventoryError(f"no host named {args.host!r} in the inventory")
-            print(dumps(inventory.host_vars(args.host)))
+            text = dumps(inventory.host_vars(args.host))
         else:
-            print(graph(inventory, args.graph))
-    except InventoryError as exc:
-        print(f"fanout inventory: {exc}", file=sys.stderr)
+            text = graph(inventory, args.graph)
+        _terminal.write(sys.stdout, text + "\n")  # False when the reader went away (| head): nothing left to do
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+    except (InventoryError, OSError) as exc:
+        _say(str(exc))
         return 1
     return 0
+
+
+def _say(message: str) -> None:
+    _terminal.write(sys.stderr, f"fanout inventory: {_terminal.escape(message)}\n")

@@ -4,26 +4,38 @@
 ``--shell CMD`` runs a command, on the hosts the pattern selects. Without an
 inventory only ``localhost`` exists, reached through a local child process (as
 Ansible's implicit localhost), so the command works with no SSH at all.
-Exit status as Ansible's: 4 when a host was unreachable, else 2 when one failed.
+Exit status as Ansible's: 4 when a host was unreachable, else 2 when one failed; 1 for a bad request (one line on
+stderr, never a traceback), 2 for bad usage (argparse's), 130 on Ctrl-C, after the results already in.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import importlib
 import json
 import os
+import queue
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import fanout
+from fanout import _shell, _terminal
+from fanout._timeouts import MAX_TIMEOUT, check_timeout
 from fanout.errors import FanoutError
-from fanout.fleet import CommandResult
+from fanout.fleet import CommandResult, _command_result
 
 IMPLICIT_HOST = "localhost"
 _DEFAULT_FUNCTION = "platform.node"
+INTERRUPTED = 130  # the exit status of Ctrl-C, as shells report it (128 + SIGINT)
+MAX_FORKS = 10_000  # connections opened at once: each is a thread, and about three open files
+MAX_ARGS_DEPTH = 100  # levels of lists and objects in -a
+MAX_LIMIT_FILE_BYTES = 64 * 1024 * 1024  # an --limit @FILE of host names
 
 
 class UsageError(Exception):
@@ -87,7 +99,7 @@ def resolve_function(dotted: str) -> Any:
             if exc.name is not None and not (module_name == exc.name or module_name.startswith(exc.name + ".")):
                 raise UsageError(f"importing {module_name} failed: {exc}") from None  # a missing dependency
             continue
-        except Exception as exc:  # the module exists but breaks on import: say so, not "no such thing"
+        except (Exception, SystemExit) as exc:  # the module exists but breaks on import: say so, not "no such thing"
             raise UsageError(f"importing {module_name} failed: {type(exc).__name__}: {exc}") from None
         try:
             for attribute in parts[split:]:
@@ -101,13 +113,19 @@ def resolve_function(dotted: str) -> Any:
 
 
 def parse_arguments(text: str | None) -> tuple[list, dict]:
-    """``-a`` as positional and keyword arguments."""
+    """``-a`` as positional and keyword arguments; nested at most :data:`MAX_ARGS_DEPTH` levels."""
     if text is None:
         return [], {}
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"-a is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise UsageError(f"-a is nested more than {MAX_ARGS_DEPTH} levels deep") from None
+    except ValueError as exc:  # an integer past Python's 4300 digits
+        raise UsageError(f"-a cannot be read: {exc}") from None
+    if _depth(value) > MAX_ARGS_DEPTH:
+        raise UsageError(f"-a is nested more than {MAX_ARGS_DEPTH} levels deep")
     if isinstance(value, list):
         return value, {}
     if isinstance(value, dict):
@@ -115,89 +133,301 @@ def parse_arguments(text: str | None) -> tuple[list, dict]:
     raise UsageError("-a must be a JSON list (positional arguments) or object (keyword arguments)")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``fanout`` command; returns the exit status (Ansible's: 4 unreachable, 2 failed)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["inventory"]:
-        from fanout import _inventory_cli
+def _depth(value: Any) -> int:
+    """How many lists and objects deep ``value`` goes (without recursion; stops counting past the limit)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo and deepest <= MAX_ARGS_DEPTH:
+        item, depth = todo.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, depth)
+            todo.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
-        return _inventory_cli.main(argv[1:])
-    parser = _parser()
-    args = parser.parse_args(argv)
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Refuse options no fleet could use, each with a one-line reason."""
+    if not 1 <= args.forks <= MAX_FORKS:
+        raise UsageError(f"--forks must be at least 1 and at most {MAX_FORKS:,}, not {args.forks}")
+    args.timeout = check_timeout("--timeout", args.timeout)
+    args.task_timeout = check_timeout("--task-timeout", args.task_timeout, allow_none=True)
+    if args.user is not None and not args.user.strip():
+        raise UsageError("-u needs a user name")
+    if args.private_key is not None:
+        key = Path(args.private_key).expanduser()
+        if not key.is_file():
+            raise UsageError(f"--private-key {args.private_key}: no such file")
+        args.private_key = str(key)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fanout`` command; returns the exit status (Ansible's: 4 unreachable, 2 failed;
+    1 for a bad request, 2 for bad usage, 130 when interrupted)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    with _interrupts() as interrupts:
+        return _main(argv, interrupts)
+
+
+def _main(argv: list[str], interrupts: _Interrupts) -> int:
     try:
+        if argv[:1] == ["inventory"]:
+            from fanout import _inventory_cli
+
+            return _inventory_cli.main(argv[1:])
+        parser = _parser()
+        args = parser.parse_args(argv)
+        if args.shell is not None and args.args is not None:
+            parser.error("-a gives a function's arguments; with --shell, put them in the command")
+        _check_options(args)
         if args.shell is not None:
-            if args.args is not None:
-                parser.error("-a gives a function's arguments; with --shell, put them in the command")
             if not args.shell.strip():
                 raise UsageError("--shell needs a command")
+            task: Any = args.shell
         else:
             if "" not in sys.path and os.getcwd() not in sys.path:
                 sys.path.insert(0, os.getcwd())  # as ``python -m``: the project one stands in is importable
             function = resolve_function(args.function or _DEFAULT_FUNCTION)
-            positional, keywords = parse_arguments(args.args)
-        if args.forks < 1:
-            raise UsageError(f"--forks must be at least 1, not {args.forks}")
-        for option, value in (("--timeout", args.timeout), ("--task-timeout", args.task_timeout)):
-            if value is not None and not value > 0:
-                raise UsageError(f"{option} must be above 0 seconds, not {value:g}")
+            task = (function, *parse_arguments(args.args))
         hosts = select_hosts(args)
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return INTERRUPTED
     except (UsageError, FanoutError, ValueError, OSError) as exc:  # InventoryError is a ValueError
-        print(f"fanout: {exc}", file=sys.stderr)
+        _say(str(exc))
         return 1
-    fleet = fanout.Fleet(hosts, forks=args.forks, connect_timeout=args.timeout, echo=not args.json)
+    return _fan_out(args, hosts, task, interrupts)
+
+
+def _fan_out(args: argparse.Namespace, hosts: dict[str, dict[str, Any]], task: Any, interrupts: _Interrupts) -> int:
+    """Run the task on the hosts, print each host's result in host order, and close.
+
+    Ctrl-C stops the waiting: the results already in are printed, then how many hosts finished, and the status is
+    130. Once the results print and the fleet closes, Ctrl-C leaves at once, quietly.
+    """
+    finished: dict[str, fanout.Result] = {}
+    interrupted = False
+    fleet = collector = None
     try:
-        with fleet:
-            if args.shell is not None:
-                results = fleet.run(args.shell, timeout=args.task_timeout)
-            else:
-                results = fleet.call(function, *positional, timeout=args.task_timeout, **keywords)
-    except FanoutError as exc:  # the fleet as a whole cannot start: the open-file limit
-        print(f"fanout: {exc}", file=sys.stderr)
+        fleet = fanout.Fleet(hosts, forks=args.forks, connect_timeout=args.timeout, echo=not args.json)
+        collector = _Collector(fleet, lambda: _outcomes(fleet, args, task))
+        collector.start()
+        for host, result in collector:
+            finished[host] = result
+    except KeyboardInterrupt:
+        interrupted = True
+    except (FanoutError, ValueError) as exc:  # the fleet cannot start (the open-file limit), or bad host options
+        interrupts.closing = True
+        _say(str(exc))
+        if fleet is not None:
+            fleet.close()
         return 1
+    interrupts.closing = True
+    if fleet is None:
+        _say(f"interrupted; 0 of {len(hosts)} hosts finished")
+        return INTERRUPTED
+    if interrupted:
+        fleet.echo = False  # what the hosts still print would get in the way of the results
+        if collector is not None:
+            collector.stop.set()
+            finished.update(collector.arrived())
+    results = fanout.Results({name: finished[name] for name in fleet.hosts if name in finished})
+    out = _Output()
     for result in results.values():
-        print(json.dumps(_record(result), default=repr) if args.json else _line(result))
-    if not args.json and len(results) > 1:
-        print(results.summary(), file=sys.stderr)
-    return exit_status(results)
+        out.line(_json_line(result) if args.json else "\n".join(_lines(result)))
+    if interrupted:
+        _say(f"interrupted; {len(results)} of {len(fleet.hosts)} hosts finished")
+    elif not args.json and len(results) > 1:
+        _terminal.write(sys.stderr, results.summary() + "\n")
+    fleet.close()
+    if collector is not None and collector.is_alive():  # interrupted while connecting: it ends when connect() does
+        while collector.is_alive():
+            collector.join(_WAKE_UP)
+        fleet.close()  # what connect() opened after the first close
+    return INTERRUPTED if interrupted else exit_status(results)
+
+
+_WAKE_UP = 0.25  # seconds the main thread waits at most in one go, so that it sees Ctrl-C
+
+
+class _Collector(threading.Thread):
+    """Connects the fleet and gathers its results on a thread of its own, handing each to the main thread.
+
+    Python runs signal handlers on the main thread only, and a SIGINT the kernel hands to another thread does not
+    wake a main thread blocked on a lock (as ``Fleet.as_completed`` waits): so the main thread waits here, never
+    longer than :data:`_WAKE_UP` at a time. Errors the fleet raises are raised again on the main thread.
+    """
+
+    _END = object()
+
+    def __init__(self, fleet: fanout.Fleet, outcomes: Callable[[], Iterator[tuple[str, fanout.Result]]]) -> None:
+        super().__init__(name="fanout-cli-collector", daemon=True)
+        self.fleet, self.outcomes = fleet, outcomes
+        self.stop = threading.Event()  # set when the main thread stops waiting: no more calls are to be started
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.fleet.connect()
+            if not self.stop.is_set():
+                for item in self.outcomes():
+                    self._queue.put(item)
+                    if self.stop.is_set():
+                        break
+        except BaseException as exc:  # handed to the main thread, which decides
+            self._error = exc
+        finally:
+            self._queue.put(self._END)
+
+    def __iter__(self) -> Iterator[tuple[str, fanout.Result]]:
+        while True:
+            try:
+                item = self._queue.get(timeout=_WAKE_UP)
+            except queue.Empty:
+                continue
+            if item is self._END:
+                if self._error is not None:
+                    raise self._error
+                return
+            yield item
+
+    def arrived(self) -> list[tuple[str, fanout.Result]]:
+        """The results handed over but not yet taken (once the main thread was interrupted)."""
+        items = []
+        with contextlib.suppress(queue.Empty):
+            while (item := self._queue.get_nowait()) is not self._END:
+                items.append(item)
+        return items
+
+
+def _outcomes(fleet: fanout.Fleet, args: argparse.Namespace, task: Any) -> Iterator[tuple[str, fanout.Result]]:
+    """Each host's result as it comes in."""
+    if args.shell is not None:
+        timeout = args.task_timeout
+        # As Fleet.run: the host kills the command at its timeout, the master waits a connect timeout longer.
+        wait = None if timeout is None else min(timeout + fleet.connect_timeout, MAX_TIMEOUT)
+        command = functools.partial(_shell.run, task, timeout, fleet.echo, None, None)
+        command.__qualname__ = task  # type: ignore[attr-defined]  # what the progress bar shows, as for Fleet.run
+        for host, result in fleet.as_completed(command, timeout=wait):
+            yield host, _command_result(result, True)
+        return
+    function, positional, keywords = task
+    if "timeout" in keywords:  # the function's own, not the fleet's
+        function = functools.partial(function, timeout=keywords.pop("timeout"))
+    yield from fleet.as_completed(function, *positional, timeout=args.task_timeout, **keywords)
+
+
+class _Interrupts:
+    """Ctrl-C as the command wants it: the first raises KeyboardInterrupt, so that the results already in are
+    printed; a second one, or any once the results print and the fleet closes (``closing``), leaves at once with
+    status 130 and no traceback. The hosts then end with their connections: a local child sees its input close,
+    an SSH session its channel."""
+
+    def __init__(self) -> None:
+        self.closing = False
+        self.seen = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.closing or self.seen:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):  # a flush cut short by this very signal may refuse
+                    stream.flush()
+            with contextlib.suppress(OSError):
+                os.write(2, b"fanout: interrupted again; leaving without waiting for the hosts to close\n")
+            os._exit(INTERRUPTED)
+        self.seen = True
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _interrupts() -> Iterator[_Interrupts]:
+    """Take Ctrl-C over for the command's run, unless something else already handles it or ignores it (a job
+    started in the background), or this is not the main thread (main() called by a program of one's own)."""
+    interrupts = _Interrupts()
+    try:
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            yield interrupts
+            return
+        signal.signal(signal.SIGINT, interrupts)
+    except ValueError:
+        yield interrupts
+        return
+    try:
+        yield interrupts
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+class _Output:
+    """Result lines to stdout, each in one write; a reader that went away (``| head``) ends the printing quietly."""
+
+    def __init__(self) -> None:
+        self.open = True
+
+    def line(self, text: str) -> None:
+        if self.open and not _terminal.write(sys.stdout, text + "\n"):
+            self.open = False
+            with contextlib.suppress(OSError, ValueError):  # so that the flush at exit does not complain either
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+
+
+def _say(message: str) -> None:
+    """``fanout: message`` on stderr, on one line whatever the message holds."""
+    _terminal.write(sys.stderr, f"fanout: {_terminal.escape(message)}\n")
 
 
 def select_hosts(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Connection options of the hosts PATTERN (and --limit) select; an empty selection is an error."""
-    from fanout.inventory import IMPLICIT_LOCALHOSTS, Inventory
+    from fanout.inventory import Inventory
 
-    if args.inventory is None:
-        if args.pattern.strip() not in IMPLICIT_LOCALHOSTS:
+    inventory = Inventory() if args.inventory is None else Inventory.load(args.inventory)
+    hosts = inventory.fleet_hosts(args.pattern)
+    if args.limit:
+        allowed = set(_limit_names(inventory, args.limit))
+        hosts = {name: options for name, options in hosts.items() if name in allowed}
+    if not hosts:
+        limited = f" within --limit {args.limit!r}" if args.limit else ""
+        if args.inventory is None:
             raise UsageError(
-                f"no host matches {args.pattern!r}: without an inventory (-i) only the implicit "
+                f"no host matches {args.pattern!r}{limited}: without an inventory (-i) only the implicit "
                 f"{IMPLICIT_HOST!r} exists"
             )
-        hosts = {args.pattern.strip(): {"connection": "local"}}
-    else:
-        inventory = Inventory.load(args.inventory)
-        hosts = inventory.fleet_hosts(args.pattern)
-        if args.limit:
-            allowed = set(_limit_names(inventory, args.limit))
-            hosts = {name: options for name, options in hosts.items() if name in allowed}
-        if not hosts:
-            limited = f" within --limit {args.limit!r}" if args.limit else ""
-            raise UsageError(f"no host matches {args.pattern!r}{limited} in {args.inventory}")
-    for options in hosts.values():
-        if options.get("connection", "ssh") == "ssh":
-            if args.user:
-                options.setdefault("user", args.user)
-            if args.private_key:
-                options.setdefault("identity_file", args.private_key)
+        raise UsageError(f"no host matches {args.pattern!r}{limited} in {args.inventory}")
+    ssh_hosts = [options for options in hosts.values() if options.get("connection", "ssh") == "ssh"]
+    for options in ssh_hosts:
+        if args.user:
+            options.setdefault("user", args.user)
+        if args.private_key:
+            options.setdefault("identity_file", args.private_key)
+    if (args.user or args.private_key) and not ssh_hosts:
+        which = [name for name, given in (("-u", args.user), ("--private-key", args.private_key)) if given]
+        verb = "apply" if len(which) > 1 else "applies"
+        _say(f"warning: {' and '.join(which)} {verb} to SSH hosts only, and none is selected")
     return hosts
 
 
 def _limit_names(inventory: Any, limit: str) -> list[str]:
+    """The host names ``--limit`` allows: those its pattern selects (the implicit ``localhost`` too), or those
+    listed in ``@FILE``, one a line."""
+    from fanout.inventory import IMPLICIT_LOCALHOSTS, read_bounded
+
     if limit.startswith("@"):
         path = Path(limit[1:])
         try:
-            return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+            data = read_bounded(path, MAX_LIMIT_FILE_BYTES)
+            if data is None:
+                raise UsageError(f"--limit {limit}: larger than {MAX_LIMIT_FILE_BYTES:,} bytes")
+            text = data.decode("utf-8")
         except OSError as exc:
             raise UsageError(f"--limit {limit}: cannot read {path}: {exc.strerror or exc}") from None
-    return inventory.hosts(limit)
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"--limit {limit}: {path} is not UTF-8 text ({exc.reason})") from None
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    names = inventory.hosts(limit)
+    if not names and limit.strip() in IMPLICIT_LOCALHOSTS:
+        names = [limit.strip()]
+    return names
 
 
 def exit_status(results: fanout.Results) -> int:
@@ -216,19 +446,41 @@ _LABELS = {
 }
 
 
-def _line(result: fanout.Result) -> str:
-    """One readable line per host (the remote traceback follows on the next lines)."""
+def _lines(result: fanout.Result) -> list[str]:
+    """``host | STATUS | detail``, then any further lines of the detail (a remote traceback, say), each prefixed
+    with the host's name. What the host sent is escaped: no line it controls can pass for another host's result."""
+    host = _terminal.escape(result.host)
     label = _LABELS.get(result.status, result.status.upper())
     value = result.value
     if isinstance(value, CommandResult):
-        detail = "killed at its timeout" if value.rc is None else f"rc={value.rc}"
+        text = "killed at its timeout" if value.rc is None else f"rc={value.rc}"
         if result.error is not None and value.stderr.strip():
-            detail += ": " + value.stderr.rstrip("\n").splitlines()[-1]
+            text += ": " + value.stderr.rstrip("\n").split("\n")[-1]
     elif result.ok:
-        detail = repr(value)
+        text = _repr(value)
     else:
-        detail = str(result.error)
-    return f"{result.host} | {label} | {detail}"
+        text = str(result.error)
+    first, *more = text.split("\n")
+    lines = [f"{host} | {label} | {_terminal.escape(first)}"]
+    lines += [f"{host} |   {_terminal.escape(line)}" if line else f"{host} |" for line in more]
+    return lines
+
+
+def _json_line(result: fanout.Result) -> str:
+    """The host's JSON object on one line; a value JSON cannot hold (tuple keys, say) is given as its ``repr``."""
+    record = _record(result)
+    try:
+        return json.dumps(record, default=repr)
+    except (TypeError, ValueError, RecursionError):
+        record["value"] = _repr(result.value)
+        return json.dumps(record, default=repr)
+
+
+def _repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except RecursionError:
+        return f"<a {type(value).__name__} nested too deeply to print>"
 
 
 def _record(result: fanout.Result) -> dict[str, Any]:

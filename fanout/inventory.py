@@ -9,6 +9,9 @@
 Variables are merged with ansible-core's default precedence (``all`` group < other groups by depth,
 ``ansible_group_priority`` and name < ``group_vars/all`` < ``group_vars/<group>`` < inline host variables <
 ``host_vars/<host>``). Values are not templated: ``{{ ... }}`` stays a plain string.
+
+What an inventory may stand for is bounded (``MAX_*`` below), and checked before anything is built: a host range
+over a million hosts or a YAML alias bomb is an :class:`InventoryError` naming the file and line, never gigabytes.
 """
 
 from __future__ import annotations
@@ -17,20 +20,31 @@ import ast
 import fnmatch
 import functools
 import ipaddress
+import itertools
+import math
 import os
 import re
 import shlex
 import string
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from fanout._timeouts import check_timeout
 
 __all__ = ["Group", "Inventory", "InventoryError"]
 
 
 IMPLICIT_LOCALHOSTS = ("localhost", "127.0.0.1", "::1")
+
+# Limits, checked before anything is built: a typo (web[0:99999999]) or a YAML alias bomb is an error, not 7 GB.
+MAX_HOSTS = 1_000_000  # hosts in one inventory, and names one host range (web[000000:999999]) may expand to
+MAX_HOST_ENTRIES = 10 * MAX_HOSTS  # host names listed in all, ranges expanded: a host in three groups counts three
+MAX_RANGE_CHARS = 64 * MAX_HOSTS  # characters of the names one host range may expand to
+MAX_YAML_ALIAS_NODES = 1_000_000  # nodes YAML aliases may add to an inventory's files, each alias counted in full
+MAX_FILE_BYTES = 64 * 1024 * 1024  # one inventory or variables file (or what a device such as /dev/zero gives)
 _PROXY_JUMP = re.compile(r"""(?:-J\s*|ProxyJump\s*[= ]\s*)["']?([^\s"']+)""", re.IGNORECASE)
 
 
@@ -108,45 +122,104 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _expand_range(name: str) -> list[str]:
-    """Expand the first ``[begin:end(:step)]`` in ``name`` (then the rest, recursively); raise ValueError if bad."""
-    m = _RANGE.search(name)
-    if m is None or ":" not in m.group(1):
-        return [name]
-    head, tail = name[: m.start()], name[m.end() :]
-    bounds = m.group(1).split(":")
+def _range_items(spec: str) -> Sequence[str]:
+    """The names one ``[begin:end(:step)]`` stands for, as a lazy sequence (its length costs nothing to know)."""
+    shown = _shorten(spec)
+    bounds = spec.split(":")
     if len(bounds) not in (2, 3):
-        raise ValueError(f"host range [{m.group(1)}] must be begin:end or begin:end:step")
+        raise ValueError(f"host range [{shown}] must be begin:end or begin:end:step")
     beg, end = bounds[0] or "0", bounds[1]
     step_text = bounds[2] if len(bounds) == 3 else "1"
     if not end:
-        raise ValueError(f"host range [{m.group(1)}] must specify an end value")
+        raise ValueError(f"host range [{shown}] must specify an end value")
     try:
         step = int(step_text)
     except ValueError:
-        raise ValueError(f"host range [{m.group(1)}] has a step that is not a number: {step_text!r}") from None
+        raise ValueError(f"host range [{shown}] has a step that is not a number: {_shorten(step_text)!r}") from None
     if step <= 0:
-        raise ValueError(f"host range [{m.group(1)}] must have a positive step")
+        raise ValueError(f"host range [{shown}] must have a positive step")
     if beg in string.ascii_letters and end in string.ascii_letters and len(beg) == len(end) == 1:
         i_beg, i_end = string.ascii_letters.index(beg), string.ascii_letters.index(end)
         if i_beg > i_end:
-            raise ValueError(f"host range [{m.group(1)}] must have begin <= end")
-        seq = list(string.ascii_letters[i_beg : i_end + 1 : step])
-    elif beg.isdigit() and end.isdigit() and beg.isascii() and end.isascii():
-        if int(beg) > int(end):
-            raise ValueError(f"host range [{m.group(1)}] must have begin <= end")
+            raise ValueError(f"host range [{shown}] must have begin <= end")
+        return string.ascii_letters[i_beg : i_end + 1 : step]
+    if beg.isdigit() and end.isdigit() and beg.isascii() and end.isascii():
+        try:
+            first, last = int(beg), int(end)
+        except ValueError:  # past Python's 4300 digits
+            raise ValueError(f"host range [{shown}] has numbers too long") from None
+        if first > last:
+            raise ValueError(f"host range [{shown}] must have begin <= end")
+        width = 0
         if beg[0] == "0" and len(beg) > 1:
             if len(beg) != len(end):
-                raise ValueError(f"host range [{m.group(1)}] must have equal-length begin and end when zero-padded")
-            seq = [str(i).zfill(len(beg)) for i in range(int(beg), int(end) + 1, step)]
-        else:
-            seq = [str(i) for i in range(int(beg), int(end) + 1, step)]
-    else:
-        raise ValueError(f"host range [{m.group(1)}] must be two numbers or two single letters")
+                raise ValueError(f"host range [{shown}] must have equal-length begin and end when zero-padded")
+            width = len(beg)
+        return _Numbers(range(first, last + 1, step), width)
+    raise ValueError(f"host range [{shown}] must be two numbers or two single letters")
+
+
+@dataclass(frozen=True)
+class _Numbers(Sequence):
+    """The numbers of a host range as names, zero-padded to ``width``, made one at a time."""
+
+    numbers: range
+    width: int
+
+    def __len__(self) -> int:
+        return len(self.numbers)  # only ever asked of a range within MAX_HOSTS: _count() is for any range
+
+    @property
+    def count(self) -> int:
+        """How many numbers, however many that is (``len`` stops at the largest C integer)."""
+        r = self.numbers
+        return max(0, (r.stop - r.start + r.step - 1) // r.step)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return str(self.numbers[index]).zfill(self.width)
+
+
+def _count(items: Sequence[str]) -> int:
+    return items.count if isinstance(items, _Numbers) else len(items)
+
+
+def _expand_range(name: str, what: str = "host range") -> list[str]:
+    """Every name ``name`` stands for, its ranges (``web[01:20]``, ``db-[a:f]``, several multiply) expanded as
+    ansible-core expands them: each ``[begin:end(:step)]`` from the first, up to one with no colon.
+
+    The count and length of the names are known before any is made, and refused (ValueError) past
+    :data:`MAX_HOSTS` names or :data:`MAX_RANGE_CHARS` characters: ``web[0:99999999]`` is a typo, not 7 GB.
+    """
+    literals: list[str] = []
+    ranges: list[Sequence[str]] = []
+    pos = 0
+    while (m := _RANGE.search(name, pos)) is not None and ":" in m.group(1):
+        literals.append(name[pos : m.start()])
+        ranges.append(_range_items(m.group(1)))
+        pos = m.end()
+    if not ranges:
+        return [name]
+    literals.append(name[pos:])
+    count = math.prod(_count(items) for items in ranges)
+    if count > MAX_HOSTS:
+        raise ValueError(f"{what} {_shorten(name)!r} expands to {count:,} hosts: the limit is {MAX_HOSTS:,}")
+    longest = sum(map(len, literals)) + sum(max(len(items[0]), len(items[-1])) for items in ranges)
+    if count * longest > MAX_RANGE_CHARS:
+        raise ValueError(
+            f"{what} {_shorten(name)!r} expands to {count:,} names of up to {longest:,} characters:"
+            f" the limit is {MAX_RANGE_CHARS:,} characters"
+        )
     out: list[str] = []
-    for item in seq:
-        out.extend(_expand_range(head + item + tail))
+    for combination in itertools.product(*ranges):
+        parts = [literals[0]]
+        for item, literal in zip(combination, literals[1:], strict=True):
+            parts += (item, literal)
+        out.append("".join(parts))
     return out
+
+
+def _shorten(text: str, keep: int = 80) -> str:
+    return text if len(text) <= keep else text[:keep] + "..."
 
 
 def _split_port(token: str) -> tuple[str, int | None]:
@@ -195,21 +268,106 @@ def _yaml_loader() -> type:
     return Loader
 
 
-def _yaml_load(text: str) -> Any:
+def _yaml_load(text: str, path: Path, allowance: int = MAX_YAML_ALIAS_NODES) -> tuple[Any, int]:
+    """The document in ``text`` (a SafeLoader: plain data, no Python objects), and the nodes its aliases add.
+
+    The node graph is composed first (aliases are references there: linear in the text), then measured, and only
+    then built: an alias bomb, or aliases adding more than ``allowance`` nodes in all, or an alias inside its own
+    anchor, is an :class:`InventoryError` before anything is expanded. Syntax errors raise ``yaml.YAMLError``.
+    """
     import yaml
 
-    return yaml.load(text, Loader=_yaml_loader())  # a SafeLoader: plain data, no Python objects
-
-
-def _is_yaml_inventory(data: str) -> bool:
-    """Whether ansible-core's yaml plugin, which tries a file without an extension before the ini plugin, takes it."""
-    import yaml
-
+    loader = _yaml_loader()(text)
     try:
-        doc = _yaml_load(data)
-    except yaml.YAMLError:
-        return False
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise InventoryError("YAML nested too deeply", path, loader.line + 1) from None
+        if node is None:
+            return None, 0
+        added = _alias_nodes(node, path, allowance)
+        try:
+            return loader.construct_document(node), added
+        except (ValueError, OverflowError, RecursionError) as e:  # an integer past 4300 digits, a bad date...
+            raise yaml.constructor.ConstructorError(None, None, f"a value cannot be read: {e}", None) from None
+    finally:
+        loader.dispose()
+
+
+def _alias_nodes(root: Any, path: Path, allowance: int) -> int:
+    """How many nodes the aliases under ``root`` add when expanded (each in full); refused past ``allowance``.
+
+    Linear in the composed graph: each node is measured once and its size remembered, whatever refers to it.
+    """
+    import yaml
+
+    def children(node: Any) -> list[Any]:
+        if isinstance(node, yaml.SequenceNode):
+            return node.value
+        if isinstance(node, yaml.MappingNode):
+            return [part for pair in node.value for part in pair]
+        return []
+
+    distinct, seen, todo = 0, set(), [root]
+    while todo:
+        node = todo.pop()
+        if id(node) not in seen:
+            seen.add(id(node))
+            distinct += 1
+            todo.extend(children(node))
+    limit = distinct + allowance
+    sizes: dict[int, int] = {}  # expanded size of each node measured, by id (the graph keeps every node alive)
+    open_nodes: set[int] = set()  # nodes being measured: the path from the root to where we are
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, measured = stack.pop()
+        key = id(node)
+        if measured:
+            open_nodes.discard(key)
+            size = 1 + sum(sizes[id(child)] for child in children(node))
+            if size > limit:
+                raise InventoryError(
+                    f"YAML aliases here expand to more than {MAX_YAML_ALIAS_NODES:,} nodes beyond the text"
+                    " (an alias bomb?)",
+                    path,
+                    node.start_mark.line + 1,
+                )
+            sizes[key] = size
+        elif key in open_nodes:
+            raise InventoryError("a YAML alias refers to a node that contains it", path, node.start_mark.line + 1)
+        elif key not in sizes:
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in children(node))
+    return sizes[id(root)] - distinct
+
+
+def read_bounded(path: str | os.PathLike, limit: int) -> bytes | None:
+    """The bytes of ``path``, or None past ``limit`` of them: read a piece at a time, so that neither a device that
+    never ends (``/dev/zero``) nor the limit itself is ever allocated."""
+    data = bytearray()
+    with open(path, "rb") as f:
+        while piece := f.read(min(1 << 20, limit + 1 - len(data))):
+            data += piece
+            if len(data) > limit:
+                return None
+    return bytes(data)
+
+
+def _is_yaml_inventory(doc: Any) -> bool:
+    """Whether ansible-core's yaml plugin, which tries a file without an extension before the ini plugin, takes it."""
     return isinstance(doc, dict) and bool(doc) and not doc.get("plugin")
+
+
+def _read_file(path: Path, what: str) -> str:
+    """A file's text, refused past :data:`MAX_FILE_BYTES` (read in a bounded way: a device may never end)."""
+    try:
+        data = read_bounded(path, MAX_FILE_BYTES)
+        if data is None:
+            raise InventoryError(f"{what} is larger than {MAX_FILE_BYTES:,} bytes", path)
+        return data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InventoryError(f"cannot read {what}: {e}", path) from None
 
 
 def _dir_vars_files(d: Path) -> list[Path]:
@@ -241,6 +399,8 @@ class Inventory:
         self._file_group_vars: dict[str, dict[str, Any]] = {}  # group_vars/ files
         self._file_host_vars: dict[str, dict[str, Any]] = {}  # host_vars/ files
         self._vars_dirs: list[Path] = []
+        self._entries = 0  # host names listed so far, ranges expanded
+        self._alias_nodes = 0  # nodes the YAML read so far adds through its aliases, each counted in full
         self._add_group("all")
         self._add_group("ungrouped")
         self._add_child("all", "ungrouped")
@@ -281,14 +441,27 @@ class Inventory:
                 self._load_file(full)
 
     def _load_file(self, p: Path) -> None:
-        try:
-            data = p.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise InventoryError(f"cannot read inventory: {e}", p) from None
-        if p.suffix.lower() in _YAML_EXTS or (not p.suffix and _is_yaml_inventory(data)):
+        import yaml
+
+        data = _read_file(p, "inventory")
+        if p.suffix.lower() in _YAML_EXTS:
             self._parse_yaml(data, p)
-        else:
-            self._parse_ini(data, p)
+            return
+        if not p.suffix:
+            try:
+                doc = self._yaml_load(data, p)
+            except yaml.YAMLError:
+                doc = None  # not YAML: INI, then
+            if _is_yaml_inventory(doc):
+                self._yaml_document(doc, p)
+                return
+        self._parse_ini(data, p)
+
+    def _yaml_load(self, data: str, path: Path) -> Any:
+        """``_yaml_load`` within what is left of the inventory's allowance of alias-added nodes."""
+        doc, added = _yaml_load(data, path, MAX_YAML_ALIAS_NODES - self._alias_nodes)
+        self._alias_nodes += added
+        return doc
 
     def _parse_host_list(self, text: str) -> None:
         for raw in text.split(","):
@@ -297,9 +470,9 @@ class Inventory:
                 continue
             try:
                 name, port = _split_port(raw)
+                self._add_hosts([name], "ungrouped", port)
             except ValueError as e:
                 raise InventoryError(str(e), "<host list>") from None
-            self._add_host(name, "ungrouped", port)
 
     # ------------------------------------------------------------------------------------------------------- INI
 
@@ -388,8 +561,8 @@ class Inventory:
                 raise ValueError(f"expected key=value host variable assignment, got {tok!r}")
             key, value = tok.split("=", 1)
             variables[key] = _parse_value(value)
+        self._add_hosts(names, group, port)
         for name in names:
-            self._add_host(name, group, port)
             for key, value in variables.items():
                 self._hosts[name][key] = value
 
@@ -399,12 +572,15 @@ class Inventory:
         import yaml
 
         try:
-            doc = _yaml_load(data)
+            doc = self._yaml_load(data, path)
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
             line = mark.line + 1 if mark is not None else None
             problem = getattr(e, "problem", None) or str(e)
             raise InventoryError(f"invalid YAML: {problem}", path, line) from None
+        self._yaml_document(doc, path)
+
+    def _yaml_document(self, doc: Any, path: Path) -> None:
         if not doc:
             raise InventoryError("empty YAML inventory", path)
         if not isinstance(doc, dict):
@@ -451,10 +627,10 @@ class Inventory:
                         )
                     try:
                         names, port = _expand_host(str(pattern))
+                        self._add_hosts(names, name, port)
                     except ValueError as e:
                         raise InventoryError(str(e), path) from None
                     for host in names:
-                        self._add_host(host, name, port)
                         for var, value in (host_vars or {}).items():
                             self._hosts[host][str(var)] = value
         return name
@@ -486,18 +662,16 @@ class Inventory:
                 return [path]
         return []
 
-    @staticmethod
-    def _read_vars_file(f: Path) -> dict[str, Any]:
+    def _read_vars_file(self, f: Path) -> dict[str, Any]:
         import yaml
 
+        text = _read_file(f, "variables")
         try:
-            data = _yaml_load(f.read_text(encoding="utf-8"))
+            data = self._yaml_load(text, f)
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
             problem = getattr(e, "problem", None) or str(e)
             raise InventoryError(f"invalid YAML: {problem}", f, mark.line + 1 if mark is not None else None) from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise InventoryError(f"cannot read variables: {e}", f) from None
         if data is None:
             return {}
         if not isinstance(data, dict):
@@ -510,14 +684,24 @@ class Inventory:
         if name not in self.groups:
             self.groups[name] = Group(name)
 
+    def _add_hosts(self, names: list[str], group: str, port: int | None = None) -> None:
+        """Add each of ``names`` to ``group``, within :data:`MAX_HOST_ENTRIES` and :data:`MAX_HOSTS`."""
+        self._entries += len(names)
+        if self._entries > MAX_HOST_ENTRIES:
+            raise ValueError(f"the inventory lists more than {MAX_HOST_ENTRIES:,} host names (ranges expanded)")
+        for name in names:
+            self._add_host(name, group, port)
+
     def _add_host(self, name: str, group: str, port: int | None = None) -> None:
         """Add ``name`` to ``group``; as in ansible-core, a ``host:port`` sets the port only where the host first
         appears (later ``host:port`` lines are ignored: set ``ansible_port`` to change it)."""
         if name not in self._hosts:
+            if len(self._hosts) >= MAX_HOSTS:
+                raise ValueError(f"the inventory has more than {MAX_HOSTS:,} hosts")
             self._hosts[name] = {} if port is None else {"ansible_port": port}
             self._host_groups[name] = []
         self._add_group(group)
-        if name not in self.groups[group].hosts:
+        if group not in self._host_groups[name]:  # the same as name in group.hosts, without a scan of the group
             self.groups[group].hosts.append(name)
             self._host_groups[name].append(group)
 
@@ -546,11 +730,13 @@ class Inventory:
             self._deepen(child, p.depth + 1)
 
     def _deepen(self, name: str, depth: int) -> None:
-        g = self.groups[name]
-        if depth > g.depth:
-            g.depth = depth
-            for kid in g.children:
-                self._deepen(kid, depth + 1)
+        todo = [(name, depth)]  # not recursive: a long chain of child groups must not overflow the stack
+        while todo:
+            name, depth = todo.pop()
+            g = self.groups[name]
+            if depth > g.depth:
+                g.depth = depth
+                todo.extend((kid, depth + 1) for kid in g.children)
 
     def _descendants(self, name: str) -> list[str]:
         """``name`` and every group below it, breadth first, children in the order they were added."""
@@ -582,14 +768,17 @@ class Inventory:
             if name != "all" and not g.parents:
                 self._add_child("all", name)
         ungrouped = self.groups["ungrouped"]
+        moved: set[str] = set()
         for host, groups in self._host_groups.items():
             if set(groups) - {"all", "ungrouped"}:
-                if host in ungrouped.hosts:
-                    ungrouped.hosts.remove(host)
+                if "ungrouped" in groups:
+                    moved.add(host)
                     groups.remove("ungrouped")
-            elif host not in ungrouped.hosts:
+            elif "ungrouped" not in groups:
                 ungrouped.hosts.append(host)
                 groups.append("ungrouped")
+        if moved:  # one pass over the group, not one per host: an inventory of many hosts stays linear
+            ungrouped.hosts[:] = [host for host in ungrouped.hosts if host not in moved]
 
     # ------------------------------------------------------------------------------------------------- queries
 
@@ -668,6 +857,11 @@ class Inventory:
             "ansible_timeout",
             "ansible_ssh_timeout",
         )
+        if "connect_timeout" in opts:
+            try:
+                check_timeout("timeout", opts["connect_timeout"])
+            except ValueError as e:
+                raise InventoryError(f"host {name!r}: {e}") from None
         jump = pick("fanout_jump") or _proxy_jump(
             " ".join(str(hv.get(k) or "") for k in ("ansible_ssh_common_args", "ansible_ssh_extra_args"))
         )
@@ -676,13 +870,19 @@ class Inventory:
         connection = str(pick("fanout_connection", "ansible_connection") or "ssh")
         if connection != "ssh" and connection not in ("smart", "paramiko", "paramiko_ssh"):
             opts["connection"] = connection
+        opts.update(_module_policy(name, hv))
         return opts
 
     def fleet_hosts(self, pattern: str = "all") -> dict[str, dict[str, Any]]:
-        """Connection options of the hosts ``pattern`` selects; an absent ``localhost`` is implicit, as in Ansible."""
+        """Connection options of the hosts ``pattern`` selects; an absent ``localhost`` is implicit, as in Ansible.
+
+        The implicit ``localhost`` takes only the module policy (``fanout_allow_modules``, ``fanout_deny_modules``)
+        of the ``all`` group: as in Ansible it is in no group, but a policy set for every host must hold there too.
+        """
         names = self.hosts(pattern)
         if not names and pattern.strip() in IMPLICIT_LOCALHOSTS:
-            return {pattern.strip(): {"connection": "local"}}
+            every_host = {**self.groups["all"].vars, **self._file_group_vars.get("all", {})}
+            return {pattern.strip(): {"connection": "local", **_module_policy(pattern.strip(), every_host)}}
         return {name: self.connect_options(name) for name in names}
 
     # ------------------------------------------------------------------------------------------------- patterns
@@ -735,6 +935,36 @@ class Inventory:
             raise InventoryError(f"no hosts matched the subscripted pattern {term!r}") from None
 
 
+_MODULE_POLICY = (("allow_modules", "fanout_allow_modules"), ("deny_modules", "fanout_deny_modules"))
+
+
+def _module_policy(host: str, variables: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """``allow_modules`` and ``deny_modules`` for :func:`fanout.connect`, from the ``fanout_allow_modules`` and
+    ``fanout_deny_modules`` variables: module name prefixes, as a list or a comma-separated string."""
+    options: dict[str, tuple[str, ...]] = {}
+    for option, variable in _MODULE_POLICY:
+        value = variables.get(variable)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            items: list[Any] = [item.strip() for item in value.split(",") if item.strip()]
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        else:
+            raise InventoryError(
+                f"host {host!r}: {variable} must be a list of module names or a comma-separated string,"
+                f" got {type(value).__name__}"
+            )
+        for item in items:
+            if not isinstance(item, str) or not all(part.isidentifier() for part in item.split(".")):
+                raise InventoryError(
+                    f"host {host!r}: {variable} holds {_shorten(repr(item))}, which is not a dotted module name"
+                    " such as 'mypackage' or 'mypackage.tasks'"
+                )
+        options[option] = tuple(dict.fromkeys(items))
+    return options
+
+
 def _split_pattern(pattern: str) -> list[str]:
     if not isinstance(pattern, str):
         raise InventoryError(f"host pattern must be a string, got {type(pattern).__name__}")
@@ -761,9 +991,12 @@ def _split_subscript(term: str) -> tuple[str, tuple[int, int | None] | None]:
     if m is None:
         return term, None
     expr, idx, start, _sep, end = m.groups()
-    if idx is not None:
-        return expr, (int(idx), None)
-    return expr, (int(start), int(end) if end else -1)
+    try:
+        if idx is not None:
+            return expr, (int(idx), None)
+        return expr, (int(start), int(end) if end else -1)
+    except ValueError:  # past Python's 4300 digits
+        raise InventoryError(f"invalid subscript in host pattern {_shorten(term)!r}: a number is too long") from None
 
 
 def _match_list(items: Mapping[str, Any], pattern: str) -> list[str]:

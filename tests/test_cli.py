@@ -57,8 +57,20 @@ def test_the_call_runs_in_another_process() -> None:
 def test_a_remote_failure_exits_2_with_the_remote_error() -> None:
     done = fanout_cmd("localhost", "-m", "os.listdir", "-a", '["/no/such/dir"]')
     assert done.returncode == 2
-    assert done.stdout.startswith("localhost | FAILED | FileNotFoundError:")
-    assert "Remote traceback" in done.stdout
+    first, *more = done.stdout.splitlines()
+    assert first.startswith("localhost | FAILED | FileNotFoundError:")
+    # the remote traceback follows, each of its lines under the host's name: no line can pass for another host's
+    assert "localhost |   Remote traceback:" in more
+    assert more[-1].startswith("localhost |   FileNotFoundError:")
+    assert all(line == "localhost |" or line.startswith("localhost |   ") for line in more)
+
+
+def test_limit_without_an_inventory() -> None:
+    """--limit narrows the implicit localhost too: it is never ignored."""
+    done = fanout_cmd("localhost", "--limit", "localhost")
+    assert (done.returncode, done.stdout) == (0, f"localhost | ok | {os.uname().nodename!r}\n")
+    done = fanout_cmd("localhost", "--limit", "web")
+    assert done.returncode == 1 and "no host matches 'localhost' within --limit 'web'" in done.stderr
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
+import string
 import textwrap
 
 import pytest
@@ -585,3 +587,93 @@ def test_fanout_only_connection_variables(tmp_path) -> None:
     path.write_text("h1 fanout_known_hosts=/etc/kh fanout_host_key_policy=accept-new\n")
     options = Inventory.load(path).connect_options("h1")
     assert options["known_hosts"] == "/etc/kh" and options["host_key_policy"] == "accept-new"
+
+
+# ------------------------------------------------------------------------------------------------------ module policy
+
+
+def test_module_policy_variables_become_connect_options(tmp_path) -> None:
+    write(tmp_path, "inv/hosts", "[web]\nw1\nw2 fanout_deny_modules=secrets,mycorp.private\n[db]\nd1\n")
+    write(tmp_path, "inv/group_vars/web.yml", "fanout_allow_modules: [mycorp, mycorp.tasks, mycorp]\n")
+    write(tmp_path, "inv/host_vars/d1.yml", "fanout_allow_modules: ' deploy_tools , '\nfanout_deny_modules: []\n")
+    inv = Inventory.load(tmp_path / "inv/hosts")
+    hosts = inv.fleet_hosts("all")
+    assert hosts["w1"] == {"host": "w1", "allow_modules": ("mycorp", "mycorp.tasks")}
+    assert hosts["w2"] == {
+        "host": "w2",
+        "allow_modules": ("mycorp", "mycorp.tasks"),
+        "deny_modules": ("secrets", "mycorp.private"),
+    }
+    assert hosts["d1"] == {"host": "d1", "allow_modules": ("deploy_tools",), "deny_modules": ()}
+
+
+def test_the_implicit_localhost_keeps_the_policy_set_for_every_host(tmp_path) -> None:
+    write(tmp_path, "inv/hosts", "[all:vars]\nfanout_deny_modules=secrets\nansible_python_interpreter=/opt/py\n")
+    write(tmp_path, "inv/group_vars/all.yml", "fanout_allow_modules: [tools]\n")
+    inv = Inventory.load(tmp_path / "inv/hosts")
+    assert inv.fleet_hosts("localhost") == {
+        "localhost": {"connection": "local", "allow_modules": ("tools",), "deny_modules": ("secrets",)}
+    }
+
+
+@pytest.mark.parametrize(
+    "value, complaint",
+    [
+        ("fanout_allow_modules=3", "fanout_allow_modules must be a list of module names or a comma-separated string"),
+        ("fanout_allow_modules=\"['ok', 3]\"", "fanout_allow_modules holds 3, which is not a dotted module name"),
+        ("fanout_deny_modules=os.path,../etc", "fanout_deny_modules holds '../etc', which is not a dotted module"),
+        ("fanout_deny_modules=a..b", "fanout_deny_modules holds 'a..b'"),
+        ("fanout_allow_modules='my-tools'", "fanout_allow_modules holds 'my-tools'"),
+    ],
+)
+def test_module_policy_values_that_are_no_module_names(tmp_path, value: str, complaint: str) -> None:
+    inv = load(tmp_path, f"h1 {value}\n")
+    with pytest.raises(InventoryError, match=f"^host 'h1': {re.escape(complaint)}"):
+        inv.fleet_hosts("h1")
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "0", "-5", "1e9"])
+def test_connect_timeouts_no_fleet_could_keep(tmp_path, value: str) -> None:
+    inv = load(tmp_path, f"h1 ansible_timeout={value}\n")
+    with pytest.raises(InventoryError, match=r"^host 'h1': timeout "):
+        inv.connect_options("h1")
+
+
+# ------------------------------------------------------------------------------------------------- ranges, expanded
+
+
+def _reference_expansion(name: str) -> list[str]:
+    """ansible-core's algorithm, as fanout had it: the first range expanded, then the rest, recursively."""
+    m = re.search(r"\[([^\]]*)\]", name)
+    if m is None or ":" not in m.group(1):
+        return [name]
+    head, tail = name[: m.start()], name[m.end() :]
+    beg, end, *step = m.group(1).split(":")
+    beg, step = beg or "0", int(step[0]) if step else 1
+    if beg in string.ascii_letters:
+        i, j = string.ascii_letters.index(beg), string.ascii_letters.index(end)
+        items = list(string.ascii_letters[i : j + 1 : step])
+    else:
+        width = len(beg) if beg[0] == "0" and len(beg) > 1 else 0
+        items = [str(n).zfill(width) for n in range(int(beg), int(end) + 1, step)]
+    return [out for item in items for out in _reference_expansion(head + item + tail)]
+
+
+_range = st.one_of(
+    st.tuples(st.integers(0, 12), st.integers(0, 12), st.integers(1, 4), st.booleans()).map(
+        lambda t: f"[{min(t[0], t[1]):0{2 if t[3] else 1}d}:{max(t[0], t[1]):0{2 if t[3] else 1}d}:{t[2]}]"
+    ),
+    st.tuples(st.sampled_from("abcXYZ"), st.sampled_from("cdzZ"), st.integers(1, 3)).map(
+        lambda t: "[{}:{}:{}]".format(*sorted(t[:2], key=string.ascii_letters.index), t[2])
+    ),
+    st.just("[x]"),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.text("ab-.", max_size=3), _range), min_size=1, max_size=3), st.text("z.", max_size=2))
+def test_ranges_expand_as_ansible_core_expands_them(parts, end) -> None:
+    from fanout.inventory import _expand_range
+
+    name = "".join(literal + spec for literal, spec in parts) + end
+    assert _expand_range(name) == _reference_expansion(name)
