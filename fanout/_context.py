@@ -1,10 +1,24 @@
-"""A connection to one child: calls, their futures, and the thread that reads the child's frames.
+"""A connection to one child: calls, their futures, and who runs what for it.
 
-The I/O shell around :class:`~fanout._protocol.MasterProtocol`. The transport
-hands over bytes on its own receiving thread (paramiko's, for SSH), where they
-are decoded and results delivered at once: no extra thread hop per call.
-Module requests and end-of-stream handling go to a small shared pool, so a
-slow lookup (or an import on the master) never stalls receiving.
+The I/O shell around :class:`~fanout._protocol.MasterProtocol`. Threads and
+what each runs (decision 10), per connection:
+
+* the transport's **receiving thread** (paramiko's, for SSH) decodes frames and
+  hands events on: it completes a blocking :meth:`Context.call` at once (no
+  thread hop on the warm path), files output, and queues everything else. It
+  never runs user code and never waits on a host or a lock a host can hold;
+* the **answering runner** looks modules up and writes their sources, and runs
+  the children's service calls into the master's pool and writes the replies:
+  a child that stops reading stalls only its own runner, and a write that makes
+  no progress for :data:`SEND_STALL_TIMEOUT` seconds drops that host;
+* the **delivery runner** runs user code: callbacks added to a
+  :meth:`Context.call_async` future, ``on_output``, the logging handlers of
+  ``fanout.remote.<host>``. A callback may call the same context;
+* the caller's own thread writes its calls (it may wait for its own host only).
+
+The runners are threads of that connection alone, alive only while they have
+work (:mod:`fanout._serial`); nothing is shared between hosts but the deadline
+thread, whose callbacks never wait.
 """
 
 from __future__ import annotations
@@ -15,13 +29,13 @@ import logging
 import sys
 import threading
 import traceback
-from collections.abc import Callable
-from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
-from fanout import _functions
-from fanout._deadlines import DEADLINES
-from fanout._modules import PINNED, ModuleSender
+from fanout import _functions, _output, _terminal
+from fanout._deadlines import DEADLINES, STALLS, StallTimer
+from fanout._modules import PINNED, ModulePolicy, ModuleSender
 from fanout._protocol import (
     CallFailed,
     CallSucceeded,
@@ -29,24 +43,68 @@ from fanout._protocol import (
     MasterProtocol,
     ModuleRequested,
     Output,
+    ServiceRefused,
     ServiceRequested,
 )
+from fanout._serial import SerialRunner
+from fanout._timeouts import check_timeout
 from fanout._transport import LocalTransport, Transport
 from fanout.errors import ConnectionLost, ConnectTimeout, ProtocolError, RemoteError
 
-# Work that must not run on a transport's receiving thread: module lookups (they may import on
-# the master), and finding out how a child ended (it may wait for the exit status).
-_BACKGROUND = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fanout-background")
 _HELLO_TIMEOUT = 60.0
-_LONGEST_LINE = 16 * 1024 * 1024  # characters of a line held back while its pieces arrive
+SEND_STALL_TIMEOUT = 30.0  # seconds a write to a host may make no progress before the host is dropped
+WRITE_PIECE = 256 * 1024  # bytes written at a time, so progress on a large send is seen
+MAX_UNDELIVERED_OUTPUT = 16 * 1024 * 1024  # characters of lines waiting for on_output/logging, per host
+MAX_ANSWERS_WAITING = 2 * 256 + 16  # module requests and service calls queued for answering, per host
+
+
+class CallFuture(Future):
+    """A call's outcome. Callbacks run on the context's delivery thread, never on the thread receiving from the host.
+
+    ``call_id`` ties the lines the call printed to it (see ``Context.on_output``).
+    """
+
+    def __init__(self, deliver: Callable[[Callable[[], None]], None]) -> None:
+        super().__init__()
+        self.call_id = 0
+        self.from_delivery = False  # made by a callback on the delivery thread: settled without it
+        self._deliver = deliver
+
+    def add_done_callback(self, fn: Callable[[Future], object]) -> None:
+        if self.done():
+            super().add_done_callback(fn)  # runs now, on the caller's own thread, as Future's do
+            return
+        super().add_done_callback(lambda future: self._deliver(lambda: _run_callback(fn, future)))
+
+    def _add_internal_callback(self, fn: Callable[[Future], object]) -> None:
+        """For fanout's own short, non-blocking callbacks: run wherever the outcome is set."""
+        super().add_done_callback(fn)
+
+
+def _settle(future: Any, event: CallSucceeded | CallFailed) -> None:
+    try:
+        if isinstance(event, CallSucceeded):
+            future.set_result(event.value)
+        else:
+            future.set_exception(event.error)
+    except InvalidStateError:
+        pass  # the caller cancelled it
+
+
+def _run_callback(fn: Callable[[Future], object], future: Future) -> None:
+    try:
+        fn(future)
+    except Exception:
+        logging.getLogger("fanout").exception("a callback of %r raised", future)
 
 
 class _Waiter:
     """What :meth:`Context.call` waits on: the part of a Future it needs, on one bare lock."""
 
-    __slots__ = ("_done", "_error", "_value")
+    __slots__ = ("_done", "_error", "_value", "from_delivery")
 
     def __init__(self) -> None:
+        self.from_delivery = False
         self._done = _thread.allocate_lock()
         self._done.acquire()
         self._value: Any = None
@@ -80,11 +138,18 @@ class Context:
     ``name`` is the host name it was made for; it names the logger ``fanout.remote.<name>``.
     """
 
-    def __init__(self, transport: Transport, name: str) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        name: str,
+        *,
+        allow_modules: Iterable[str] = (),
+        deny_modules: Iterable[str] = (),
+    ) -> None:
         self.name = name
         self._transport = transport
         self._protocol = MasterProtocol(name)
-        self._modules = ModuleSender(name)
+        self._modules = ModuleSender(name, policy=ModulePolicy(allow_modules, deny_modules))
         self._modules.roots.update(PINNED)
         self._futures: dict[int, Future] = {}
         self._state_lock = threading.Lock()  # protocol state and futures
@@ -96,11 +161,21 @@ class Context:
         self._log = logging.getLogger(f"fanout.remote.{name}")
         self._ready_deadline: int | None = None
         #: Called as ``on_output(stream, line, call_id)`` for each line the child prints, instead of
-        #: logging it; ``call_id`` is the printing call's (see ``Future.call_id``), 0 if none printed it.
+        #: logging it; ``call_id`` is the printing call's (see ``CallFuture.call_id``), 0 if none printed it.
+        #: It runs on this context's delivery thread, in the order the lines came.
         self.on_output: Callable[[str, str, int], None] | None = None
-        self._partial_lines: dict[tuple[str, int], list[str]] = {}  # a long line's pieces, by stream and call
+        self._capture: Callable[[str, str, int], None] | None = None  # fanout's own, inline: see Fleet
+        self._lines = _output.LineAssembler()
+        self._undelivered = _output.TailBuffer(MAX_UNDELIVERED_OUTPUT)
+        self._undelivered_lock = threading.Lock()
+        self._output_busy = False  # lines wait for, or are in, delivery: results then follow them
+        self._answers = SerialRunner(f"fanout-answer-{name}", MAX_ANSWERS_WAITING)
+        self._deliveries = SerialRunner(f"fanout-deliver-{name}")
+        self._stall = StallTimer(SEND_STALL_TIMEOUT, self._stalled)
         config = {"name": name, "roots": sorted(PINNED), "log_level": self._log.getEffectiveLevel()}
         self._ended_event = threading.Event()
+        self._end_thread: threading.Thread | None = None
+        STALLS.register(self._stall)
         self._transport.start(self._on_data, self._on_end)
         with contextlib.suppress(ConnectionLost):  # a child that died at once: its calls will say how
             self._send(self._protocol.bootstrap(config))
@@ -111,22 +186,29 @@ class Context:
         """Run ``fn(*args, **kwargs)`` in the child and return its result (or raise its error)."""
         return self._start(fn, args, kwargs, _Waiter()).result()
 
-    def call_async(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-        """Start ``fn(*args, **kwargs)`` in the child; the future holds its result or error."""
-        return self._start(fn, args, kwargs, Future())
+    def call_async(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> CallFuture:
+        """Start ``fn(*args, **kwargs)`` in the child; the future holds its result or error.
 
-    def _start(self, fn: Callable[..., Any], args: tuple, kwargs: dict, future: Any) -> Any:
+        Its done-callbacks run on this context's delivery thread (never on the
+        thread that receives from the host), so they may call the context.
+        """
+        return self._start(fn, args, kwargs, CallFuture(self._deliveries.post))
+
+    def _start(
+        self, fn: Callable[..., Any], args: tuple, kwargs: dict, future: Any, also_modules: tuple[str, ...] = ()
+    ) -> Any:
         encoded = _functions.encode_call(fn, args, kwargs)
         if encoded.by_value:
             _functions.check_by_value(fn, self.name, self._wait_hello().python)
         with self._send_lock:
-            records, roots = self._modules.preload(encoded.modules)
+            records, roots = self._modules.preload([*encoded.modules, *also_modules])
             with self._state_lock:
                 self._raise_if_lost()
                 call_id, frame = self._protocol.call(encoded.payload)
                 self._futures[call_id] = future
-                if isinstance(future, Future):
-                    future.call_id = call_id  # type: ignore[attr-defined]  # ties printed lines to the call
+                future.from_delivery = self._deliveries.on_runner()
+                if isinstance(future, CallFuture):
+                    future.call_id = call_id
             ahead = self._protocol.modules(0, records, roots) if records or roots else b""
             self._write(ahead + frame)
         return future
@@ -148,8 +230,11 @@ class Context:
                 "it: move it into a module (or import this script by its module name)"
             )
         name = service if isinstance(service, str) else service.canonical_name()
+        # The child activates the service by importing its module: the master chose to send it, as for a function.
+        module = (name.rpartition(".")[0],) if "." in name else ()
         try:
-            return self.call(_service_calls.invoke, "master", name, method, kwargs)
+            waiter = self._start(_service_calls.invoke, ("master", name, method, kwargs), {}, _Waiter(), module)
+            return waiter.result()
         except RemoteError as exc:
             if exc.type_name == "fanout.service.CallRefused":
                 raise service_module.CallRefused(f"{exc.message} (on {self.name})") from exc
@@ -157,6 +242,7 @@ class Context:
 
     def expect_ready_by(self, deadline: float, timeout: float) -> None:
         """Fail every call with :class:`ConnectTimeout` as the cause if the child has not started by ``deadline``."""
+        check_timeout("connect_timeout", timeout)
         if not self._hello_seen.is_set():
             self._ready_deadline = DEADLINES.at(deadline, lambda: self._not_ready(timeout))
 
@@ -165,7 +251,7 @@ class Context:
             return
         reason = f"the child was not ready within the connect timeout of {timeout:g} s"
         self._fail_all(reason, ConnectTimeout(f"{self.name}: {reason}"))
-        _BACKGROUND.submit(self._transport.close)
+        self._close_transport_soon()
 
     @property
     def python_version(self) -> tuple[int, int, int]:
@@ -203,6 +289,7 @@ class Context:
         self._transport.close()
         self._ended_event.wait(timeout=5)
         self._fail_all("the context was closed", None)
+        STALLS.unregister(self._stall)
 
     def __enter__(self) -> Context:
         return self
@@ -221,16 +308,32 @@ class Context:
             self._write(data)
 
     def _write(self, data: bytes) -> None:
+        """Write under ``_send_lock``, in pieces, each watched for progress (see :data:`SEND_STALL_TIMEOUT`)."""
         try:
-            self._transport.send(data)
+            view = memoryview(data)
+            for start in range(0, len(view), WRITE_PIECE):
+                self._stall.started()
+                self._transport.send(view[start : start + WRITE_PIECE])
             self._bytes_sent += len(data)
         except Exception as exc:
             # The child may have just ended (a missing python, say): its own account of how is
-            # worth a short wait, except on the pool that produces that account.
-            if not threading.current_thread().name.startswith("fanout-background"):
+            # worth a short wait, except on the thread that produces that account.
+            if threading.current_thread() is not self._end_thread:
                 self._ended_event.wait(2)
             self._fail_all(f"sending failed: {type(exc).__name__}: {exc}", exc)
             self._raise_if_lost()
+        finally:
+            self._stall.done()
+
+    def _stalled(self, timeout: float) -> None:
+        """On the deadline thread: a write made no progress for ``timeout`` seconds; the host is dropped."""
+        reason = f"it stopped reading: a write made no progress for {timeout:g} s"
+        self._fail_all(reason, ConnectionLost(self.name, reason))
+        self._close_transport_soon()
+
+    def _close_transport_soon(self) -> None:
+        """Close the transport from a thread of its own: closing may wait, and callers must not."""
+        threading.Thread(target=self._transport.close, name=f"fanout-close-{self.name}", daemon=True).start()
 
     # -- receiving -----------------------------------------------------------------------
 
@@ -245,15 +348,18 @@ class Context:
             for event in events:
                 self._handle(event)
         except ProtocolError as exc:
-            self._fail_all(f"it sent an invalid message ({exc}); the connection was dropped", exc)
-            _BACKGROUND.submit(self._transport.close)
+            self._fail_all(
+                f"it sent an invalid message ({_terminal.escape(str(exc))}); the connection was dropped", exc
+            )
+            self._close_transport_soon()
         except Exception as exc:
             self._fail_all(f"{type(exc).__name__}: {exc}", exc)
-            _BACKGROUND.submit(self._transport.close)
+            self._close_transport_soon()
 
     def _on_end(self) -> None:
         """The child's stream ended. Finding out how can wait on the transport, so not on its thread."""
-        _BACKGROUND.submit(self._ended)
+        self._end_thread = threading.Thread(target=self._ended, name=f"fanout-end-{self.name}", daemon=True)
+        self._end_thread.start()
 
     def _ended(self) -> None:
         try:
@@ -263,73 +369,99 @@ class Context:
             self._fail_all(f"it sent an invalid message ({exc}); the connection was dropped", exc)
         reason = "the connection closed" if self._closed else self._transport.describe_end()
         self._fail_all(reason, None)
+        self._lines.clear()
         self._ended_event.set()
 
     def _handle(self, event: object) -> None:
+        """On the receiving thread: complete, file or queue; never run user code or wait."""
         if isinstance(event, (CallSucceeded, CallFailed)):
             with self._state_lock:
                 future = self._futures.pop(event.call_id, None)
             if future is not None:
-                try:
-                    if isinstance(event, CallSucceeded):
-                        future.set_result(event.value)
-                    else:
-                        future.set_exception(event.error)
-                except InvalidStateError:
-                    pass  # the caller cancelled it
+                with self._undelivered_lock:
+                    behind = self._output_busy
+                # What the call printed reaches on_output and logging before its result, unless the call was
+                # made from there (a callback calling the context): that thread waits for it, so it cannot deliver.
+                if behind and not future.from_delivery:
+                    self._deliveries.post(lambda: _settle(future, event))
+                else:
+                    _settle(future, event)
         elif isinstance(event, ModuleRequested):
             self._module_requests += 1
-            _BACKGROUND.submit(self._answer_module, event)
-        elif isinstance(event, ServiceRequested):
-            self._serve(event)
+            self._answer(lambda: self._answer_module(event))
+        elif isinstance(event, (ServiceRequested, ServiceRefused)):
+            self._answer(lambda: self._serve(event))
         elif isinstance(event, Output):
-            text = self._whole_line(event)
+            text = self._lines.add((event.stream, event.call_id), event.text, event.continued)
             if text is None:
                 return
-            if self.on_output is not None and event.stream != "log":
-                try:
-                    self.on_output(event.stream, text, event.call_id)
-                except Exception:  # the user's callback failing is no reason to drop the connection
-                    self._log.exception("on_output failed for a line from %s", self.name)
-                return
-            self._log.log(event.level, "%s", text, extra={"fanout_stream": event.stream, "fanout_logger": event.logger})
+            if self._capture is not None and event.stream != "log":
+                self._capture(event.stream, text, event.call_id)
+            self._queue_delivery(event, text)
         elif isinstance(event, Hello):
             self._modules.child_python = event.python
             self._hello_seen.set()
             if self._ready_deadline is not None:
                 DEADLINES.cancel(self._ready_deadline)
 
-    def _whole_line(self, event: Output) -> str | None:
-        """A line sent in pieces (over 64 KiB) is delivered once, whole; None while pieces are pending.
+    def _answer(self, job: Callable[[], None]) -> None:
+        if not self._answers.post(job):  # the protocol caps requests in flight, so this is a child gone wild
+            raise ProtocolError(f"over {MAX_ANSWERS_WAITING} requests wait for answers")
 
-        Pieces are matched by stream and printing call, so another writer's line cannot land inside
-        them; one that grows past ``_LONGEST_LINE`` is delivered as it stands.
-        """
-        key = (event.stream, event.call_id)
-        if event.continued:
-            pending = self._partial_lines.setdefault(key, [])
-            pending.append(event.text)
-            if sum(map(len, pending)) < _LONGEST_LINE:
-                return None
-        pending = self._partial_lines.pop(key, None)
-        if not pending:
-            return event.text
-        return "".join(pending) if event.continued else "".join(pending) + event.text
+    # -- user code: on the delivery runner ----------------------------------------------
 
-    def _serve(self, event: ServiceRequested) -> None:
+    def _queue_delivery(self, event: Output, text: str) -> None:
+        """File a line for on_output or logging; past the cap the oldest lines go, and a marker says so."""
+        with self._undelivered_lock:
+            self._undelivered.append((event, text), len(text) + 64)
+            start = not self._output_busy
+            self._output_busy = True
+        if start:
+            self._deliveries.post(self._deliver_output)
+
+    def _deliver_output(self) -> None:
+        while True:
+            with self._undelivered_lock:
+                lines, dropped, size = self._undelivered.take()
+                if not lines and not dropped:
+                    self._output_busy = False
+                    return
+            if dropped:
+                marker = _output.dropped_marker(dropped, size, "they came faster than they were handled")
+                self._emit("stderr", marker, logging.WARNING, "fanout", 0)
+            for event, text in lines:
+                self._emit(event.stream, text, event.level, event.logger, event.call_id)
+
+    def _emit(self, stream: str, text: str, level: int, logger: str, call_id: int) -> None:
+        if self.on_output is not None and stream != "log":
+            try:
+                self.on_output(stream, text, call_id)
+            except Exception:  # the user's callback failing is no reason to drop the connection
+                self._log.exception("on_output failed for a line from %s", self.name)
+            return
+        self._log.log(level, "%s", text, extra={"fanout_stream": stream, "fanout_logger": logger})
+
+    # -- answering the child: on the answering runner ------------------------------------
+
+    def _serve(self, event: ServiceRequested | ServiceRefused) -> None:
         """A child calls a service here: run it in the children's pool, reply when it is done."""
         from fanout import service
 
         pool = service.children_pool()
-        if pool is None:
+        if isinstance(event, ServiceRefused):
             future: Future = Future()
+            future.set_exception(service.CallRefused(event.reason))
+        elif pool is None:
+            future = Future()
             future.set_exception(service.CallRefused("the master serves no services (see Pool.serve_children)"))
         else:
             caller = service.Caller(self.name, is_parent=False)
             future = pool.invoke(event.service, event.method, event.kwargs, caller)
-        # Replies go out from the background pool: the future may already be done here,
-        # on the transport's receiving thread, which must never wait to send.
-        future.add_done_callback(lambda done: _BACKGROUND.submit(self._reply, event.request_id, done))
+        # The reply is written by this host's answering runner, whichever thread finishes the call.
+        # Replies are bounded by the protocol's cap on calls in flight, so they may pass the runner's limit.
+        future.add_done_callback(
+            lambda done: self._answers.post(lambda: self._reply(event.request_id, done), force=True)
+        )
 
     def _reply(self, request_id: int, done: Future) -> None:
         error = done.exception()
@@ -342,7 +474,9 @@ class Context:
             outcome = ("error", name, str(error), text)
         try:
             with self._send_lock:
-                self._write(self._protocol.service_reply(request_id, outcome))
+                with self._state_lock:
+                    frame = self._protocol.service_reply(request_id, outcome)
+                self._write(frame)
         except ConnectionLost:
             pass
         except Exception:
@@ -352,7 +486,9 @@ class Context:
         try:
             with self._send_lock:
                 records, roots = self._modules.answer(event.name)
-                self._write(self._protocol.modules(event.request_id, records, roots))
+                with self._state_lock:
+                    frame = self._protocol.modules(event.request_id, records, roots)
+                self._write(frame)
         except ConnectionLost:
             pass
         except Exception:
@@ -390,6 +526,17 @@ class Context:
         return hello
 
 
-def local(python: str = sys.executable, *, name: str = "localhost") -> Context:
-    """A child on this machine (a ``python`` subprocess), running the same bootstrap and protocol."""
-    return Context(LocalTransport(python, name), name)
+def local(
+    python: str = sys.executable,
+    *,
+    name: str = "localhost",
+    allow_modules: Iterable[str] = (),
+    deny_modules: Iterable[str] = (),
+) -> Context:
+    """A child on this machine (a ``python`` subprocess), running the same bootstrap and protocol.
+
+    ``allow_modules`` and ``deny_modules`` widen and narrow what the child may
+    import from the master (module name prefixes; see docs/security.rst).
+    """
+    policy = ModulePolicy(allow_modules, deny_modules)  # bad prefixes fail before a process starts
+    return Context(LocalTransport(python, name), name, allow_modules=policy.allow, deny_modules=policy.deny)

@@ -68,17 +68,21 @@ def referenced_modules(payload: bytes) -> set[str] | None:
     modules: set[str] = set()
     stack: list[str | None] = []  # recent pushes that matter: strings, or None for anything else
     memo: dict[int, str | None] = {}
+    importing = False  # just after cloudpickle's subimport: the next string names a module the code uses
     for opcode, arg, _ in pickletools.genops(payload):
         name = opcode.name
-        if name in _STRING_OPS:
-            stack.append(arg)
-        elif name in _GET_OPS:
-            stack.append(memo.get(arg))
+        if name in _STRING_OPS or name in _GET_OPS:
+            pushed = arg if name in _STRING_OPS else memo.get(arg)
+            stack.append(pushed)
+            if importing and isinstance(pushed, str):
+                modules.add(pushed)
+                importing = False
         elif name == "MEMOIZE":
             memo[len(memo)] = stack[-1] if stack else None
         elif name == "STACK_GLOBAL":
             if len(stack) >= 2 and isinstance(stack[-2], str):
                 modules.add(stack[-2])
+                importing = stack[-1] == "subimport" and stack[-2].startswith("cloudpickle")
             stack.append(None)
         elif name == "GLOBAL":
             modules.add(arg.split(" ", 1)[0])

@@ -68,7 +68,20 @@ class Output:
     call_id: int = 0  # the call that printed it; 0: not printed by a call (a subprocess, a thread of its own)
 
 
-Event = Hello | CallSucceeded | CallFailed | ModuleRequested | ServiceRequested | Output
+@dataclass(frozen=True)
+class ServiceRefused:
+    """A child's service call refused before it reaches any pool (too many in flight): reply at once."""
+
+    request_id: int
+    reason: str
+
+
+Event = Hello | CallSucceeded | CallFailed | ModuleRequested | ServiceRequested | ServiceRefused | Output
+
+# Per child. A child asks for a module from the thread that needs it and waits for the answer, so
+# requests in flight are at most its importing threads; service calls likewise, one per calling thread.
+MAX_MODULE_REQUESTS_IN_FLIGHT = 256  # past this the child is dropped: it asks without waiting
+MAX_SERVICE_CALLS_IN_FLIGHT = 256  # past this each further call is refused at once, and runs nothing
 
 
 def _check(condition: bool, what: str) -> None:
@@ -88,8 +101,10 @@ class MasterProtocol:
         self._decoder = _wire.FrameDecoder(_wire.TO_MASTER, max_body)
         self._call_ids = itertools.count(1)
         self._pending_calls: set[int] = set()
-        self._answered_requests: set[int] = set()
-        self._service_requests: set[int] = set()
+        # Requests the child made and the master has not answered yet: capped, so a child that asks
+        # without waiting for answers costs the master a bounded amount (its ids need not come in order).
+        self._modules_in_flight: set[int] = set()
+        self._services_in_flight: set[int] = set()
         self.hello: Hello | None = None
 
     # -- bytes to send -------------------------------------------------------------------
@@ -100,6 +115,7 @@ class MasterProtocol:
 
     def modules(self, request_id: int, records: list[tuple], roots: list[str]) -> bytes:
         """Module sources for the child: a reply (``request_id`` > 0) or sent ahead (0)."""
+        self._modules_in_flight.discard(request_id)
         return _wire.encode_frame(_wire.MODULES, request_id, _codec.dumps((records, roots)), compress=True)
 
     def call(self, payload: bytes) -> tuple[int, bytes]:
@@ -110,6 +126,7 @@ class MasterProtocol:
 
     def service_reply(self, request_id: int, outcome: tuple) -> bytes:
         """The answer to a child's service call: ``("ok", value)`` or ``("error", type, message, traceback)``."""
+        self._services_in_flight.discard(request_id)
         return _wire.encode_frame(_wire.SERVICE_REPLY, request_id, _codec.dumps(outcome), compress=True)
 
     def shutdown(self) -> bytes:
@@ -121,6 +138,10 @@ class MasterProtocol:
         """Decode what the child sent; :class:`ProtocolError` means the connection must be dropped."""
         return [self._event(kind, request_id, body) for kind, request_id, body in self._decoder.feed(data)]
 
+    @property
+    def calls_in_flight(self) -> int:
+        return len(self._pending_calls)
+
     def end_of_stream(self) -> None:
         """The child's stream ended; complains if it ended inside a frame."""
         self._decoder.end_of_stream()
@@ -131,18 +152,31 @@ class MasterProtocol:
             self._pending_calls.discard(request_id)
             return self._outcome(kind, request_id, body)
         if kind == _wire.GET_MODULE:
-            _check(request_id not in self._answered_requests, f"module request id {request_id} used twice")
-            self._answered_requests.add(request_id)
-            return ModuleRequested(request_id, self._module_name(body))
+            _check(request_id not in self._modules_in_flight, f"module request id {request_id} used twice")
+            _check(
+                len(self._modules_in_flight) < MAX_MODULE_REQUESTS_IN_FLIGHT,
+                f"over {MAX_MODULE_REQUESTS_IN_FLIGHT} module requests without waiting for the answers",
+            )
+            name = self._module_name(body)
+            self._modules_in_flight.add(request_id)
+            return ModuleRequested(request_id, name)
         if kind == _wire.SERVICE_CALL:
-            _check(request_id not in self._service_requests, f"service request id {request_id} used twice")
-            self._service_requests.add(request_id)
-            return self._service_call(request_id, body)
+            _check(request_id not in self._services_in_flight, f"service request id {request_id} used twice")
+            event = self._service_call(request_id, body)
+            if len(self._services_in_flight) >= MAX_SERVICE_CALLS_IN_FLIGHT:
+                return ServiceRefused(
+                    request_id, f"{self.host} has {MAX_SERVICE_CALLS_IN_FLIGHT} service calls in flight already"
+                )
+            self._services_in_flight.add(request_id)
+            return event
         if kind == _wire.HELLO:
             _check(self.hello is None, "second HELLO")
             self.hello = self._hello(self._literal(body))
             return self.hello
-        return self._output(self._literal(body), request_id)  # LOG: the decoder admits no other kind
+        # LOG: the decoder admits no other kind. Lines are tied only to calls still running: an id the
+        # master never issued, or whose result came already, would make a buffer nobody claims.
+        call_id = request_id if request_id in self._pending_calls else 0
+        return self._output(self._literal(body), call_id)
 
     @staticmethod
     def _literal(body: bytes) -> Any:

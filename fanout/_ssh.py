@@ -15,7 +15,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +25,10 @@ from paramiko.message import Message
 
 from fanout import _stage
 from fanout._context import Context
+from fanout._modules import ModulePolicy
 from fanout._pipelined_auth import PipelinedTransport
+from fanout._serial import SerialRunner
+from fanout._timeouts import check_timeout
 from fanout._transport import StderrTail
 from fanout.errors import AuthenticationFailed, ConnectTimeout, HostKeyError, Unreachable
 
@@ -288,14 +291,23 @@ class _ChannelFeed:
         self._on_data = on_data
         self._on_end = on_end
         self._ended = False
+        self._acks = SerialRunner(f"fanout-window-{channel.get_name()}")
+        self._ack_owed = 0
+        self._ack_lock = threading.Lock()
 
     def feed(self, data: bytes) -> None:
         self._on_data(bytes(data))
         ack = self._channel._check_add_window(len(data))
         if ack > 0:
-            threading.Thread(target=self._adjust_window, args=(ack,), daemon=True).start()
+            with self._ack_lock:
+                first = self._ack_owed == 0
+                self._ack_owed += ack
+            if first:  # one adjustment waits at most: later ones add to it, so threads never pile up
+                self._acks.post(self._adjust_window)
 
-    def _adjust_window(self, ack: int) -> None:
+    def _adjust_window(self) -> None:
+        with self._ack_lock:
+            ack, self._ack_owed = self._ack_owed, 0
         message = Message()
         message.add_byte(cMSG_CHANNEL_WINDOW_ADJUST)
         message.add_int(self._channel.remote_chanid)
@@ -377,6 +389,8 @@ def connect(
     jump: str | None = None,
     jump_identity_file: str | os.PathLike | None = None,
     name: str | None = None,
+    allow_modules: Iterable[str] = (),
+    deny_modules: Iterable[str] = (),
 ) -> Context:
     """Connect to ``host`` over SSH and start a child there; returns its :class:`Context`.
 
@@ -391,11 +405,15 @@ def connect(
     child's start included: a child not ready by then fails its calls with
     :class:`ConnectTimeout` as the cause. ``name`` names the context (its
     errors, its logger ``fanout.remote.<name>``); it defaults to ``host``.
+    ``allow_modules`` and ``deny_modules`` widen and narrow what the child may
+    import from the master (module name prefixes; see docs/security.rst).
     """
     if host_key_policy not in HOST_KEY_POLICIES:
         raise ValueError(f"host_key_policy must be one of {HOST_KEY_POLICIES}, not {host_key_policy!r}")
     if not isinstance(host, str) or not host:
         raise ValueError(f"host must be a non-empty string, not {host!r}")
+    check_timeout("connect_timeout", connect_timeout)
+    policy = ModulePolicy(allow_modules, deny_modules)  # bad prefixes fail before anything connects
     deadline = time.monotonic() + connect_timeout
     dest = resolve(host, port, user, identity_file, ssh_config)
     hops = jump if jump is not None else dest.proxy_jump
@@ -419,7 +437,9 @@ def connect(
         transport = _open_client(host, dest, known_hosts, host_key_policy, password, deadline, through, clients)
         channel = transport.open_session(timeout=_remaining(host, deadline, "a session channel opened"))
         _exec_without_waiting(channel, _stage.stage0_command(python))
-        context = Context(SSHTransport(clients, channel, host), name or host)
+        context = Context(
+            SSHTransport(clients, channel, host), name or host, allow_modules=policy.allow, deny_modules=policy.deny
+        )
     except BaseException:
         for client in reversed(clients):
             client.close()

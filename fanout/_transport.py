@@ -15,9 +15,10 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from fanout import _stage
+from fanout import _output, _stage, _terminal
 
 _STDERR_LINES = 20
+_STDERR_LINE = 64 * 1024  # bytes of one raw stderr line kept; the rest is counted, not held
 
 
 class Transport(Protocol):
@@ -37,19 +38,30 @@ class StderrTail:
         self._log = logging.getLogger(f"fanout.remote.{host}")
 
     def pump(self, read: Callable[[], bytes]) -> None:
-        rest = b""
+        """Read to EOF, line by line, in time linear in what arrives: an endless line is cut, not gathered."""
+        rest = bytearray()
+        cut = 0
         while True:
             chunk = read()
             if not chunk:
                 break
-            *lines, rest = (rest + chunk).split(b"\n")
-            for line in lines:
-                self._add(line)
-        if rest:
-            self._add(rest)
+            start = 0
+            while (end := chunk.find(b"\n", start)) >= 0:
+                self._add(bytes(rest) + chunk[start:end] if rest else chunk[start:end], cut)
+                rest.clear()
+                cut = 0
+                start = end + 1
+            room = _STDERR_LINE - len(rest)
+            tail = chunk[start:]
+            rest += tail[:room]
+            cut += max(len(tail) - room, 0)
+        if rest or cut:
+            self._add(bytes(rest), cut)
 
-    def _add(self, raw: bytes) -> None:
-        line = raw.decode("utf-8", "backslashreplace")
+    def _add(self, raw: bytes, cut: int = 0) -> None:
+        line = _terminal.escape(raw.decode("utf-8", "backslashreplace"))
+        if cut:
+            line += _output.cut_marker(cut).replace("characters", "bytes")
         self.lines.append(line)
         self._log.warning("%s", line, extra={"fanout_stream": "stderr"})
 

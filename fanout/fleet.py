@@ -16,14 +16,15 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fanout import _files, _limits, _progress, _shell
+from fanout import _files, _limits, _output, _progress, _shell, _terminal
 from fanout._deadlines import DEADLINES
+from fanout._timeouts import check_timeout
 from fanout.errors import (
     AuthenticationFailed,
     CallTimeout,
@@ -161,12 +162,14 @@ class Fleet:
         connect_timeout: float = 10.0,
         echo: bool = True,
         progress: bool | None = None,
+        allow_modules: Iterable[str] = (),
+        deny_modules: Iterable[str] = (),
     ):
-        if not isinstance(forks, int) or forks < 1:
+        if not isinstance(forks, int) or isinstance(forks, bool) or forks < 1:
             raise ValueError(f"forks must be a whole number of at least 1, not {forks!r}")
-        if not connect_timeout > 0:
-            raise ValueError(f"connect_timeout must be above 0 seconds, not {connect_timeout!r}")
-        self.hosts = {name: dict(options) for name, options in hosts.items()}
+        connect_timeout = check_timeout("connect_timeout", connect_timeout)
+        extra = {"allow_modules": tuple(_names(allow_modules)), "deny_modules": tuple(_names(deny_modules))}
+        self.hosts = {name: _with_modules(options, extra) for name, options in hosts.items()}
         self.forks = forks
         self.connect_timeout = connect_timeout
         self.echo = echo
@@ -174,7 +177,7 @@ class Fleet:
         self._contexts: dict[str, Any] = {}
         self._failures: dict[str, BaseException] = {}
         # Printed lines not yet handed to a result, by host and by the call that printed them (0: none did).
-        self._output: dict[str, dict[int, list[tuple[str, str]]]] = {name: {} for name in self.hosts}
+        self._output: dict[str, dict[int, _output.TailBuffer]] = {name: {} for name in self.hosts}
         self._lock = threading.Lock()
         self._echo_lock = threading.Lock()
         self._connected = False
@@ -215,8 +218,13 @@ class Fleet:
             if connection == "local":
                 from fanout._context import local
 
-                timeout = float(options.get("connect_timeout", self.connect_timeout))
-                context = local(options.get("python", sys.executable), name=name)
+                timeout = check_timeout("connect_timeout", options.get("connect_timeout", self.connect_timeout))
+                context = local(
+                    options.get("python", sys.executable),
+                    name=name,
+                    allow_modules=options.get("allow_modules", ()),
+                    deny_modules=options.get("deny_modules", ()),
+                )
                 context.expect_ready_by(time.monotonic() + timeout, timeout)
             elif connection != "ssh":
                 raise Unreachable(f"{name}: connection {connection!r} is not one fanout makes (ssh, local)")
@@ -233,20 +241,28 @@ class Fleet:
             with self._lock:
                 self._failures[name] = exc
             return status_of(exc)
-        context.on_output = lambda stream, line, call_id: self._on_output(name, stream, line, call_id)
+        # Lines are kept for results on the receiving thread, in order with the results (fanout's own quick
+        # code), and echoed on the host's delivery thread: a terminal that blocks holds up no receiving.
+        context._capture = lambda stream, line, call_id: self._keep_output(name, stream, line, call_id)
+        context.on_output = lambda stream, line, call_id: self._echo_line(name, stream, line)
         with self._lock:
             self._contexts[name] = context
         return OK
 
-    def _on_output(self, name: str, stream: str, line: str, call_id: int = 0) -> None:
+    def _keep_output(self, name: str, stream: str, line: str, call_id: int = 0) -> None:
         with self._lock:
             by_call = self._output[name]
-            by_call.setdefault(call_id, []).append((stream, line))
-            if len(by_call) > _UNCLAIMED_CALLS:  # calls made on fleet.contexts directly: nobody claims theirs
-                del by_call[next(iter(by_call))]
+            kept = by_call.get(call_id)
+            if kept is None:
+                kept = by_call[call_id] = _output.TailBuffer(OUTPUT_KEPT_PER_CALL)
+                if len(by_call) > _UNCLAIMED_CALLS:  # calls made on fleet.contexts directly: nobody claims theirs
+                    del by_call[next(iter(by_call))]
+            kept.append((stream, line), len(line) + 1)
+
+    def _echo_line(self, name: str, stream: str, line: str) -> None:
         if self.echo:
             with self._echo_lock:
-                self._echo(sys.stderr if stream == "stderr" else sys.stdout, f"[{name}] {line}\n")
+                self._echo(sys.stderr if stream == "stderr" else sys.stdout, f"[{name}] {_terminal.escape(line)}\n")
 
     def _echo(self, target: Any, text: str) -> None:
         """Write a line as the terminal can take it; a closed output (``| head``) ends echoing, not the host."""
@@ -299,9 +315,8 @@ class Fleet:
     def _result(self, name: str, future: Future) -> Result:
         with self._lock:  # the call's own lines, and those no call printed (its subprocesses', say)
             by_call = self._output[name]
-            output = by_call.pop(0, []) + by_call.pop(getattr(future, "call_id", -1), [])
-        stdout = "".join(line + "\n" for stream, line in output if stream == "stdout")
-        stderr = "".join(line + "\n" for stream, line in output if stream == "stderr")
+            kept = [by_call.pop(key, None) for key in (0, getattr(future, "call_id", -1))]
+        stdout, stderr = _printed([k.take() for k in kept if k is not None])
         error = future.exception()
         if error is None:
             return Result(name, OK, value=future.result(), stdout=stdout, stderr=stderr)
@@ -367,11 +382,8 @@ class Fleet:
 
     @staticmethod
     def _deadline(timeout: float | None) -> float | None:
-        if timeout is None:
-            return None
-        if not timeout > 0:
-            raise ValueError(f"timeout must be above 0 seconds (or None), not {timeout!r}")
-        return time.monotonic() + timeout
+        seconds = check_timeout("timeout", timeout, allow_none=True)
+        return None if seconds is None else time.monotonic() + seconds
 
     def call(self, fn: Callable[..., Any], /, *args: Any, timeout: float | None = None, **kwargs: Any) -> Results:
         """Run ``fn(*args, **kwargs)`` on every host; one :class:`~fanout.Result` per host, in host order.
@@ -545,7 +557,7 @@ def _send_call(context: Any, fn: Callable[..., Any], args: tuple, kwargs: dict, 
         proxy.set_exception(exc)
         return
     proxy.call_id = future.call_id  # type: ignore[attr-defined]  # before the outcome: _result reads it
-    future.add_done_callback(lambda done: _copy_outcome(done, proxy))
+    future._add_internal_callback(lambda done: _copy_outcome(done, proxy))
 
 
 def _copy_outcome(done: Future, proxy: Future) -> None:
@@ -557,6 +569,35 @@ def _copy_outcome(done: Future, proxy: Future) -> None:
 
 
 _UNCLAIMED_CALLS = 256  # calls per host whose printed lines are kept for a result still to come
+OUTPUT_KEPT_PER_CALL = 16 * 1024 * 1024  # characters of a call's printed lines kept for its result: the latest
+
+
+def _printed(kept: list[tuple[list, int, int]]) -> tuple[str, str]:
+    """A result's stdout and stderr from its kept lines; a marker first where earlier lines were dropped."""
+    out: dict[str, list[str]] = {"stdout": [], "stderr": []}
+    for lines, dropped, size in kept:
+        if dropped:
+            out["stderr"].append(_output.dropped_marker(dropped, size, "over the output kept for one call") + "\n")
+        for stream, line in lines:
+            out.setdefault(stream, []).append(line + "\n")
+    return "".join(out["stdout"]), "".join(out["stderr"])
+
+
+def _names(prefixes: Iterable[str]) -> list[str]:
+    if isinstance(prefixes, str):
+        raise TypeError(f"module prefixes must be a list of names, not the string {prefixes!r}")
+    return list(prefixes)
+
+
+def _with_modules(options: Mapping[str, Any], extra: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+    """A host's options with the fleet's module prefixes added to its own."""
+    merged = dict(options)
+    for key, names in extra.items():
+        if names:
+            merged[key] = (*_names(merged.get(key, ())), *names)
+    return merged
+
+
 PUT_CHUNK = 8 * 1024 * 1024  # well under a frame's 64 MiB limit, and a piece's memory on small hosts
 
 

@@ -63,6 +63,15 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(sig, _interrupt)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that needs the Docker fleet ``fleet``, so ``-m "not fleet"`` is the fast subset."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        target = getattr(getattr(item, "callspec", None), "params", {}).get("target")
+        if names & {"fleet", "fleet_host"} or (target is not None and target != "local"):
+            item.add_marker(pytest.mark.fleet)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "fleet_host" in metafunc.fixturenames:
         metafunc.parametrize("fleet_host_name", fleet_host_names())
