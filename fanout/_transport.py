@@ -79,6 +79,7 @@ class LocalTransport:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             bufsize=0,
+            start_new_session=True,  # a terminal's Ctrl-C reaches the master alone, which decides what ends
         )
         self.stderr = StderrTail(host)
         self._stderr_thread = threading.Thread(

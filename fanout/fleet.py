@@ -202,12 +202,15 @@ class Fleet:
         """Open every connection, at most ``forks`` at once; a host that fails is remembered, not raised."""
         pending = [name for name in self.hosts if name not in self._contexts and name not in self._failures]
         _limits.ensure_open_files(len(self.hosts))
-        with (
-            _progress.Progress("connecting", len(pending), _progress.wanted(len(pending), self.progress)) as bar,
-            ThreadPoolExecutor(max_workers=min(self.forks, max(len(pending), 1))) as pool,
-        ):
-            for status in pool.map(self._open, pending):
-                bar.advance(status)
+        pool = ThreadPoolExecutor(max_workers=min(self.forks, max(len(pending), 1)))
+        try:
+            with _progress.Progress("connecting", len(pending), _progress.wanted(len(pending), self.progress)) as bar:
+                for status in pool.map(self._open, pending):
+                    bar.advance(status)
+        except BaseException:  # Ctrl-C: connections not yet started are not started; close() ends the rest
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
         self._connected = True
         return self
 

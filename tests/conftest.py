@@ -63,12 +63,27 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(sig, _interrupt)
 
 
+# Tests that start processes (children, the fanout command, ansible-core) without the Docker fleet:
+# real, but seconds each, so they are out of the fast subset with the fleet's.
+_PROCESS_FIXTURES = frozenset(
+    {"fleet", "fleet_host", "target", "open_child", "child", "hostile_child", "healthy_children"}
+)
+_PROCESS_MODULES = frozenset(
+    {
+        "test_cli.py",
+        "test_cli_edges.py",
+        "test_fleet_local.py",
+        "test_fleet_unavailable.py",
+        "test_inventory_vs_ansible.py",
+        "test_project.py",
+    }
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test that needs the Docker fleet ``fleet``, so ``-m "not fleet"`` is the fast subset."""
+    """Mark ``fleet`` every test that needs the Docker fleet or starts processes: ``-m "not fleet"`` is the fast subset."""
     for item in items:
-        names = set(getattr(item, "fixturenames", ()))
-        target = getattr(getattr(item, "callspec", None), "params", {}).get("target")
-        if names & {"fleet", "fleet_host"} or (target is not None and target != "local"):
+        if _PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in _PROCESS_MODULES:
             item.add_marker(pytest.mark.fleet)
 
 

@@ -92,7 +92,7 @@ def test_task_timeout_and_user_options(fleet, tmp_path) -> None:
         (["all", "--limit", "@/no/such/file"], "cannot read"),
         (["all", "--shell", " "], "--shell needs a command"),
         (["all", "--forks", "0"], "--forks must be at least 1"),
-        (["all", "--task-timeout", "-1"], "--task-timeout must be above 0"),
+        (["all", "--task-timeout", "-1"], "--task-timeout must be a finite number of seconds above 0"),
     ],
 )
 def test_bad_requests(inventory, args, complaint) -> None:
