@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 
 KINDS = ("baseline", "fanout", "mitogen")  # the table's columns
 SSH_KEX_KIND = "mitogen-ssh-kex"  # Mitogen again, with ssh's own key exchange: a row of its own
+SILENT_KIND = "fanout-silent-host"  # fanout again, one host of which never answers: a row of its own
+SILENT_PYTHON = "fanout-bench-silent"  # the "python" of that host: a command that reads and says nothing
+TARGET_SILENT_OVER_HEALTHY = 1.2  # at most: the others, with one silent host, against all healthy
 BASELINE_COMMAND = "python3 -c 'import os; print(os.getpid())'"
 TARGET_FANOUT_OVER_BASELINE = 1.2  # at most
 TARGET_MITOGEN_OVER_FANOUT = 1.5  # at least
@@ -251,11 +254,9 @@ def fleet_options() -> dict[str, Any]:
     return {name: False for name in ("progress",) if name in parameters}
 
 
-def run_fanout(entries: Sequence[HostEntry], fn: Callable[[], Any], probe: Probe) -> list[Any]:
-    """``Fleet(hosts, forks=N)``: every connection opened in parallel, then ``fleet.call(fn)``, then closed."""
-    from fanout.fleet import Fleet
-
-    hosts = {
+def fleet_hosts(entries: Sequence[HostEntry]) -> dict[str, dict[str, Any]]:
+    """``Fleet``'s host options for these entries."""
+    return {
         entry.name: {
             "host": entry.address,
             "port": entry.port,
@@ -267,6 +268,13 @@ def run_fanout(entries: Sequence[HostEntry], fn: Callable[[], Any], probe: Probe
         }
         for entry in entries
     }
+
+
+def run_fanout(entries: Sequence[HostEntry], fn: Callable[[], Any], probe: Probe) -> list[Any]:
+    """``Fleet(hosts, forks=N)``: every connection opened in parallel, then ``fleet.call(fn)``, then closed."""
+    from fanout.fleet import Fleet
+
+    hosts = fleet_hosts(entries)
     with Fleet(hosts, forks=len(hosts), **fleet_options()) as fleet:
         results = fleet.call(fn)
         probe()
@@ -274,6 +282,35 @@ def run_fanout(entries: Sequence[HostEntry], fn: Callable[[], Any], probe: Probe
     if failed:
         raise RuntimeError(f"fanout: {len(failed)} host(s) failed: {list(failed.values())[:3]}")
     return [result.value for result in results.values()]
+
+
+def run_fanout_silent(entries: Sequence[HostEntry], fn: Callable[[], Any], probe: Probe) -> list[Any]:
+    """As :func:`run_fanout`, but the first host's child is ``cat >/dev/null``: connected, reading, never answering.
+
+    Timed until every other host has answered (``as_completed``), then all closed:
+    what one silent host costs the rest of the fleet. Returns the others' answers.
+    """
+    from fanout import _stage
+    from fanout.fleet import Fleet
+
+    real = _stage.stage0_command
+    _stage.stage0_command = lambda python="python3": "exec cat >/dev/null" if python == SILENT_PYTHON else real(python)
+    try:
+        hosts = fleet_hosts(entries)
+        silent = entries[0].name
+        hosts[silent]["python"] = SILENT_PYTHON
+        answers: dict[str, Any] = {}
+        with Fleet(hosts, forks=len(hosts), **fleet_options()) as fleet:
+            for name, result in fleet.as_completed(fn):
+                if name == silent or not result.ok:
+                    raise RuntimeError(f"fanout: {name} ended {result.status} before the others answered: {result!r}")
+                answers[name] = result.value
+                if len(answers) == len(entries) - 1:
+                    break
+            probe()
+    finally:
+        _stage.stage0_command = real
+    return [answers[entry.name] for entry in entries[1:]]
 
 
 def mitogen_ssh_options(entry: HostEntry, kex: str | None) -> dict[str, Any]:
@@ -333,6 +370,8 @@ def contender(kind: str, plan: Plan) -> Run:
         return run_baseline
     if kind == "fanout":
         return run_fanout
+    if kind == SILENT_KIND:
+        return run_fanout_silent
     return functools.partial(run_mitogen, kex=plan.mitogen_kex if kind == "mitogen" else None)
 
 
@@ -441,8 +480,9 @@ def worker(kind: str, plan: Plan) -> Sample:
     sample = Sample(kind)
     with tempfile.TemporaryDirectory(prefix="fanout-bench-worker-") as tmp, user_module(Path(tmp)) as module:
         run = contender(kind, plan)
+        warm_up = run_fanout if kind == SILENT_KIND else run
         started = time.perf_counter()
-        _check_answers(kind, run(entries[:1], module.func, lambda: None), entries[:1])
+        _check_answers(kind, warm_up(entries[:1], module.func, lambda: None), entries[:1])
         sample.cold_seconds = time.perf_counter() - started
         gc.collect()
         sample.peak_reset = reset_peak_rss()
@@ -465,7 +505,7 @@ def worker(kind: str, plan: Plan) -> Sample:
         sample.seconds = watch.elapsed()
         sample.cpu_seconds = own_cpu() - cpu_before - probe_cpu
         sample.peak_kib = _status_kib("VmHWM")
-    _check_answers(kind, answers, entries)
+    _check_answers(kind, answers, entries[1:] if kind == SILENT_KIND else entries)
     return sample
 
 
@@ -506,7 +546,9 @@ def run_worker(kind: str, spec: Path) -> Sample:
 class Results:
     """Every sample per contender (failed ones too), and contenders that could not run at all."""
 
-    samples: dict[str, list[Sample]] = field(default_factory=lambda: {kind: [] for kind in (*KINDS, SSH_KEX_KIND)})
+    samples: dict[str, list[Sample]] = field(
+        default_factory=lambda: {kind: [] for kind in (*KINDS, SSH_KEX_KIND, SILENT_KIND)}
+    )
     skipped: dict[str, str] = field(default_factory=dict)
 
     def ok(self, kind: str) -> list[Sample]:
@@ -678,6 +720,7 @@ def table_rows(results: Results, hosts: int, per_sshd: int) -> list[tuple[str, .
         )
     )
     rows += _ssh_kex_rows(results)
+    rows += _silent_rows(results, hosts)
     rows.append(("    slowest .. fastest repeat", *(_spread(results, kind) for kind in KINDS), "-", "-"))
     rows.append(
         _row(
@@ -729,6 +772,24 @@ def _ssh_kex_rows(results: Results) -> list[tuple[str, ...]]:
             _cell(results, SSH_KEX_KIND, seconds, _ms),
             "-",
             _plain_ratio(_ratio(seconds, fanout)),
+        )
+    ]
+
+
+def _silent_rows(results: Results, hosts: int) -> list[tuple[str, ...]]:
+    """One silent host among the rest: how long the others take, against all hosts healthy."""
+    if not results.samples[SILENT_KIND] and SILENT_KIND not in results.skipped:
+        return []
+    seconds = _median(results, SILENT_KIND, lambda s: s.seconds)
+    healthy = _median(results, "fanout", lambda s: s.seconds)
+    return [
+        (
+            f"    fanout, 1 silent host among {hosts}: the other {hosts - 1} answered, all closed",
+            "-",
+            _cell(results, SILENT_KIND, seconds, _ms),
+            "-",
+            _target_cell(_ratio(seconds, healthy), TARGET_SILENT_OVER_HEALTHY, at_most=True) + " of all healthy",
+            "-",
         )
     ]
 
@@ -829,7 +890,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="skip the extra Mitogen run with ssh's default key exchange (saves ~30 s)",
     )
-    parser.add_argument("--worker", choices=(*KINDS, SSH_KEX_KIND), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=(*KINDS, SSH_KEX_KIND, SILENT_KIND), help=argparse.SUPPRESS)
     parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.hosts < 1 or args.per_sshd < 1 or args.repeat < 1:
@@ -854,6 +915,7 @@ def main(argv: list[str] | None = None) -> int:
                 plan = make_plan(entries)
                 log(f"bench: paramiko's key exchange: {plan.paramiko_kex}; Mitogen's ssh: {_kex_text(plan)}")
                 kinds = KINDS if args.no_ssh_kex_row or plan.mitogen_kex is None else (*KINDS, SSH_KEX_KIND)
+                kinds = (*kinds, SILENT_KIND)
                 host_cpu = HostCpu(fleet.client, [host.container for host in fleet.hosts])
                 results = measure(plan, args.repeat, workdir, kinds, host_cpu.seconds)
             print(header())

@@ -13,9 +13,9 @@ def test_two_hosts_one_repeat_make_a_full_table(fleet, tmp_path) -> None:
     plan = bench.make_plan(entries)
     assert plan.paramiko_kex  # paramiko's debug log still names the key exchange it agreed on
 
-    results = bench.measure(plan, 1, tmp_path, kinds=bench.KINDS)
+    results = bench.measure(plan, 1, tmp_path, kinds=(*bench.KINDS, bench.SILENT_KIND))
 
-    for kind in bench.KINDS:
+    for kind in (*bench.KINDS, bench.SILENT_KIND):
         assert results.errors(kind) == [], kind
         (sample,) = results.ok(kind)
         assert sample.seconds > 0 and sample.peak_kib >= sample.rss_before_kib > 0
@@ -33,4 +33,6 @@ def test_two_hosts_one_repeat_make_a_full_table(fleet, tmp_path) -> None:
     cells = [cell.strip() for cell in timing.split("|")]
     assert all(cell.endswith(" ms") for cell in cells[1:4]), cells
     assert cells[4].endswith(("ok)", "MISSED)")) and cells[5].endswith(("ok)", "MISSED)")), cells
+    silent = next(line for line in lines if "1 silent host among 2" in line)
+    assert "of all healthy" in silent and " ms" in silent  # the other host answered while one said nothing
     assert "FAILED" not in table and "SKIPPED" not in table
