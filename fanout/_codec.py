@@ -1,23 +1,26 @@
-"""Payload encodings, and decoding what children send so a compromised host cannot run code here.
+"""Payload encodings, and decoding what children send so a compromised host cannot run code here, nor crash,
+freeze or exhaust the master.
 
 A payload is a tag byte and data. Towards a child: ``m`` (marshal) for plain
 values, ``p`` (full pickle) for the rest; the parent already has a shell on
-the child. From a child: ``r``, a Python literal read with
-:func:`ast.literal_eval`, which builds values and nothing else, or ``p``, a
-pickle read by an unpickler that resolves only the classes listed here or
-registered by the user. Plain values are the common case, and keep the
-child from importing pickle at all.
+the child. From a child: ``r``, a Python literal read by
+:mod:`fanout._literal`, which builds values and nothing else, or ``p``, a
+pickle read by :mod:`fanout._unpickle`, which resolves only the classes it
+allows or the user registered. Both check their limits (depth, nodes with
+shared references counted in full, int sizes, hash collisions) before they
+build or hash anything, so decoding, hashing and printing a child's value cost
+time and memory linear in its size. Plain values are the common case, and keep
+the child from importing pickle at all.
 """
 
 from __future__ import annotations
 
-import ast
-import io
 import marshal
 import pickle
 import threading
 from typing import Any
 
+from fanout import _literal, _unpickle
 from fanout.errors import UnsafeMessage
 
 PICKLE_PROTOCOL = 4  # every child Python (3.9+) reads it
@@ -25,55 +28,10 @@ MARSHAL_VERSION = 4  # likewise
 LITERAL_MAX = 1024 * 1024  # children send larger values as pickles; a bigger literal is refused
 _PLAIN_BUDGET = 100_000  # elements checked before a payload is deemed too big to bother
 
-# Value types from the standard library that are safe to construct from data.
-_SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
-    [
-        ("builtins", "complex"),
-        ("builtins", "bytearray"),
-        ("builtins", "frozenset"),
-        ("builtins", "set"),
-        ("builtins", "range"),
-        ("builtins", "slice"),
-        ("collections", "OrderedDict"),
-        ("collections", "deque"),
-        ("datetime", "date"),
-        ("datetime", "datetime"),
-        ("datetime", "time"),
-        ("datetime", "timedelta"),
-        ("datetime", "timezone"),
-        ("decimal", "Decimal"),
-        ("fractions", "Fraction"),
-        ("uuid", "UUID"),
-        ("pathlib", "PurePosixPath"),
-        ("pathlib", "PosixPath"),
-        ("ipaddress", "IPv4Address"),
-        ("ipaddress", "IPv6Address"),
-        ("ipaddress", "IPv4Network"),
-        ("ipaddress", "IPv6Network"),
-        # Structured results of common stdlib calls (os.uname(), os.stat(), ...).
-        ("posix", "uname_result"),
-        ("os", "uname_result"),
-        ("posix", "stat_result"),
-        ("os", "stat_result"),
-        ("posix", "statvfs_result"),
-        ("os", "statvfs_result"),
-        ("posix", "times_result"),
-        ("os", "times_result"),
-        ("os", "terminal_size"),
-        ("time", "struct_time"),
-        ("platform", "uname_result"),
-        ("pwd", "struct_passwd"),
-        ("grp", "struct_group"),
-        ("resource", "struct_rusage"),
-        ("subprocess", "CompletedProcess"),
-    ]
-)
-
-# Where a newer child Python names a type differently from the master's Python.
-_ALIASES: dict[tuple[str, str], tuple[str, str]] = {
-    ("pathlib._local", "PurePosixPath"): ("pathlib", "PurePosixPath"),  # Python 3.13
-    ("pathlib._local", "PosixPath"): ("pathlib", "PosixPath"),
-}
+# The allow-list of standard-library value types (each with a check of its arguments), and aliases for names
+# that differ between Python versions: see fanout._unpickle.
+_SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(_unpickle.ALLOWED)
+_ALIASES: dict[tuple[str, str], tuple[str, str]] = _unpickle.ALIASES
 
 _registered: dict[tuple[str, str], type] = {}
 _registered_lock = threading.Lock()
@@ -91,23 +49,6 @@ def register_type(cls: type) -> type:
     with _registered_lock:
         _registered[(cls.__module__, cls.__qualname__)] = cls
     return cls
-
-
-class _AllowListUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        registered = _registered.get((module, name))
-        if registered is not None:
-            return registered
-        module, name = _ALIASES.get((module, name), (module, name))
-        if (module, name) in _SAFE_GLOBALS:
-            return super().find_class(module, name)
-        raise UnsafeMessage(
-            f"refused to load {module}.{name} from a child: it is not an allowed value type "
-            "(if it is your own class, allow it with fanout.register_type)"
-        )
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise UnsafeMessage("refused a persistent id in a child's message")
 
 
 _SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes})
@@ -155,25 +96,27 @@ _KEYWORDS = {b"None": None, b"True": True, b"False": False}
 
 # CPython before 3.12 keeps the AST constructor's recursion depth in global state:
 # two threads building ASTs at once can fail with "SystemError: AST constructor
-# recursion depth mismatch". Results arrive on many threads (one per host), and
-# the module server parses sources on others, so fanout's own parsing takes turns.
+# recursion depth mismatch". The module server and the stage builder parse sources
+# on several threads, so fanout's own uses of ast take turns. (Children's literals
+# no longer go through ast: fanout._literal reads them.)
 AST_LOCK = threading.Lock()
 
 
 def loads_literal(data: bytes) -> Any:
-    """A child's ``r`` payload: a Python literal, parsed without evaluating anything."""
+    """A child's ``r`` payload: a Python literal, parsed without evaluating anything, within the limits."""
     if data in _KEYWORDS:  # the commonest results, without the parser
         return _KEYWORDS[data]
     if 0 < len(data) < 20 and data.isdigit():
         return int(data)
     if len(data) > LITERAL_MAX:
-        raise UnsafeMessage(f"a child sent a literal of {len(data)} bytes, over the limit of {LITERAL_MAX}")
+        raise UnsafeMessage(
+            f"a child sent a literal of {len(data)} bytes, over the limit of {LITERAL_MAX} (LITERAL_MAX)"
+        )
     try:
         text = data.decode("utf-8")
-        with AST_LOCK:
-            return ast.literal_eval(text)
-    except Exception as exc:  # bad syntax, too deep, too many digits, bad UTF-8
-        raise UnsafeMessage(f"a child sent a malformed literal: {type(exc).__name__}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise _literal.malformed(f"{type(exc).__name__}: {exc}") from None
+    return _literal.loads(text)
 
 
 def loads_from_child(body: bytes) -> Any:
@@ -187,10 +130,5 @@ def loads_from_child(body: bytes) -> Any:
 
 
 def loads_untrusted(data: bytes) -> Any:
-    """Unpickle a child's message with the allow-list; :class:`UnsafeMessage` if it names anything else."""
-    try:
-        return _AllowListUnpickler(io.BytesIO(data)).load()
-    except UnsafeMessage:
-        raise
-    except Exception as exc:  # a malformed pickle can raise almost anything
-        raise UnsafeMessage(f"a child sent a malformed message: {type(exc).__name__}: {exc}") from None
+    """Unpickle a child's message with the allow-list, within the limits; :class:`UnsafeMessage` otherwise."""
+    return _unpickle.loads(data, _registered)
