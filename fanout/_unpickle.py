@@ -22,7 +22,8 @@ checked before a container or object is built, and before anything is hashed:
 - the nodes of every dict key and set member hashed while decoding add up to at
   most the same budget, and at most ``MAX_SAME_HASH`` (16) keys of one container
   share a hash value (ints, floats and tuples hash predictably);
-- ints at most ``MAX_INT_DIGITS`` (4300) decimal digits.
+- ints at most ``MAX_PICKLED_INT_BYTES`` (128 KiB, ~315,000 digits) in binary; as text (Decimal,
+  Fraction), ``MAX_INT_DIGITS`` (4300) decimal digits, since converting text is not linear.
 
 A container may change only while it is being built: once it is an element of
 another value, or fetched from the memo, it is sealed, and a pickle that adds
@@ -57,8 +58,10 @@ MAX_PATH_CHARS = 65536  # characters of a pathlib path, all parts together
 MAX_ADDRESS_CHARS = 200  # characters of an ipaddress address or network written as text
 MAX_DECIMAL_EXPONENT = 4300  # the exponent a Decimal is written with; its digits are limited by MAX_INT_DIGITS
 
-_INT_LIMIT = 10**MAX_INT_DIGITS
-_MAX_INT_BYTES = (_INT_LIMIT.bit_length() + 8) // 8  # a signed int below _INT_LIMIT fits in this many bytes
+# A pickled int travels in binary, so building, hashing and comparing it are linear: it may be far
+# longer than a literal's (10**5000 is a fine result). Python itself refuses to print one past 4300
+# digits in decimal; what prints results handles that.
+MAX_PICKLED_INT_BYTES = 128 * 1024
 
 # What a stack or memo entry that is not a plain atom holds: [value, nodes, depth, state, spec, hash counts].
 # Atoms (None, bool, int, float, str, bytes) sit on the stack as themselves: they are never lists.
@@ -207,8 +210,8 @@ def _timezone(cls: type, args: tuple[Any, ...]) -> Any:
     return cls(*args)
 
 
-_DECIMAL = re.compile(r"[+-]?(?:(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?|Infinity|Inf|s?NaN(\d*))", re.IGNORECASE)
-_FRACTION = re.compile(r"[+-]?(\d+)(?:/(\d+))?")
+_DECIMAL = re.compile(r"[+-]?(?:(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?|Infinity|Inf|s?NaN(\d*))", re.I | re.A)
+_FRACTION = re.compile(r"[+-]?(\d+)(?:/(\d+))?", re.A)
 
 
 def _decimal(cls: type, args: tuple[Any, ...]) -> Any:
@@ -793,7 +796,7 @@ class _Machine:
         return [frozenset(values), nodes + 1, depth + 1, _FIXED, None, None]
 
     def long(self, stack: list[Any], pos: int, width: int) -> int:
-        """LONG1 and LONG4: an int of at most MAX_INT_DIGITS digits."""
+        """LONG1 and LONG4: an int of at most MAX_PICKLED_INT_BYTES bytes."""
         data = self.data
         if pos + width > len(data):
             raise _truncated()
@@ -801,14 +804,11 @@ class _Machine:
         pos += width
         if size < 0:
             raise UnsafeMessage("a child sent a malformed message: LONG4 with a negative length")
-        if size > _MAX_INT_BYTES:
+        if size > MAX_PICKLED_INT_BYTES:
             raise _long(size)
         if pos + size > len(data):
             raise _truncated()
-        number = int.from_bytes(data[pos : pos + size], "little", signed=True)
-        if not -_INT_LIMIT < number < _INT_LIMIT:
-            raise _long(size)
-        stack.append(number)
+        stack.append(int.from_bytes(data[pos : pos + size], "little", signed=True))
         return pos + size
 
     def stop(self, stack: list[Any], marks: list[int], pos: int) -> Any:
@@ -834,7 +834,7 @@ def _no_mark() -> UnsafeMessage:
 
 def _long(size: int) -> UnsafeMessage:
     return UnsafeMessage(
-        f"a child sent an int of {size} bytes, over the limit of {MAX_INT_DIGITS} decimal digits (MAX_INT_DIGITS)"
+        f"a child sent an int of {size} bytes, over the limit of {MAX_PICKLED_INT_BYTES} (MAX_PICKLED_INT_BYTES)"
     )
 
 
