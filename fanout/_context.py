@@ -24,6 +24,7 @@ thread, whose callbacks never wait.
 from __future__ import annotations
 
 import _thread
+import collections
 import contextlib
 import logging
 import sys
@@ -170,6 +171,9 @@ class Context:
         self._undelivered_lock = threading.Lock()
         self._output_busy = False  # lines wait for, or are in, delivery: results then follow them
         self._answers = SerialRunner(f"fanout-answer-{name}", MAX_ANSWERS_WAITING)
+        self._service_lock = threading.Lock()
+        self._services_in_pool = 0  # this host's calls in the master's pool now
+        self._services_waiting: collections.deque[ServiceRequested] = collections.deque()
         self._deliveries = SerialRunner(f"fanout-deliver-{name}")
         self._stall = StallTimer(SEND_STALL_TIMEOUT, self._stalled)
         config = {"name": name, "roots": sorted(PINNED), "log_level": self._log.getEffectiveLevel()}
@@ -439,29 +443,55 @@ class Context:
             except Exception:  # the user's callback failing is no reason to drop the connection
                 self._log.exception("on_output failed for a line from %s", self.name)
             return
-        self._log.log(level, "%s", text, extra={"fanout_stream": stream, "fanout_logger": logger})
+        # A host's text reaches log handlers (a terminal, a file) escaped; a record's own lines are indented,
+        # so none can pass for a record of its own.
+        safe = "\n    ".join(_terminal.escape(part) for part in text.split("\n"))
+        self._log.log(level, "%s", safe, extra={"fanout_stream": stream, "fanout_logger": logger})
 
     # -- answering the child: on the answering runner ------------------------------------
 
     def _serve(self, event: ServiceRequested | ServiceRefused) -> None:
-        """A child calls a service here: run it in the children's pool, reply when it is done."""
+        """A child calls a service here: run it in the children's pool, reply when it is done.
+
+        A host has at most half the pool's threads' worth of calls in the pool at once (at least one);
+        its others wait here, in its own queue. So however many calls one host makes, every other
+        host's next call finds a thread within one call's time.
+        """
         from fanout import service
 
         pool = service.children_pool()
-        if isinstance(event, ServiceRefused):
-            future: Future = Future()
-            future.set_exception(service.CallRefused(event.reason))
-        elif pool is None:
-            future = Future()
-            future.set_exception(service.CallRefused("the master serves no services (see Pool.serve_children)"))
-        else:
-            caller = service.Caller(self.name, is_parent=False)
-            future = pool.invoke(event.service, event.method, event.kwargs, caller)
-        # The reply is written by this host's answering runner, whichever thread finishes the call.
+        if isinstance(event, ServiceRefused) or pool is None:
+            reason = event.reason if isinstance(event, ServiceRefused) else "the master serves no services"
+            refused: Future = Future()
+            refused.set_exception(service.CallRefused(reason + ("" if pool else " (see Pool.serve_children)")))
+            self._when_done(event.request_id, refused)
+            return
+        with self._service_lock:
+            if self._services_in_pool >= max(1, pool.size // 2):
+                self._services_waiting.append(event)
+                return
+            self._services_in_pool += 1
+        self._invoke(pool, event)
+
+    def _invoke(self, pool: Any, event: ServiceRequested) -> None:
+        from fanout import service
+
+        future = pool.invoke(event.service, event.method, event.kwargs, service.Caller(self.name, is_parent=False))
+        self._when_done(event.request_id, future)
+        future.add_done_callback(lambda _: self._next_service(pool))
+
+    def _next_service(self, pool: Any) -> None:
+        with self._service_lock:
+            if not self._services_waiting:
+                self._services_in_pool -= 1
+                return
+            event = self._services_waiting.popleft()
+        self._answers.post(lambda: self._invoke(pool, event), force=True)  # bounded by the calls-in-flight cap
+
+    def _when_done(self, request_id: int, future: Future) -> None:
+        """The reply is written by this host's answering runner, whichever thread finishes the call."""
         # Replies are bounded by the protocol's cap on calls in flight, so they may pass the runner's limit.
-        future.add_done_callback(
-            lambda done: self._answers.post(lambda: self._reply(event.request_id, done), force=True)
-        )
+        future.add_done_callback(lambda done: self._answers.post(lambda: self._reply(request_id, done), force=True))
 
     def _reply(self, request_id: int, done: Future) -> None:
         error = done.exception()

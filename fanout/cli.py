@@ -481,6 +481,10 @@ def _repr(value: Any) -> str:
         return repr(value)
     except RecursionError:
         return f"<a {type(value).__name__} nested too deeply to print>"
+    except ValueError:  # an int past Python's limit for decimal conversion (sys.get_int_max_str_digits)
+        if isinstance(value, int):
+            return f"<an int of {value.bit_length()} bits, too long to print in decimal>"
+        return f"<a {type(value).__name__} holding an int too long to print in decimal>"
 
 
 def _record(result: fanout.Result) -> dict[str, Any]:

@@ -81,7 +81,7 @@ _PROCESS_MODULES = frozenset(
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark ``fleet`` every test that needs the Docker fleet or starts processes: ``-m "not fleet"`` is the fast subset."""
+    """Mark ``fleet`` what needs the Docker fleet or starts processes: ``-m "not fleet"`` is the fast subset."""
     for item in items:
         if _PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in _PROCESS_MODULES:
             item.add_marker(pytest.mark.fleet)

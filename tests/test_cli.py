@@ -195,3 +195,14 @@ def test_functions_of_the_current_directory_and_their_import_errors(tmp_path: Pa
     done = run("localhost", "-m", "mytasks.broken.deploy")
     assert done.returncode == 1
     assert "importing mytasks.broken failed: No module named 'a_dependency_nobody_installed'" in done.stderr
+
+
+def test_an_int_too_long_to_print_in_decimal_is_shown_by_its_size(tmp_path: Path) -> None:
+    exe = shutil.which("fanout", path=str(Path(sys.executable).parent))
+    (tmp_path / "bigmod.py").write_text("def big():\n    return 10**5000, 'x'\n")
+    for extra in ([], ["--json"]):
+        done = subprocess.run(
+            [exe, "localhost", "-m", "bigmod.big", *extra], capture_output=True, text=True, timeout=60, cwd=tmp_path
+        )
+        assert done.returncode == 0, done.stderr
+        assert "holding an int too long to print in decimal" in done.stdout and "Traceback" not in done.stderr

@@ -154,6 +154,44 @@ def test_service_calls_past_the_cap_are_refused_and_the_rest_run(hostile_child) 
     assert reasons == [f"{child.name} has {cap} service calls in flight already"]
 
 
+class Echo(service.Service):
+    """A quick service, called by a healthy host while a hostile one floods a slow one."""
+
+    @service.expose(service.AllowAny())
+    def echo(self, text: str) -> str:
+        return text
+
+
+def test_a_host_flooding_the_masters_pool_leaves_threads_for_the_others(
+    hostile_child, healthy_children, user_modules
+) -> None:
+    suffix = user_modules(
+        {
+            "ask_{s}.py": f"""
+                import fanout
+
+                def ask(text):
+                    return fanout.parent().call_service("{Echo.canonical_name()}", "echo", text=text)
+            """
+        }
+    )
+    ask = __import__(f"ask_{suffix}").ask
+    Gate.opened.clear()
+    sent_all = threading.Event()
+    try:
+        with service.Pool(4, services=[Gate(), Echo()]).serve_children():
+            flooding = hostile_child(SERVICE_FLOOD.format(total=200, name=Gate.canonical_name()))
+            flooding.on_output = lambda stream, line, call_id: line == "sent-all" and sent_all.set()
+            assert sent_all.wait(60)
+            (healthy,) = healthy_children(1)
+            # 200 calls that wait on the gate: the flooding host holds at most half of the 4 threads.
+            assert healthy.call(ask, "still served") == "still served"
+            Gate.opened.set()
+            assert flooding.call(abs, 1)[:2] == (200, 0)
+    finally:
+        Gate.opened.set()
+
+
 def test_lines_tagged_with_calls_never_made_cost_no_buffer_per_id(hostile_child) -> None:
     flood = "hello()\nfor rid in calls():\n"
     flood += "    send(b''.join(log('x' * 100, 10**6 + i, continued=True) for i in range(5000)))\n"
