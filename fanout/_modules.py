@@ -618,10 +618,7 @@ class ModuleSender:
 
     def _permitted_by_name(self, name: str, grants: set[str] | frozenset[str] = frozenset()) -> bool:
         return (
-            name.partition(".")[0] in self.chosen
-            or name in self.granted
-            or name in grants
-            or self.policy.allows(name)
+            name.partition(".")[0] in self.chosen or name in self.granted or name in grants or self.policy.allows(name)
         )
 
     def _permitted(self, name: str, kind: str, grants: set[str] | frozenset[str] = frozenset()) -> bool:

@@ -114,9 +114,7 @@ def test_this_and_unittest_main_are_served_as_text_and_run_nothing(monkeypatch, 
     assert record[2] is None and "Python 3.9" in record[4]
 
 
-def test_test_and_deploy_modules_in_the_working_directory_are_refused_unrun(
-    tmp_path, monkeypatch, side_effect
-) -> None:
+def test_test_and_deploy_modules_in_the_working_directory_are_refused_unrun(tmp_path, monkeypatch, side_effect) -> None:
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     effect = f"open({str(side_effect)!r}, 'a').write('ran')\n"
