@@ -476,7 +476,11 @@ class Context:
     def _invoke(self, pool: Any, event: ServiceRequested) -> None:
         from fanout import service
 
-        future = pool.invoke(event.service, event.method, event.kwargs, service.Caller(self.name, is_parent=False))
+        try:
+            future = pool.invoke(event.service, event.method, event.kwargs, service.Caller(self.name, is_parent=False))
+        except Exception as exc:  # the pool closed meanwhile, a policy that raised: the child still gets an answer
+            future = Future()
+            future.set_exception(exc)
         self._when_done(event.request_id, future)
         future.add_done_callback(lambda _: self._next_service(pool))
 
