@@ -22,8 +22,11 @@ checked before a container or object is built, and before anything is hashed:
 - the nodes of every dict key and set member hashed while decoding add up to at
   most the same budget, and at most ``MAX_SAME_HASH`` (16) keys of one container
   share a hash value (ints, floats and tuples hash predictably);
-- ints at most ``MAX_PICKLED_INT_BYTES`` (128 KiB, ~315,000 digits) in binary; as text (Decimal,
-  Fraction), ``MAX_INT_DIGITS`` (4300) decimal digits, since converting text is not linear.
+- ints at most ``MAX_PICKLED_INT_BYTES`` (128 KiB, ~315,000 digits) in binary, which is
+  linear to read, hash and compare; ints written as text (Decimal, Fraction on
+  Python 3.9 and 3.10) and ints a constructor divides or takes the gcd of
+  (Fraction, range) at most ``MAX_INT_DIGITS`` (4300) decimal digits, since
+  those are quadratic.
 
 A container may change only while it is being built: once it is an element of
 another value, or fetched from the memo, it is sealed, and a pickle that adds
@@ -62,6 +65,7 @@ MAX_DECIMAL_EXPONENT = 4300  # the exponent a Decimal is written with; its digit
 # longer than a literal's (10**5000 is a fine result). Python itself refuses to print one past 4300
 # digits in decimal; what prints results handles that.
 MAX_PICKLED_INT_BYTES = 128 * 1024
+_INT_LIMIT = 10**MAX_INT_DIGITS  # ints of at most MAX_INT_DIGITS digits are below it
 
 # What a stack or memo entry that is not a plain atom holds: [value, nodes, depth, state, spec, hash counts].
 # Atoms (None, bool, int, float, str, bytes) sit on the stack as themselves: they are never lists.
@@ -159,6 +163,19 @@ def _numbers(most: int, *types: type) -> Callable[[type, tuple[Any, ...]], Any]:
     return check
 
 
+def _small_ints(cls: type, args: tuple[Any, ...]) -> None:
+    """Ints a constructor divides or takes the gcd of, in quadratic time: at most MAX_INT_DIGITS digits."""
+    for arg in args:
+        if type(arg) is int and not -_INT_LIMIT < arg < _INT_LIMIT:
+            raise _bad(cls, f"an int of more than {MAX_INT_DIGITS} digits, over the limit (MAX_INT_DIGITS)")
+
+
+def _range(cls: type, args: tuple[Any, ...]) -> Any:
+    _arity(cls, args, 3, int)
+    _small_ints(cls, args)  # its length is (stop - start) // step
+    return cls(*args)
+
+
 def _bytearray(cls: type, args: tuple[Any, ...]) -> Any:
     _arity(cls, args, 1, bytes)  # never a size or an iterable: those allocate beyond the message
     return cls(*args)
@@ -215,8 +232,8 @@ _FRACTION = re.compile(r"[+-]?(\d+)(?:/(\d+))?", re.A)
 
 
 def _decimal(cls: type, args: tuple[Any, ...]) -> Any:
-    _arity(cls, args, 1, str, int, float)
-    if args and type(args[0]) is str:
+    _arity(cls, args, 1, str)  # as a Decimal pickles itself; converting an int would take quadratic time
+    if args:
         if len(args[0]) > MAX_INT_DIGITS + 16:  # digits, a sign, a point, an exponent
             raise _bad(cls, f"{len(args[0])} characters, over the limit of {MAX_INT_DIGITS} digits (MAX_INT_DIGITS)")
         match = _DECIMAL.fullmatch(args[0])
@@ -238,6 +255,7 @@ def _fraction(cls: type, args: tuple[Any, ...]) -> Any:
             raise _bad(cls, f"wants 'numerator/denominator' of at most {MAX_INT_DIGITS} digits each (MAX_INT_DIGITS)")
     else:  # later ones, the two ints; never a float, a Decimal or '1e20000000'
         _arity(cls, args, 2, int)
+        _small_ints(cls, args)  # their gcd is quadratic
     return cls(*args)
 
 
@@ -319,7 +337,7 @@ def _types() -> dict[tuple[str, str], _Allowed]:
         _Allowed("builtins", "bytearray", reduce=_bytearray),
         _Allowed("builtins", "frozenset", reduce=_set, hashes_args=True),
         _Allowed("builtins", "set", reduce=_set, hashes_args=True),
-        _Allowed("builtins", "range", reduce=_numbers(3, int)),
+        _Allowed("builtins", "range", reduce=_range),
         _Allowed("builtins", "slice", reduce=_slice),
         _Allowed("collections", "OrderedDict", reduce=_ordered_dict, items="dict"),
         _Allowed("collections", "deque", reduce=_deque, items="list"),
