@@ -44,6 +44,7 @@ slots) from arguments already decoded within the limits.
 from __future__ import annotations
 
 import importlib
+import pickle
 import re
 import struct
 import sys
@@ -79,7 +80,7 @@ _OBJECT = 6  # built by REDUCE or NEWOBJ: what its spec allows (a registered cla
 
 _OPCODE_NAMES = {
     code[0]: name
-    for name, code in vars(__import__("pickle")).items()
+    for name, code in vars(pickle).items()
     if name.isupper() and isinstance(code, bytes) and len(code) == 1
 }
 _SIZED = {  # opcodes followed by a length, then that many bytes: (the length's struct format, its width)
