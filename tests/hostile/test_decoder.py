@@ -27,7 +27,7 @@ import sys
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import fanout
@@ -860,9 +860,13 @@ def shared_structures(draw) -> tuple[Any, int, int]:
     Returns the value with its node count and depth as the decoder's rules define them: an atom (here a small
     int or a short str) is one node at depth 0, a container one node plus its items, one level above the deepest.
     """
-    pool: list[tuple[Any, int, int]] = [(draw(st.integers(0, 1000) | st.text(max_size=10)), 1, 0)]
-    for _ in range(draw(st.integers(1, 120))):
-        picks = draw(st.lists(st.integers(0, len(pool) - 1), min_size=0, max_size=3))
+    atoms = draw(st.lists(st.integers(0, 1000) | st.text(max_size=10), min_size=1, max_size=3))
+    pool: list[tuple[Any, int, int]] = [(atom, 1, 0) for atom in atoms]
+    for _ in range(draw(st.integers(8, 40))):
+        if draw(st.booleans()):  # any earlier parts
+            picks = draw(st.lists(st.integers(0, len(pool) - 1), min_size=0, max_size=3))
+        else:  # the latest part, two or three times over: the value doubles or triples
+            picks = [len(pool) - 1] * draw(st.integers(2, 3))
         items = [pool[i] for i in picks]
         nodes = 1 + sum(item[1] for item in items)
         depth = 1 + max((item[2] for item in items), default=0)
@@ -875,9 +879,10 @@ def shared_structures(draw) -> tuple[Any, int, int]:
             value = {str(i): item[0] for i, item in enumerate(items)}
             nodes += len(items)  # the str keys
         pool.append((value, nodes, depth))
-        if draw(st.booleans()):
-            pool.append((draw(st.integers(0, 1000)), 1, 0))
-    return pool[-1] if isinstance(pool[-1][0], (tuple, list, dict)) else pool[-2]
+    value, nodes, depth = pool[-1]
+    for _ in range(draw(st.integers(0, 110))):  # and perhaps deep, around MAX_DEPTH
+        value, nodes, depth = [value], nodes + 1, depth + 1
+    return value, nodes, depth
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -885,12 +890,16 @@ def shared_structures(draw) -> tuple[Any, int, int]:
 def test_shared_structures_decode_equal_or_are_refused_exactly_at_the_limits(structure) -> None:
     value, nodes, depth = structure
     data = pickle.dumps(value, 4)
-    budget = max(MAX_NODES, _unpickle.NODES_PER_BYTE * len(data))
-    if nodes > budget or depth > _literal.MAX_DEPTH:
-        with pytest.raises(UnsafeMessage, match=r"MAX_NODES|MAX_DEPTH"):
-            _codec.loads_untrusted(data)
-    else:
-        assert _codec.loads_untrusted(data) == value  # comparing costs at most `nodes` steps: it is within limits
+    small = 20_000  # the same rule with a smaller MAX_NODES, so values near the limit are quick to decode and compare
+    budget = max(small, _unpickle.NODES_PER_BYTE * len(data))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_unpickle, "MAX_NODES", small)
+        event("over the node limit" if nodes > budget else "too deep" if depth > _literal.MAX_DEPTH else "within")
+        if nodes > budget or depth > _literal.MAX_DEPTH:
+            with pytest.raises(UnsafeMessage, match=r"MAX_NODES|MAX_DEPTH"):
+                _codec.loads_untrusted(data)
+        else:
+            assert _codec.loads_untrusted(data) == value  # comparing costs at most `nodes` steps: within limits
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
