@@ -105,7 +105,8 @@ def _unexpected(match: re.Match[str], kind: int) -> UnsafeMessage:
     token, where = match.group(kind), match.start(kind)
     if token in "'\"":
         return malformed(f"a string at character {where} is not closed, or holds an escape repr() does not write")
-    return malformed(f"unexpected {token!r} at character {where}")
+    shown = repr(token) if len(token) <= 40 else f"{token[:40]!r}... ({len(token)} characters)"
+    return malformed(f"unexpected {shown} at character {where}")
 
 
 def loads(text: str) -> Any:
@@ -115,7 +116,7 @@ def loads(text: str) -> Any:
     except UnsafeMessage:
         raise
     except (ValueError, OverflowError) as exc:  # an escape past U+10FFFF; an int over sys.get_int_max_str_digits()
-        raise malformed(f"{type(exc).__name__}: {exc}") from None
+        raise malformed(f"{type(exc).__name__}: {str(exc)[:300]}") from None
 
 
 def _parse(text: str) -> Any:

@@ -60,6 +60,7 @@ CHARS_PER_NODE = 16  # a str or bytes of N characters counts as 1 + N // 16 node
 MAX_PATH_PARTS = 1024  # arguments of a pathlib path
 MAX_PATH_CHARS = 65536  # characters of a pathlib path, all parts together
 MAX_ADDRESS_CHARS = 200  # characters of an ipaddress address or network written as text
+MAX_NAME_CHARS = 1000  # a class's module and qualified name together, as a pickle names it
 MAX_DECIMAL_EXPONENT = 4300  # the exponent a Decimal is written with; its digits are limited by MAX_INT_DIGITS
 
 # A pickled int travels in binary, so building, hashing and comparing it are linear: it may be far
@@ -245,7 +246,8 @@ def _decimal(cls: type, args: tuple[Any, ...]) -> Any:
         if digits > MAX_INT_DIGITS:
             raise _bad(cls, f"{digits} digits, over the limit of {MAX_INT_DIGITS} (MAX_INT_DIGITS)")
         if exponent and (len(exponent) > 8 or abs(int(exponent)) > MAX_DECIMAL_EXPONENT):
-            raise _bad(cls, f"exponent {exponent}, over the limit of {MAX_DECIMAL_EXPONENT} (MAX_DECIMAL_EXPONENT)")
+            shown = exponent if len(exponent) <= 12 else f"of {len(exponent)} digits"
+            raise _bad(cls, f"exponent {shown}, over the limit of {MAX_DECIMAL_EXPONENT} (MAX_DECIMAL_EXPONENT)")
     return cls(*args)
 
 
@@ -390,6 +392,11 @@ ALIASES: dict[tuple[str, str], tuple[str, str]] = {
 
 
 def _resolve(module: str, name: str, registered: Mapping[tuple[str, str], type]) -> list[Any]:
+    if len(module) + len(name) > MAX_NAME_CHARS:
+        raise UnsafeMessage(
+            f"a child sent a class name of {len(module) + len(name)} characters, over the limit of {MAX_NAME_CHARS} "
+            f"(MAX_NAME_CHARS): {module[:40]!r}..."
+        )
     cls = registered.get((module, name))
     if cls is not None:
         return [cls, 1, 0, _CLASS, None, None]
@@ -886,4 +893,13 @@ def loads(data: bytes, registered: Mapping[tuple[str, str], type]) -> Any:
     except UnsafeMessage:
         raise
     except Exception as exc:  # a constructor refusing its (already checked) arguments, a bad UTF-8 string, ...
-        raise UnsafeMessage(f"a child sent a malformed message: {type(exc).__name__}: {exc}") from None
+        raise UnsafeMessage(f"a child sent a malformed message: {type(exc).__name__}: {_clip(exc)}") from None
+
+
+def _clip(exc: Exception) -> str:
+    """An exception's text, short: it may quote what the child sent (or come from a registered class)."""
+    try:
+        text = str(exc)
+    except Exception:
+        return "(its text cannot be read)"
+    return text if len(text) <= 300 else text[:300] + f"... ({len(text)} characters)"

@@ -390,6 +390,7 @@ CRAFTED = {
         b"p" + pickle.PROTO + b"\x02" + pickle.GLOBAL + b"os\nsystem\n" + text("true") + pickle.TUPLE1 + b"R.",
         r"refused to load os\.system",
     ),
+    "a-huge-class-name": (program(glob("x" * 100_000, "y"), pickle.EMPTY_TUPLE, pickle.REDUCE), "MAX_NAME_CHARS"),
     "builtins-eval": (program(call("builtins", "eval", text("1"))), r"refused to load builtins\.eval"),
     "protocol-6": (b"p" + pickle.PROTO + b"\x06" + pickle.NONE + pickle.STOP, "protocol 6"),
     "bytes-after-stop": (program(pickle.NONE) + b"junk", "after the end"),
@@ -600,6 +601,14 @@ def test_only_plain_values_are_literals(source: str) -> None:
 def test_literals_that_python_would_refuse_are_malformed(source: str, complaint: str) -> None:
     message = refused(b"r" + source.encode(), complaint)
     assert message.startswith("a child sent a malformed literal")
+
+
+def test_refusals_quote_little_of_what_the_child_sent() -> None:
+    """An error message is logged and printed: it must not carry a megabyte of the child's text."""
+    message = refused(b"r[1 '" + b"x" * 500_000 + b"']", "unexpected")
+    assert len(message) < 300
+    message = refused(program(glob("x" * 100_000, "y")), "MAX_NAME_CHARS")
+    assert len(message) < 300
 
 
 def test_literal_escapes_read_as_python_reads_them() -> None:
