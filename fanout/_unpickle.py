@@ -92,6 +92,20 @@ _SIZED = {  # opcodes followed by a length, then that many bytes: (the length's 
     0x8E: ("<Q", 8),  # BINBYTES8
     0x96: ("<Q", 8),  # BYTEARRAY8
 }
+# A run of opcodes that each push one small number (BININT1, BININT2, BININT, BINFLOAT) or None, True,
+# False: no memo, no container, no class, and each value one node at depth 0. The C unpickler reads such
+# a run exactly as the machine would, and fifty times faster.
+_NUMBERS = re.compile(rb"(?:K.|M..|J....|G.{8}|N|\x88|\x89)+", re.S)
+
+
+_UNIT_KINDS = frozenset({float, int, bool})  # with ints below _SMALL, one node each (CHARS_PER_NODE aside)
+_SMALL = 1 << 31
+
+
+def _numbers_at_c_speed(run: bytes) -> tuple[Any, ...]:
+    return pickle.loads(b"\x80\x04(" + run + b"t.")
+
+
 _REFUSED = {
     **dict.fromkeys(b"012", "only a self-referencing value needs it, and fanout refuses cycles"),
     **dict.fromkeys(b"PQ", "persistent ids name objects outside the message"),
@@ -473,6 +487,10 @@ class _Machine:
 
     def tally(self, items: list[Any]) -> tuple[list[Any], int, int]:
         """The values of stack items, their nodes and their depth; open containers among them are sealed."""
+        if len(items) > 16:  # many numbers: one node each, counted at C speed
+            kinds = set(map(type, items))
+            if kinds <= _UNIT_KINDS and (int not in kinds or (min(items) > -_SMALL and max(items) < _SMALL)):
+                return items, len(items), 0
         values: list[Any] = []
         append = values.append
         nodes = depth = 0
@@ -649,6 +667,10 @@ class _Machine:
             elif op == 0x28:  # MARK
                 fence = len(stack)
                 marks.append(fence)
+                run = _NUMBERS.match(data, pos)  # the items of a list or tuple of numbers, at C speed
+                if run is not None and run.end() - pos >= 32:
+                    stack.extend(_numbers_at_c_speed(data[pos : run.end()]))
+                    pos = run.end()
             elif op == 0x68 or op == 0x6A:  # BINGET, LONG_BINGET
                 width = 1 if op == 0x68 else 4
                 if pos + width > end:
