@@ -451,6 +451,21 @@ def test_nodes_are_counted_with_shared_references_in_full() -> None:
     refused(b"p" + pickle.dumps([*exactly, ()], 4), "MAX_NODES")
 
 
+@pytest.mark.parametrize(
+    "number",
+    [lambda i: i, lambda i: i * 0.5, lambda i: [None, True, 1 - 2**31, 2**31 - 1][i % 4]],
+    ids=["ints", "floats", "mixed"],
+)
+def test_lists_of_numbers_count_one_node_each(number) -> None:
+    """Lists of small numbers take a faster path; it counts exactly as the rest (one node a number)."""
+    inner = [number(i) for i in range(999)]  # 1000 nodes
+    exactly = [inner] * 999 + [number(i) for i in range(999)]
+    assert decode(b"p" + pickle.dumps(exactly, 4)) == exactly
+    refused(b"p" + pickle.dumps([*exactly, 0], 4), "MAX_NODES")
+    wide = [2**31] * 20 + [0] * 20  # an int of 32 bits counts two nodes: 1 + bits // 32
+    assert _unpickle._Machine(pickle.dumps(wide, 4), {}).tally(wide)[1] == 60
+
+
 def test_doubling_sharing_is_allowed_until_the_count_passes_the_limit() -> None:
     levels = int(math.log2(MAX_NODES + 1)) - 1  # 2**(levels+1) - 1 nodes, just below the limit
     assert decode(b"p" + pickle.dumps(doubling_tuple(levels), 4)) == doubling_tuple(levels)
