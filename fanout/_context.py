@@ -251,11 +251,11 @@ class Context:
             self._ready_deadline = DEADLINES.at(deadline, lambda: self._not_ready(timeout))
 
     def _not_ready(self, timeout: float) -> None:
+        """On the deadline thread: hand the drop to a thread of this host's (its locks may be busy decoding)."""
         if self._hello_seen.is_set():
             return
         reason = f"the child was not ready within the connect timeout of {timeout:g} s"
-        self._fail_all(reason, ConnectTimeout(f"{self.name}: {reason}"))
-        self._close_transport_soon()
+        self._drop_soon(reason, ConnectTimeout(f"{self.name}: {reason}"))
 
     @property
     def python_version(self) -> tuple[int, int, int]:
@@ -332,8 +332,16 @@ class Context:
     def _stalled(self, timeout: float) -> None:
         """On the deadline thread: a write made no progress for ``timeout`` seconds; the host is dropped."""
         reason = f"it stopped reading: a write made no progress for {timeout:g} s"
-        self._fail_all(reason, ConnectionLost(self.name, reason))
-        self._close_transport_soon()
+        self._drop_soon(reason, ConnectionLost(self.name, reason))
+
+    def _drop_soon(self, reason: str, cause: BaseException) -> None:
+        """Fail every call and close, on a thread of this host's: the deadline thread never waits for a host."""
+
+        def drop() -> None:
+            self._fail_all(reason, cause)
+            self._transport.close()
+
+        threading.Thread(target=drop, name=f"fanout-drop-{self.name}", daemon=True).start()
 
     def _close_transport_soon(self) -> None:
         """Close the transport from a thread of its own: closing may wait, and callers must not."""

@@ -82,6 +82,7 @@ Event = Hello | CallSucceeded | CallFailed | ModuleRequested | ServiceRequested 
 # requests in flight are at most its importing threads; service calls likewise, one per calling thread.
 MAX_MODULE_REQUESTS_IN_FLIGHT = 256  # past this the child is dropped: it asks without waiting
 MAX_SERVICE_CALLS_IN_FLIGHT = 256  # past this each further call is refused at once, and runs nothing
+MAX_SERVICE_BYTES_IN_FLIGHT = 64 * 1024 * 1024  # arguments of the calls in flight, on the wire: likewise
 
 
 def _check(condition: bool, what: str) -> None:
@@ -93,18 +94,29 @@ def _is_text(value: Any) -> bool:
     return isinstance(value, str)
 
 
+class _ChildFrames(_wire.FrameDecoder):
+    """Frames from a child. Children never compress, so a compressed frame is refused at its header: a frame
+    then costs what it weighs on the wire, never 1,000 times that once inflated."""
+
+    def _check_header(self, length: int, kind: int, flags: int) -> None:
+        if flags & _wire.FLAG_ZLIB:
+            raise ProtocolError("a compressed frame: children send none, so its size on the wire would not bound it")
+        super()._check_header(length, kind, flags)
+
+
 class MasterProtocol:
     """One connection's protocol state on the master: pending calls and module requests."""
 
     def __init__(self, host: str, max_body: int = _wire.MAX_BODY) -> None:
         self.host = host
-        self._decoder = _wire.FrameDecoder(_wire.TO_MASTER, max_body)
+        self._decoder = _ChildFrames(_wire.TO_MASTER, max_body)
         self._call_ids = itertools.count(1)
         self._pending_calls: set[int] = set()
         # Requests the child made and the master has not answered yet: capped, so a child that asks
         # without waiting for answers costs the master a bounded amount (its ids need not come in order).
         self._modules_in_flight: set[int] = set()
-        self._services_in_flight: set[int] = set()
+        self._services_in_flight: dict[int, int] = {}  # request id -> the size of its arguments on the wire
+        self._service_bytes = 0  # their sum
         self.hello: Hello | None = None
 
     # -- bytes to send -------------------------------------------------------------------
@@ -126,7 +138,7 @@ class MasterProtocol:
 
     def service_reply(self, request_id: int, outcome: tuple) -> bytes:
         """The answer to a child's service call: ``("ok", value)`` or ``("error", type, message, traceback)``."""
-        self._services_in_flight.discard(request_id)
+        self._service_bytes -= self._services_in_flight.pop(request_id, 0)
         return _wire.encode_frame(_wire.SERVICE_REPLY, request_id, _codec.dumps(outcome), compress=True)
 
     def shutdown(self) -> bytes:
@@ -162,12 +174,21 @@ class MasterProtocol:
             return ModuleRequested(request_id, name)
         if kind == _wire.SERVICE_CALL:
             _check(request_id not in self._services_in_flight, f"service request id {request_id} used twice")
-            event = self._service_call(request_id, body)
             if len(self._services_in_flight) >= MAX_SERVICE_CALLS_IN_FLIGHT:
                 return ServiceRefused(
                     request_id, f"{self.host} has {MAX_SERVICE_CALLS_IN_FLIGHT} service calls in flight already"
                 )
-            self._services_in_flight.add(request_id)
+            if (
+                self._service_bytes + len(body) > MAX_SERVICE_BYTES_IN_FLIGHT
+            ):  # refused before it is decoded: it costs nothing
+                return ServiceRefused(
+                    request_id,
+                    f"{self.host}'s service calls in flight would hold over {MAX_SERVICE_BYTES_IN_FLIGHT >> 20} MiB "
+                    "of arguments",
+                )
+            event = self._service_call(request_id, body)
+            self._services_in_flight[request_id] = len(body)
+            self._service_bytes += len(body)
             return event
         if kind == _wire.HELLO:
             _check(self.hello is None, "second HELLO")

@@ -109,11 +109,11 @@ def test_crafted_hello_drops_the_connection(hostile, marker, open_child) -> None
     [
         ("b'\\x00\\x00\\x00\\x05' + bytes([99, 0]) + b'\\x00\\x00\\x00\\x01hello'", "unexpected frame kind 99"),
         ("b'\\xff\\xff\\xff\\xff' + bytes([RESULT, 0]) + b'\\x00\\x00\\x00\\x01'", "exceeds the maximum"),
-        ("bytes(range(256)) * 4", "unexpected frame kind|exceeds the maximum|unknown frame flags"),
+        ("bytes(range(256)) * 4", "unexpected frame kind|exceeds the maximum|unknown frame flags|a compressed frame"),
         ("encode_frame(RESULT, 4242, pickle.dumps(1))", "RESULT for call 4242, never made"),
         ("encode_frame(RESULT, 1, pickle.dumps(1))[:-1]", "ended inside a frame"),
         ("encode_frame(GET_MODULE, 7, b'os; import evil')", "bad module name"),
-        ("HEADER.pack(20, RESULT, FLAG_ZLIB, 1) + b'not zlib at all, no!'", "compressed frame body is corrupt"),
+        ("HEADER.pack(20, RESULT, FLAG_ZLIB, 1) + b'not zlib at all, no!'", "a compressed frame: children send none"),
     ],
     ids=["unknown-kind", "huge-length", "garbage", "unknown-call", "truncated", "bad-module-name", "bad-zlib"],
 )
@@ -131,5 +131,5 @@ def test_bad_frames_drop_the_connection_without_hanging(hostile, open_child, fra
 def test_zlib_bomb_is_refused_before_it_inflates(hostile, open_child) -> None:
     bomb = zlib.compress(b"\0" * (_wire.MAX_BODY + 1024), 9)
     hostile(f"hello()\non_each_call(lambda rid: send(HEADER.pack({len(bomb)}, RESULT, FLAG_ZLIB, rid) + {bomb!r}))\n")
-    with pytest.raises(fanout.ConnectionLost, match="inflates past the maximum"):
+    with pytest.raises(fanout.ConnectionLost, match="a compressed frame: children send none"):
         open_child().call_async(abs, 1).result(timeout=30)

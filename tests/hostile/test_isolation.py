@@ -14,7 +14,7 @@ import time
 import pytest
 
 import fanout
-from fanout import _context, _protocol, service
+from fanout import _context, _protocol, _wire, service
 
 FLOOD_MODULES = """
 hello()
@@ -248,3 +248,19 @@ def test_closing_frees_what_the_host_held(hostile_child) -> None:
     assert child._lines.held == 1000
     child.close()
     assert child._lines.held == 0
+
+
+def test_service_calls_in_flight_hold_a_bounded_number_of_bytes() -> None:
+    protocol = _protocol.MasterProtocol("piling")
+    blob = b"p" + __import__("pickle").dumps(("m.Service", "method", {"blob": "x" * (8 << 20)}), 4)
+    per_call = len(blob)
+    fit = _protocol.MAX_SERVICE_BYTES_IN_FLIGHT // per_call
+    frames = b"".join(_wire.encode_frame(_wire.SERVICE_CALL, rid, blob) for rid in range(1, fit + 1))
+    events = protocol.receive(frames)
+    assert [type(e).__name__ for e in events] == ["ServiceRequested"] * fit
+    # Past the budget a call is refused undecoded: even one that would not decode costs nothing more.
+    (refused,) = protocol.receive(_wire.encode_frame(_wire.SERVICE_CALL, fit + 1, b"p" + b"\xff" * per_call))
+    assert isinstance(refused, _protocol.ServiceRefused) and "MiB of arguments" in refused.reason
+    protocol.service_reply(1, ("ok", None))  # an answer frees its share
+    (accepted,) = protocol.receive(_wire.encode_frame(_wire.SERVICE_CALL, fit + 2, blob))
+    assert isinstance(accepted, _protocol.ServiceRequested)
