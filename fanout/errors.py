@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fanout._terminal import escape
 from fanout._wire import ProtocolError
 
 __all__ = [
@@ -24,6 +25,12 @@ class FanoutError(Exception):
     """Base of fanout's own errors."""
 
 
+def _shown(text: str) -> str:
+    """A host's text as an error shows it: control characters escaped, lines after the first indented, so what
+    a host wrote can neither act on a terminal nor pass for a line of its own (the raw text stays an attribute)."""
+    return "\n  ".join(escape(line) for line in text.split("\n"))
+
+
 class RemoteError(FanoutError):
     """The called code raised on the remote host; carries its type name, message and traceback."""
 
@@ -35,9 +42,9 @@ class RemoteError(FanoutError):
         self.traceback = traceback
 
     def __str__(self) -> str:
-        text = f"{self.type_name}: {self.message} (on host {self.host})"
+        text = f"{escape(self.type_name)}: {_shown(self.message)} (on host {self.host})"
         if self.traceback:
-            text += "\n\nRemote traceback:\n" + self.traceback.rstrip("\n")
+            text += "\n\nRemote traceback:\n  " + _shown(self.traceback.rstrip("\n"))
         return text
 
 
@@ -50,7 +57,7 @@ class ConnectionLost(FanoutError):
         self.reason = reason
 
     def __str__(self) -> str:
-        return f"connection to {self.host} lost: {self.reason}"
+        return f"connection to {self.host} lost: {_shown(self.reason)}"
 
 
 class Unreachable(FanoutError):
@@ -93,4 +100,4 @@ class CommandFailed(FanoutError):
     def __str__(self) -> str:
         what = "timed out and was killed" if self.rc is None else f"exited with status {self.rc}"
         tail = self.stderr.rstrip("\n").splitlines()[-3:]
-        return f"the command {what} on {self.host}" + (": " + " / ".join(tail) if tail else "")
+        return f"the command {what} on {self.host}" + (": " + " / ".join(escape(t) for t in tail) if tail else "")

@@ -264,8 +264,9 @@ class Fleet:
 
     def _echo_line(self, name: str, stream: str, line: str) -> None:
         if self.echo:
+            text = f"[{name}] {_terminal.escape(line)}\n"  # escaped before the lock all hosts' echoes share
             with self._echo_lock:
-                self._echo(sys.stderr if stream == "stderr" else sys.stdout, f"[{name}] {_terminal.escape(line)}\n")
+                self._echo(sys.stderr if stream == "stderr" else sys.stdout, text)
 
     def _echo(self, target: Any, text: str) -> None:
         """Write a line as the terminal can take it; a closed output (``| head``) ends echoing, not the host."""

@@ -61,7 +61,7 @@ def test_a_remote_failure_exits_2_with_the_remote_error() -> None:
     assert first.startswith("localhost | FAILED | FileNotFoundError:")
     # the remote traceback follows, each of its lines under the host's name: no line can pass for another host's
     assert "localhost |   Remote traceback:" in more
-    assert more[-1].startswith("localhost |   FileNotFoundError:")
+    assert more[-1].startswith("localhost |     FileNotFoundError:")  # the traceback indented within the error
     assert all(line == "localhost |" or line.startswith("localhost |   ") for line in more)
 
 

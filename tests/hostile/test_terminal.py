@@ -141,7 +141,7 @@ def test_a_value_or_an_error_cannot_forge_a_result_line(hostile_dir: Path, funct
     assert "\\x1b]0;pwned\\x07" in result_lines[0]  # shown, not acted on
     if function == "error":
         # the rest of the message and the remote traceback follow, each line under the host's own prefix
-        assert "localhost |   goodhost | ok | 1\\r" in lines
+        assert "localhost |     goodhost | ok | 1\\r" in lines  # the error indents its own further lines too
         assert "localhost |   Remote traceback:" in lines
 
 
