@@ -80,6 +80,7 @@ SHARED = frozenset({THIRD_PARTY, STDLIB})  # servable to any child by the policy
 
 # A module name a child may ask for, and a policy prefix: at most this many characters
 # (the protocol refuses longer requests before they get here).
+MAX_SCAN_CHARS = 100_000  # characters of a shared module scanned for the submodules to send along (~20 ms to parse)
 MAX_MODULE_NAME = 512
 
 # Source characters of third-party and standard library modules the index keeps, for all hosts
@@ -211,8 +212,11 @@ def _under(path: str, dirs: list[str]) -> bool:
 
 
 def _place(path: str) -> str:
-    """Whose a file or directory is by where it lies: site-packages, the standard library, or the user's."""
-    return _place_of_directory(os.path.dirname(path))
+    """Whose a file or directory is by where it really lies: site-packages, the standard library, or the user's.
+
+    The file itself is resolved first: a link in site-packages to a file of the user's is the user's.
+    """
+    return _place_of_directory(os.path.dirname(os.path.realpath(path)))
 
 
 @functools.lru_cache(maxsize=PLACE_CACHE_DIRECTORIES)
@@ -734,4 +738,8 @@ class ModuleSender:
             also = frozenset({module.root}) if module.kind == THIRD_PARTY else frozenset()
             grants = set(self.index.all_imports(module)) if module.kind in AUTHORITATIVE else set()
             self.sent.add(module.name)  # not again in its own closure
-            return self._take([module, *self._closure(self.index.imports(module), grants, also)], chosen=False)
+            # Scanning a shared module's imports parses it while holding the GIL: a request answered with
+            # the standard library (whose imports are never sent along) or with a large file is not scanned.
+            scan = module.kind in AUTHORITATIVE or (module.kind == THIRD_PARTY and len(module.source) <= MAX_SCAN_CHARS)
+            imports = self.index.imports(module) if scan else []
+            return self._take([module, *self._closure(imports, grants, also)], chosen=False)

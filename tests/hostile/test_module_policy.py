@@ -279,3 +279,25 @@ def test_a_hostile_stage1_asking_for_secrets_and_traps_gets_refusals(project, si
     assert not has_source and "does not have it either" in reason
     assert answers["json"][0][:2] == ("json", True)  # the standard library, to the same Python
     assert not side_effect.exists()
+
+
+def test_a_file_linked_into_site_packages_is_still_the_users(tmp_path, monkeypatch) -> None:
+    from fanout import _modules
+
+    site, home = tmp_path / "site-packages", tmp_path / "home"
+    site.mkdir()
+    home.mkdir()
+    (home / "mysecrets_linked.py").write_text("DB_PASSWORD = 'hunter2'\n")
+    (site / "mysecrets_linked.py").symlink_to(home / "mysecrets_linked.py")
+    (site / "honest_thirdparty_linked.py").write_text("VALUE = 1\n")
+    monkeypatch.setattr(_modules, "_SITE_DIRS", [str(site.resolve()), *_modules._SITE_DIRS])
+    monkeypatch.syspath_prepend(str(site))
+    _modules._place_of_directory.cache_clear()
+    try:
+        sender = sender_for()
+        [refused], _ = sender.answer("mysecrets_linked")
+        assert refused[2] is None and "allow_modules=['mysecrets_linked']" in refused[4]
+        answered = served(sender.answer("honest_thirdparty_linked")[0])
+        assert answered == {"honest_thirdparty_linked": "VALUE = 1\n"}  # what really lies in site-packages is served
+    finally:
+        _modules._place_of_directory.cache_clear()
