@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import hashlib
 import importlib
 import pickle
 import queue
@@ -314,6 +315,9 @@ class SerializedInvoker(Invoker):
             _settle(*self._pending.get())
 
 
+KEY_INLINE_BYTES = 256  # arguments pickled larger than this are keyed by their digest, not kept
+
+
 class DeduplicatingInvoker(Invoker):
     """Runs one execution per distinct (method, kwargs); every waiter gets its result.
 
@@ -330,17 +334,26 @@ class DeduplicatingInvoker(Invoker):
 
     @staticmethod
     def key(method_name: str, kwargs: dict[str, Any]) -> Any:
-        """The deduplication key, or None when the arguments can be neither hashed nor pickled."""
+        """The deduplication key, or None when the arguments can be neither hashed nor pickled.
+
+        Small hashable arguments are the key as they are (equal arguments, one execution); larger ones
+        are keyed by the SHA-256 of their pickle, so the cache, which lives as long as the invoker, holds
+        a few dozen bytes per distinct request however large its arguments (a host's 32 MiB string, say).
+        """
         items = tuple(sorted(kwargs.items()))
         try:
-            hash(items)
-            return (method_name, items)
-        except TypeError:
-            pass
-        try:
-            return (method_name, pickle.dumps(items, protocol=4))
+            packed = pickle.dumps(items, protocol=4)
         except Exception:
+            packed = None
+        if packed is None or len(packed) <= KEY_INLINE_BYTES:
+            try:
+                hash(items)
+                return (method_name, items)
+            except TypeError:
+                pass
+        if packed is None:
             return None
+        return (method_name, hashlib.sha256(packed).digest())
 
     def _schedule(self, method: Callable, kwargs: dict[str, Any], future: Future) -> None:
         key = self.key(method.__name__, kwargs)

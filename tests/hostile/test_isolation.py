@@ -264,3 +264,12 @@ def test_service_calls_in_flight_hold_a_bounded_number_of_bytes() -> None:
     protocol.service_reply(1, ("ok", None))  # an answer frees its share
     (accepted,) = protocol.receive(_wire.encode_frame(_wire.SERVICE_CALL, fit + 2, blob))
     assert isinstance(accepted, _protocol.ServiceRequested)
+
+
+def test_deduplication_keeps_a_digest_of_large_arguments_not_the_arguments() -> None:
+    big = "x" * (32 << 20)  # what a host can send in 32 KB on the wire
+    key = service.DeduplicatingInvoker.key("build", {"target": big})
+    assert key[0] == "build" and isinstance(key[1], bytes) and len(key[1]) == 32
+    assert service.DeduplicatingInvoker.key("build", {"target": "x" * (32 << 20)}) == key  # equal requests: one run
+    assert service.DeduplicatingInvoker.key("build", {"target": big + "y"}) != key
+    assert service.DeduplicatingInvoker.key("build", {"target": "app"}) == ("build", (("target", "app"),))
