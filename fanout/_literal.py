@@ -111,6 +111,8 @@ def _unexpected(match: re.Match[str], kind: int) -> UnsafeMessage:
 
 def loads(text: str) -> Any:
     """The value ``text`` spells, or :class:`UnsafeMessage` saying why it is not a plain literal."""
+    if "\x00" in text:  # repr never writes one, and Python's own parser refuses it
+        raise malformed("a NUL character")
     try:
         return _parse(text)
     except UnsafeMessage:

@@ -568,8 +568,8 @@ class _Machine:
         state, obj, spec = target[3], target[0], target[4]
         if state != _DICT and not (state == _OBJECT and (spec is None or spec.items == "dict")):
             raise _refuse(f"sets items of a {_what(target)}")
-        if isinstance(obj, dict):
-            self.hash_keys(target, items[0::2], "dict")
+        # Any mapping hashes its keys, a registered one that is no dict (a UserDict) as well: always charged.
+        self.hash_keys(target, items[0::2], "dict")
         if type(obj) is dict:
             obj.update(zip(values[0::2], values[1::2], strict=True))
         else:  # as pickle does it, for an OrderedDict or a registered mapping
@@ -581,8 +581,7 @@ class _Machine:
         state, obj = target[3], target[0]
         if state != _SET and not (state == _OBJECT and target[4] is None):
             raise _refuse(f"adds members to a {_what(target)}")
-        if isinstance(obj, (set, frozenset)):
-            self.hash_keys(target, items, "set")
+        self.hash_keys(target, items, "set")  # a registered class's add() may hash too: always charged
         if state == _SET:
             obj.update(values)
         else:

@@ -1052,3 +1052,16 @@ def test_a_local_hostile_literal_frame_drops_the_connection(hostile_child, kind:
     attack = f"{first}send(encode_frame({kind}, 0, {deep!r}))\nfor rid in calls():\n    pass\n"
     with pytest.raises(fanout.ConnectionLost, match="MAX_DEPTH"):
         hostile_child(attack).call(abs, 1)
+
+
+class Settings(collections.UserDict):
+    """A registered mapping that is no dict: its items go in one by one, each key hashed."""
+
+
+def test_a_registered_mapping_that_is_no_dict_is_held_to_the_hash_collision_limit() -> None:
+    fanout.register_type(Settings)
+    colliding = b"".join(integer(k * (2**61 - 1)) + pickle.NONE for k in range(1, 40))  # all hash to 0
+    body = program(call(Settings.__module__, "Settings"), pickle.MARK, colliding, pickle.SETITEMS)
+    refused(body, "MAX_SAME_HASH")
+    fine = program(call(Settings.__module__, "Settings"), pickle.MARK, text("a"), integer(1), pickle.SETITEMS)
+    assert decode(fine) == Settings(a=1)
