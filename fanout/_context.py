@@ -55,7 +55,7 @@ from fanout.errors import ConnectionLost, ConnectTimeout, ProtocolError, RemoteE
 _HELLO_TIMEOUT = 60.0
 SEND_STALL_TIMEOUT = 30.0  # seconds a write to a host may make no progress before the host is dropped
 WRITE_PIECE = 256 * 1024  # bytes written at a time, so progress on a large send is seen
-MAX_UNDELIVERED_OUTPUT = 16 * 1024 * 1024  # characters of lines waiting for on_output/logging, per host
+MAX_UNDELIVERED_OUTPUT = 16 * 1024 * 1024  # bytes (by _output.weight) of lines waiting for on_output/logging, per host
 MAX_ANSWERS_WAITING = 2 * 256 + 16  # module requests and service calls queued for answering, per host
 
 
@@ -425,7 +425,7 @@ class Context:
     def _queue_delivery(self, event: Output, text: str) -> None:
         """File a line for on_output or logging; past the cap the oldest lines go, and a marker says so."""
         with self._undelivered_lock:
-            self._undelivered.append((event, text), len(text) + 64)
+            self._undelivered.append((event, text), _output.weight(text) + 64)
             start = not self._output_busy
             self._output_busy = True
         if start:

@@ -12,8 +12,13 @@ import collections
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
-MAX_LINE = 4 * 1024 * 1024  # characters of one line kept; the rest of it is counted and dropped
-MAX_PARTIAL = 16 * 1024 * 1024  # characters of unfinished lines held per host, over all its streams and calls
+MAX_LINE = 4 * 1024 * 1024  # bytes of one line kept (see weight); the rest of it is counted and dropped
+MAX_PARTIAL = 16 * 1024 * 1024  # bytes of unfinished lines held per host, over all its streams and calls
+
+
+def weight(text: str) -> int:
+    """What ``text`` may cost in memory, in bytes: a character outside ASCII may take four (a cheap bound)."""
+    return len(text) if text.isascii() else 4 * len(text)
 
 
 def cut_marker(characters: int) -> str:
@@ -44,7 +49,7 @@ class LineAssembler:
 
     @property
     def held(self) -> int:
-        """Characters of unfinished lines held now."""
+        """Bytes (by :func:`weight`) of unfinished lines held now."""
         return self._held
 
     def add(self, key: Hashable, text: str, continued: bool) -> str | None:
@@ -54,17 +59,17 @@ class LineAssembler:
             if not continued:
                 return self._clip_alone(text)
             partial = self._pending[key] = _Partial()
+        cost = weight(text)
         room = min(self._max_line - partial.length, self._max_partial - self._held)
-        if room >= len(text):
-            partial.parts.append(text)
-            partial.length += len(text)
-            self._held += len(text)
+        if room >= cost:
+            kept = text
         else:
-            kept = text[: max(room, 0)]
-            partial.parts.append(kept)
-            partial.length += len(kept)
-            self._held += len(kept)
+            kept = text[: max(room, 0) // (cost // max(len(text), 1) or 1)]  # as many characters as fit
             partial.cut += len(text) - len(kept)
+        partial.parts.append(kept)
+        kept_cost = weight(kept)
+        partial.length += kept_cost
+        self._held += kept_cost
         if continued:
             return None
         del self._pending[key]
@@ -73,9 +78,11 @@ class LineAssembler:
         return line + cut_marker(partial.cut) if partial.cut else line
 
     def _clip_alone(self, text: str) -> str:
-        if len(text) <= self._max_line:
+        cost = weight(text)
+        if cost <= self._max_line:
             return text
-        return text[: self._max_line] + cut_marker(len(text) - self._max_line)
+        keep = self._max_line // (cost // len(text))
+        return text[:keep] + cut_marker(len(text) - keep)
 
     def clear(self) -> None:
         self._pending.clear()

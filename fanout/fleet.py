@@ -260,7 +260,7 @@ class Fleet:
                 kept = by_call[call_id] = _output.TailBuffer(OUTPUT_KEPT_PER_CALL)
                 if len(by_call) > _UNCLAIMED_CALLS:  # calls made on fleet.contexts directly: nobody claims theirs
                     del by_call[next(iter(by_call))]
-            kept.append((stream, line), len(line) + 1)
+            kept.append((stream, line), _output.weight(line) + 1)
 
     def _echo_line(self, name: str, stream: str, line: str) -> None:
         if self.echo:
@@ -572,8 +572,8 @@ def _copy_outcome(done: Future, proxy: Future) -> None:
         proxy.set_exception(error)
 
 
-_UNCLAIMED_CALLS = 256  # calls per host whose printed lines are kept for a result still to come
-OUTPUT_KEPT_PER_CALL = 16 * 1024 * 1024  # characters of a call's printed lines kept for its result: the latest
+_UNCLAIMED_CALLS = 32  # calls per host whose printed lines are kept for a result still to come
+OUTPUT_KEPT_PER_CALL = 16 * 1024 * 1024  # bytes (by _output.weight) of a call's lines kept for its result: the latest
 
 
 def _printed(kept: list[tuple[list, int, int]]) -> tuple[str, str]:
