@@ -15,30 +15,19 @@ import pytest
 
 import fanout
 from fanout import _stage, _wire
+from tests.hostile.conftest import HELPERS
 
-RECEIVE_LOOP = """
-import os, pickle, sys
-fin, fout = os.dup(0), os.dup(1)
-
-def send(data):
-    while data:
-        data = data[os.write(fout, data):]
-
-def hello():
-    v = sys.version_info
-    info = {"python": (v[0], v[1], v[2]), "pid": os.getpid(), "executable": sys.executable}
-    send(encode_frame(HELLO, 0, b"r" + repr(info).encode()))
+# The hostile helpers of tests/hostile/conftest.py (send, hello, frames, calls...), and one more.
+RECEIVE_LOOP = (
+    HELPERS
+    + """
+import pickle
 
 def on_each_call(reply):
-    decoder = FrameDecoder(TO_CHILD)
-    while True:
-        data = os.read(fin, 65536)
-        if not data:
-            os._exit(0)
-        for kind, rid, body in decoder.feed(data):
-            if kind == CALL:
-                reply(rid)
+    for rid in calls():
+        reply(rid)
 """
+)
 
 
 class _RunsACommand:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import zlib
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fanout
-from fanout import _stage, _wire
 from fanout._modules import ModuleIndex, ModulePolicy, ModuleSender
 
 
@@ -232,45 +230,29 @@ def test_a_local_childs_dynamic_import_of_a_secret_fails_with_the_reason(project
 
 
 ASKS_FOR_MODULES = """
-import marshal, os, sys
-fin, fout = os.dup(0), os.dup(1)
-
-def send(data):
-    while data:
-        data = data[os.write(fout, data):]
-
-v = sys.version_info
-send(encode_frame(HELLO, 0, b"r" + repr({"python": (v[0], v[1], v[2]), "pid": os.getpid(),
-                                          "executable": sys.executable}).encode()))
+import marshal
+hello()
 for rid, name in enumerate(NAMES, 1):
     send(encode_frame(GET_MODULE, rid, name.encode()))
 answers, calls = {}, []
-decoder = FrameDecoder(TO_CHILD)
-while True:
-    data = os.read(fin, 65536)
-    if not data:
-        os._exit(0)
-    for kind, rid, body in decoder.feed(data):
-        if kind == MODULES and rid:
-            records, roots = marshal.loads(body[1:])
-            answers[NAMES[rid - 1]] = [(r[0], r[2] is not None, r[4]) for r in records]
-        elif kind == CALL:
-            calls.append(rid)
+for kind, rid, body in frames():
+    if kind == MODULES and rid:
+        records, roots = marshal.loads(body[1:])
+        answers[NAMES[rid - 1]] = [(r[0], r[2] is not None, r[4]) for r in records]
+    elif kind == CALL:
+        calls.append(rid)
     if len(answers) == len(NAMES):
         for rid in calls:
-            send(encode_frame(RESULT, rid, b"r" + repr(answers).encode()))
+            send(encode_frame(RESULT, rid, literal(answers)))
         calls = []
 """
 
 
-def test_a_hostile_stage1_asking_for_secrets_and_traps_gets_refusals(project, side_effect, monkeypatch) -> None:
+def test_a_hostile_stage1_asking_for_secrets_and_traps_gets_refusals(project, side_effect, hostile_child) -> None:
     s = project
     names = [f"settings_local_{s}", f"sidefx_{s}.inner.deep", f"sidefx_{s}", "no_such_module_at_all", "json"]
-    source = Path(_wire.__file__).read_text() + f"NAMES = {names!r}\n" + ASKS_FOR_MODULES
-    blob = zlib.compress(source.encode())
-    monkeypatch.setattr(_stage, "stage1_blob", lambda: blob)
-    with fanout.local() as child:
-        answers = child.call(abs, 1)  # the hostile child answers any call with what it was given
+    child = hostile_child(f"NAMES = {names!r}\n" + ASKS_FOR_MODULES)
+    answers = child.call(abs, 1)  # the hostile child answers any call with what it was given
     assert set(answers) == set(names)
     for name in names[:3]:
         [(got, has_source, reason)] = answers[name]
