@@ -314,10 +314,9 @@ class Context:
     def _write(self, data: bytes) -> None:
         """Write under ``_send_lock``, in pieces, each watched for progress (see :data:`SEND_STALL_TIMEOUT`)."""
         try:
-            view = memoryview(data)
-            for start in range(0, len(view), WRITE_PIECE):
+            for start in range(0, len(data), WRITE_PIECE):  # bytes, not a memoryview: paramiko coerces those slowly
                 self._stall.started()
-                self._transport.send(view[start : start + WRITE_PIECE])
+                self._transport.send(data if len(data) <= WRITE_PIECE else data[start : start + WRITE_PIECE])
             self._bytes_sent += len(data)
         except Exception as exc:
             # The child may have just ended (a missing python, say): its own account of how is
