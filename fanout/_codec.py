@@ -106,7 +106,7 @@ def loads_literal(data: bytes) -> Any:
     """A child's ``r`` payload: a Python literal, parsed without evaluating anything, within the limits."""
     if data in _KEYWORDS:  # the commonest results, without the parser
         return _KEYWORDS[data]
-    if 0 < len(data) < 20 and data.isdigit():
+    if 0 < len(data) < 20 and data.isdigit() and (data[0] != 0x30 or len(data) == 1):  # no "01": Python refuses it
         return int(data)
     if len(data) > LITERAL_MAX:
         raise UnsafeMessage(

@@ -42,7 +42,7 @@ _TOKEN = re.compile(  # a separator, then the start of a value or a closing brac
     | ([\[({{])                                                     # 8 opening bracket
     | ([\])}}])                                                     # 9 closing bracket
     | (None|True|False)                                             # 10
-    | (\S)                                                          # 11 anything else: refused
+    | ([^ \t\r\n])                                                   # 11 anything else: refused
     )""",
     re.VERBOSE,
 )

@@ -1065,3 +1065,15 @@ def test_a_registered_mapping_that_is_no_dict_is_held_to_the_hash_collision_limi
     refused(body, "MAX_SAME_HASH")
     fine = program(call(Settings.__module__, "Settings"), pickle.MARK, text("a"), integer(1), pickle.SETITEMS)
     assert decode(fine) == Settings(a=1)
+
+
+def test_leading_zeros_are_refused_as_python_refuses_them() -> None:
+    for source in (b"r01", b"r00", b"r007", b"r[01]"):
+        refused(source, "malformed literal")
+    assert decode(b"r0") == 0 and decode(b"r10") == 10
+
+
+def test_control_characters_outside_strings_are_refused_as_python_refuses_them() -> None:
+    for source in ("0\x1f", "\x1c0", "[1,\x1e2]", "(\x0b1,)"):
+        refused(b"r" + source.encode(), "malformed literal")
+    assert decode(b"r'a\x1fb'") == "a\x1fb"  # inside a string, Python keeps them, and so do we
