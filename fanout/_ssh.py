@@ -21,11 +21,11 @@ from pathlib import Path
 
 import paramiko
 from paramiko.common import cMSG_CHANNEL_REQUEST, cMSG_CHANNEL_WINDOW_ADJUST
-from paramiko.message import Message
 
 from fanout import _stage
 from fanout._context import Context
 from fanout._modules import ModulePolicy
+from fanout._paramiko_internals import Message, consume_window, send_message, take_channel_input
 from fanout._pipelined_auth import PipelinedTransport
 from fanout._serial import SerialRunner
 from fanout._timeouts import check_timeout
@@ -266,7 +266,7 @@ def _exec_without_waiting(channel: paramiko.Channel, command: str) -> None:
     message.add_string("exec")
     message.add_boolean(False)
     message.add_string(command)
-    channel.transport._send_user_message(message)
+    send_message(channel.transport, message)
 
 
 def _signal_name(number: int) -> str:
@@ -297,7 +297,7 @@ class _ChannelFeed:
 
     def feed(self, data: bytes) -> None:
         self._on_data(bytes(data))
-        ack = self._channel._check_add_window(len(data))
+        ack = consume_window(self._channel, len(data))
         if ack > 0:
             with self._ack_lock:
                 first = self._ack_owed == 0
@@ -313,7 +313,7 @@ class _ChannelFeed:
         message.add_int(self._channel.remote_chanid)
         message.add_int(ack)
         with contextlib.suppress(Exception):  # the connection may be gone: then so is the need
-            self._channel.transport._send_user_message(message)
+            send_message(self._channel.transport, message)
 
     def close(self) -> None:
         if not self._ended:
@@ -348,7 +348,7 @@ class SSHTransport:
 
     def start(self, on_data: Callable[[bytes], None], on_end: Callable[[], None]) -> None:
         """Take the child's output straight from paramiko's receiving thread (see :class:`_ChannelFeed`)."""
-        self.channel.in_buffer = _ChannelFeed(self.channel, on_data, on_end)
+        take_channel_input(self.channel, _ChannelFeed(self.channel, on_data, on_end))
 
     def send(self, data: bytes) -> None:
         self.channel.sendall(data)

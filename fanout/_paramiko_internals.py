@@ -1,0 +1,53 @@
+"""Every use of paramiko's private API, in one place, checked when fanout loads it.
+
+fanout reaches under paramiko's public API in three spots, each to save round
+trips or thread hops (``docs/design.rst``): sending a message without waiting
+for a reply (the exec request, window adjustments), taking a channel's data
+as paramiko receives it, and pipelining public-key authentication. A paramiko
+release that renames any of these fails here, at import, with a message that
+says what is missing, rather than somewhere in the middle of a connection.
+"""
+
+from __future__ import annotations
+
+import paramiko
+from paramiko.auth_handler import AuthHandler
+from paramiko.message import Message
+
+__all__ = ["AuthHandler", "Message", "consume_window", "send_message", "take_channel_input"]
+
+_NEEDED = {
+    (paramiko.Transport, "_send_user_message"): "sending a message without waiting for its reply",
+    (paramiko.Channel, "_check_add_window"): "returning a channel's receive window",
+    (AuthHandler, "_request_auth"): "pipelined public-key authentication",
+    (AuthHandler, "_parse_service_accept"): "pipelined public-key authentication",
+}
+
+
+def _check() -> None:
+    missing = [f"{cls.__name__}.{name} ({why})" for (cls, name), why in _NEEDED.items() if not hasattr(cls, name)]
+    if "in_buffer" not in paramiko.Channel.__init__.__code__.co_names:
+        missing.append("Channel.in_buffer (taking a channel's data as it arrives)")
+    if missing:
+        raise ImportError(
+            f"fanout needs parts of paramiko that paramiko {paramiko.__version__} lacks: {', '.join(missing)}; "
+            "install a paramiko version fanout supports (see pyproject.toml)"
+        )
+
+
+_check()
+
+
+def send_message(transport: paramiko.Transport, message: Message) -> None:
+    """Queue ``message`` on the transport at once, without waiting for any reply."""
+    transport._send_user_message(message)
+
+
+def consume_window(channel: paramiko.Channel, size: int) -> int:
+    """Count ``size`` bytes as read from ``channel``; the window to return to the peer now (0: not yet)."""
+    return channel._check_add_window(size)
+
+
+def take_channel_input(channel: paramiko.Channel, feed: object) -> None:
+    """Make ``feed`` the channel's input buffer: paramiko then hands it data as it arrives, on its own thread."""
+    channel.in_buffer = feed
