@@ -359,9 +359,7 @@ class Context:
             for event in events:
                 self._handle(event)
         except ProtocolError as exc:
-            self._fail_all(
-                f"it sent an invalid message ({_terminal.escape(str(exc))}); the connection was dropped", exc
-            )
+            self._fail_all(f"it sent an invalid message ({exc}); the connection was dropped", exc)
             self._close_transport_soon()
         except Exception as exc:
             self._fail_all(f"{type(exc).__name__}: {exc}", exc)

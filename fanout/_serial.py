@@ -44,9 +44,6 @@ class SerialRunner:
         thread.start()
         return True
 
-    def __len__(self) -> int:
-        return len(self._jobs)
-
     def on_runner(self) -> bool:
         """Whether the calling thread is this runner's."""
         return threading.current_thread() is self._current

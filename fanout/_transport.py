@@ -59,11 +59,11 @@ class StderrTail:
             self._add(bytes(rest), cut)
 
     def _add(self, raw: bytes, cut: int = 0) -> None:
-        line = _terminal.escape(raw.decode("utf-8", "backslashreplace"))
+        line = raw.decode("utf-8", "backslashreplace")
         if cut:
             line += _output.cut_marker(cut).replace("characters", "bytes")
-        self.lines.append(line)
-        self._log.warning("%s", line, extra={"fanout_stream": "stderr"})
+        self.lines.append(line)  # as the host wrote it: ConnectionLost escapes what it shows
+        self._log.warning("%s", _terminal.escape(line), extra={"fanout_stream": "stderr"})
 
     def text(self) -> str:
         return "\n".join(self.lines)

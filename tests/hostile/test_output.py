@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fanout import _output
 from fanout._transport import StderrTail
+from fanout.errors import ConnectionLost
 
 
 def test_a_line_in_two_hundred_thousand_one_character_pieces_is_joined_once() -> None:
@@ -59,8 +60,11 @@ def test_endless_stderr_without_a_newline_is_cut_not_gathered() -> None:
     assert len(long_line) < 65536 + 100
 
 
-def test_stderr_control_characters_are_escaped() -> None:
+def test_stderr_control_characters_are_escaped_once_where_shown(caplog) -> None:
     tail = StderrTail("painting")
     chunks = iter([b"\x1b]0;title\x07\rok\n"])
-    tail.pump(lambda: next(chunks, b""))
-    assert list(tail.lines) == ["\\x1b]0;title\\x07\\rok"]
+    with caplog.at_level("WARNING", logger="fanout.remote.painting"):
+        tail.pump(lambda: next(chunks, b""))
+    assert [r.getMessage() for r in caplog.records] == ["\\x1b]0;title\\x07\\rok"]  # logged escaped
+    lost = ConnectionLost("painting", "its stderr said:\n" + tail.text())
+    assert str(lost).endswith("\\x1b]0;title\\x07\\rok")  # kept raw, escaped once by the error that shows it
