@@ -153,12 +153,19 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def _exec(container, cmd: list[str]) -> str:
-    code, output = container.exec_run(cmd)
-    text = output.decode(errors="replace").strip()
-    if code != 0:
-        raise FleetUnavailable(f"{container.name}: {' '.join(cmd)} exited {code}: {text}")
-    return text
+_EXEC_ATTEMPTS = 5  # docker exec can return status 0 and no output on a loaded machine: the attach lost the race
+
+
+def _exec(container, cmd: list[str], *, prints: bool = True) -> str:
+    """A command's output; one that ``prints`` (and changes nothing) is retried while docker hands back none."""
+    for _ in range(_EXEC_ATTEMPTS if prints else 1):
+        code, output = container.exec_run(cmd)
+        text = output.decode(errors="replace").strip()
+        if code != 0:
+            raise FleetUnavailable(f"{container.name}: {' '.join(cmd)} exited {code}: {text}")
+        if text or not prints:
+            return text
+    raise FleetUnavailable(f"{container.name}: {' '.join(cmd)} printed nothing, {_EXEC_ATTEMPTS} times")
 
 
 def _wait_for_sshd(client: docker.DockerClient, container_id: str, port: int) -> None:
@@ -273,7 +280,7 @@ def attach_compose_fleet(client: docker.DockerClient, workdir: Path) -> Fleet:
         suite = container.labels[SUITE_LABEL]
         port = int(container.labels[PORT_LABEL])
         authorized = f"/home/{USER}/.ssh/authorized_keys"
-        _exec(container, ["sh", "-c", f"printf '%s\\n' '{public_key}' >> {authorized}"])
+        _exec(container, ["sh", "-c", f"printf '%s\\n' '{public_key}' >> {authorized}"], prints=False)
         _wait_for_sshd(client, container.id, port)
         name = container.name.removeprefix("fanout-fleet-")
         fleet.hosts.append(_describe(container, name, suite, port, key_path, workdir))
