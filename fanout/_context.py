@@ -54,6 +54,7 @@ from fanout.errors import ConnectionLost, ConnectTimeout, ProtocolError, RemoteE
 
 _HELLO_TIMEOUT = 60.0
 SEND_STALL_TIMEOUT = 30.0  # seconds a write to a host may make no progress before the host is dropped
+END_ACCOUNT_WAIT = 10.0  # seconds a failed write waits for the child's own account of its end (it takes <= 3 s)
 WRITE_PIECE = 256 * 1024  # bytes written at a time, so progress on a large send is seen
 MAX_UNDELIVERED_OUTPUT = 16 * 1024 * 1024  # bytes (by _output.weight) of lines waiting for on_output/logging, per host
 MAX_ANSWERS_WAITING = 2 * 256 + 16  # module requests and service calls queued for answering, per host
@@ -322,7 +323,7 @@ class Context:
             # The child may have just ended (a missing python, say): its own account of how is
             # worth a short wait, except on the thread that produces that account.
             if threading.current_thread() is not self._end_thread:
-                self._ended_event.wait(2)
+                self._ended_event.wait(END_ACCOUNT_WAIT)
             self._fail_all(f"sending failed: {type(exc).__name__}: {exc}", exc)
             self._raise_if_lost()
         finally:
