@@ -2,12 +2,28 @@
 
 Each host is a container with host networking whose sshd listens on a
 ``127.0.0.1`` port picked free at run time, with a host key of its own and an
-``authorized_keys`` holding this run's test key.
+``authorized_keys`` holding this run's test key for every login user.
+
+Accounts for become (sudo, su, doas), as the Dockerfile makes them; sshd takes keys only, never passwords:
+
+=======  =====  ===============  ==========================================  ============================
+user     login  password         sudo (/etc/sudoers.d/fanout-fleet)          doas (/etc/doas.conf, 0400)
+=======  =====  ===============  ==========================================  ============================
+tester   key    TESTER_PASSWORD  any user, with password; lecture=always     root and app, with password
+nopass   key    none             any user, NOPASSWD                          root and app, nopass
+nosudo   key    none             no rule                                     no rule
+ttyuser  key    none             any user, NOPASSWD; requiretty              no rule
+app      no     APP_PASSWORD     no rule (a become target; ``su app``)       no rule
+root     no     ROOT_PASSWORD    (for ``su``)                                -
+=======  =====  ===============  ==========================================  ============================
+
+sudo keeps Debian's defaults otherwise (``use_pty`` on bookworm and trixie, credentials cached per terminal).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import socket
 import time
@@ -24,7 +40,18 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from .engine import FleetUnavailable
 from .images import image_tag
 
-USER = "tester"
+USER = "tester"  # the default login user: sudo and doas with TESTER_PASSWORD
+TESTER_PASSWORD = "tester-pw-1"
+NOPASS_USER = "nopass"  # NOPASSWD sudo to any user; doas nopass as root and app
+NOSUDO_USER = "nosudo"  # in no sudoers or doas rule
+TTY_USER = "ttyuser"  # NOPASSWD sudo, but Defaults:ttyuser requiretty
+LOGIN_USERS = (USER, NOPASS_USER, NOSUDO_USER, TTY_USER)  # log in by this run's key; as the entrypoint lists them
+APP_USER = "app"  # no login; shell /bin/sh and a home: a become target
+APP_PASSWORD = "app-pw-1"  # for `su app`
+ROOT_PASSWORD = "root-pw-1"  # for `su`; sshd still refuses root logins
+# The package that brings doas, per suite: a suite missing here has none, and doas tests skip there.
+DOAS_PACKAGES = {"bullseye": "doas", "bookworm": "opendoas", "trixie": "opendoas"}
+DOAS_SUITES = frozenset(DOAS_PACKAGES)
 ADDRESS = "127.0.0.1"
 RUN_LABEL = "fanout.test-fleet.run"
 OWNER_LABEL = "fanout.test-fleet.owner"
@@ -50,15 +77,21 @@ class FleetHost:
     python_version: tuple[int, int, int]
     container: str
 
-    def connect_options(self) -> dict:
-        """Keyword arguments for ``fanout.connect(host.address, ...)``: this host, strictly checked."""
+    def connect_options(self, user: str | None = None) -> dict:
+        """Keyword arguments for ``fanout.connect(host.address, ...)``: this host, strictly checked, as ``user``."""
+        if user is not None and user not in LOGIN_USERS:
+            raise ValueError(f"{user!r} cannot log in to a fleet host; login users: {', '.join(LOGIN_USERS)}")
         return {
             "port": self.port,
-            "user": self.user,
+            "user": user or self.user,
             "identity_file": self.key_path,
             "known_hosts": self.known_hosts,
             "ssh_config": False,
         }
+
+    def as_user(self, user: str) -> FleetHost:
+        """This host reached as another of LOGIN_USERS (for helpers that read ``host.user``)."""
+        return dataclasses.replace(self, user=self.connect_options(user)["user"])
 
     @property
     def known_hosts_name(self) -> str:
@@ -259,10 +292,11 @@ def _write_combined_known_hosts(fleet: Fleet) -> None:
 
 
 def _revoke_key(client: docker.DockerClient, host: FleetHost) -> None:
-    """Take this run's key out of a compose host's authorized_keys."""
+    """Take this run's key out of a compose host's authorized_keys, for every login user."""
     public = (host.key_path.parent / "id_ed25519.pub").read_text().split()[1]
     container = client.containers.get(host.container)
-    container.exec_run(["sed", "-i", f"\\#{public}#d", f"/home/{USER}/.ssh/authorized_keys"])
+    for user in LOGIN_USERS:
+        container.exec_run(["sed", "-i", f"\\#{public}#d", f"/home/{user}/.ssh/authorized_keys"])
 
 
 def attach_compose_fleet(client: docker.DockerClient, workdir: Path) -> Fleet:
@@ -279,8 +313,9 @@ def attach_compose_fleet(client: docker.DockerClient, workdir: Path) -> Fleet:
     for container in sorted(containers, key=lambda c: c.name):
         suite = container.labels[SUITE_LABEL]
         port = int(container.labels[PORT_LABEL])
-        authorized = f"/home/{USER}/.ssh/authorized_keys"
-        _exec(container, ["sh", "-c", f"printf '%s\\n' '{public_key}' >> {authorized}"], prints=False)
+        for user in LOGIN_USERS:
+            authorized = f"/home/{user}/.ssh/authorized_keys"
+            _exec(container, ["sh", "-c", f"printf '%s\\n' '{public_key}' >> {authorized}"], prints=False)
         _wait_for_sshd(client, container.id, port)
         name = container.name.removeprefix("fanout-fleet-")
         fleet.hosts.append(_describe(container, name, suite, port, key_path, workdir))
