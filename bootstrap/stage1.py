@@ -24,19 +24,26 @@ import time
 
 from fanout._wire import (
     CALL,
+    CLOSE,
     CONFIG,
     ERROR,
     GET_MODULE,
+    GONE,
     HELLO,
     LOG,
     MAX_BODY,
     MODULES,
+    OPEN,
     RESULT,
+    ROUTE,
     SERVICE_CALL,
     SERVICE_REPLY,
     SHUTDOWN,
     TO_CHILD,
+    TO_CONTEXT,
+    TO_MASTER,
     FrameDecoder,
+    Routes,
     encode_frame,
 )
 
@@ -45,6 +52,7 @@ try:
 except ImportError:  # not CPython
     from queue import SimpleQueue
 
+_BLOB = globals().pop("B", None)  # stage 1 as stage 0 read it: what this child's own children are sent
 _PIN = os.dup(0)  # the protocol's own descriptors; 0, 1 and 2 are handed to user code
 _POUT = os.dup(1)
 _wlock = _thread.allocate_lock()
@@ -457,7 +465,10 @@ class Threads:
         me = _thread.get_ident()
         self.leader = me
         while True:
-            data = os.read(_PIN, 65536)  # not more: reads past 128 KiB cost an mmap each (~14 us)
+            try:
+                data = os.read(_PIN, 65536)  # not more: reads past 128 KiB cost an mmap each (~14 us)
+            except OSError:  # a terminal that hung up (su, doas): an end like any other
+                data = b""
             if not data:
                 _exit()
             calls = []
@@ -468,6 +479,17 @@ class Threads:
                     IMPORTER.answered(rid, body)
                 elif kind == SERVICE_REPLY:
                     PARENT.answered(rid, body)
+                elif kind == TO_CONTEXT:
+                    hop = ROUTES.down(rid, body)
+                    if hop:
+                        CHILDREN[hop[0]].put(hop[1])
+                elif kind == OPEN:
+                    CHILDREN[rid] = _Child(rid, *load(body))
+                elif kind == ROUTE:
+                    ROUTES.add(rid, int.from_bytes(body, "big"))
+                elif kind == CLOSE:
+                    if rid in CHILDREN:
+                        CHILDREN[rid].put(None)
                 elif kind == CONFIG:
                     _configure(load(body))
                 elif kind == SHUTDOWN:
@@ -520,6 +542,181 @@ class ParentCalls:
         if entry is not None:
             entry[1] = body
             entry[0].release()
+
+
+ROUTES = Routes()
+CHILDREN = {}  # context id -> _Child: the children this child opened (become), whose frames it relays
+_READY = b"\0fanout-ready\0"  # a child's stage 0 writes it first: before it, sudo/su/doas talk; after, frames
+
+
+def _stage0():
+    """Stage 0 for a child of this one: it says it is ready to read stage 1, which this child sends."""
+    n = len(_BLOB)
+    return (
+        'import os,zlib\nos.write(1,b"\\0fanout-ready\\0")\nb=b""\n'
+        "while len(b)<%d:b+=os.read(0,%d-len(b))or os._exit(1)\n"
+        'exec(zlib.decompress(b),{"__name__":"fanout_stage1","B":b})' % (n, n)
+    )
+
+
+def _spawn(argv, use_pty):
+    """Start ``argv`` in a session of its own, its output and errors on one pipe (or a raw terminal)."""
+    if use_pty:
+        import fcntl  # noqa: F401  (imported before fork: a forked child must not import)
+        import termios
+        import tty
+
+        theirs, ours = os.openpty()[::-1]
+        tty.setraw(theirs)
+        fds = (theirs, theirs, theirs)
+        rfd = wfd = ours
+    else:
+        r0, wfd = os.pipe()
+        rfd, w1 = os.pipe()
+        fds = (r0, w1, w1)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            for i, fd in enumerate(fds):
+                os.dup2(fd, i)
+            if use_pty:
+                sys.modules["fcntl"].ioctl(0, termios.TIOCSCTTY, 0)
+            os.execvp(argv[0], argv)
+        except BaseException as exc:
+            os.write(2, ("fanout: cannot run %s: %s\n" % (argv[0], exc)).encode())
+        os._exit(127)
+    for fd in set(fds):
+        os.close(fd)
+    return pid, rfd, wfd
+
+
+class _Child:
+    """A child this one opened (become): it answers the password prompt, then relays the child's
+    frames up and its input down; the child's module requests it answers itself. The writer
+    thread owns the input's descriptor, the reader the output's, and each closes its own."""
+
+    def __init__(self, cid, argv, password, use_pty, prompt):
+        self.cid, self.password, self.prompt, self.pty = cid, password, prompt, use_pty
+        python = [sys.executable, "-c", _stage0()]
+        shell = " ".join("'" + a.replace("'", "'\\''") + "'" for a in python)
+        argv = [a for arg in argv for a in (python if arg == "\0argv" else [shell] if arg == "\0sh" else [arg])]
+        self.queue = SimpleQueue()
+        self.held = []  # input for the child, held until it is ready for it
+        self.lock = _thread.allocate_lock()
+        self.written = _thread.allocate_lock()  # held while the writer may still write
+        self.written.acquire()
+        self.pid, self.rfd, wfd = _spawn(argv, use_pty)
+        ROUTES.add(cid, cid)
+        _thread.start_new_thread(self.write, (os.dup(wfd) if use_pty else wfd,))
+        _thread.start_new_thread(self.read, ())
+
+    def put(self, data):
+        with self.lock:
+            if self.held is None or data is None:
+                self.queue.put(data)
+            else:
+                self.held.append(data)
+
+    def write(self, fd):
+        while True:
+            data = self.queue.get()
+            if data is None:
+                break
+            try:
+                _write_all(fd, data)
+            except OSError:
+                break
+        os.close(fd)
+        self.written.release()
+
+    def take(self):
+        """The child's next output; b"" at its end, or (on a terminal, which never ends by itself)
+        once the writer has finished: then closing the terminal hangs the child up."""
+        if self.pty:
+            from select import select
+
+            while not select([self.rfd], [], [], 0.5)[0]:
+                if not self.written.locked():
+                    return b""
+        try:
+            return os.read(self.rfd, 65536)
+        except OSError:
+            return b""
+
+    def read(self):
+        seen, answered, how, decoder = b"", False, None, FrameDecoder(TO_MASTER)
+        while True:
+            data = self.take()
+            if not data:
+                break
+            if self.held is not None:
+                seen = (seen + data)[-65536:]
+                at = seen.find(_READY)
+                if at < 0:
+                    if how is None:
+                        how = self.prompted(seen, answered)
+                        if how == "asked":
+                            answered, seen, how = True, b"", None
+                        elif how:
+                            self.queue.put(None)
+                    continue
+                with self.lock:
+                    self.queue.put(_BLOB + b"".join(self.held))
+                    self.held = None
+                data = seen[at + len(_READY) :]
+            try:
+                for kind, rid, body in decoder.feed(data):
+                    if kind == GET_MODULE:
+                        _thread.start_new_thread(_serve_module, (self, rid, body.decode("ascii", "replace")))
+                    else:
+                        _write(ROUTES.up(self.cid, kind, rid, body))
+            except Exception as exc:
+                how, seen = "protocol", str(exc).encode()
+                self.queue.put(None)
+                break
+        self.queue.put(None)
+        os.close(self.rfd)
+        status = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        CHILDREN.pop(self.cid, None)
+        ROUTES.drop(self.cid)
+        text = seen.decode("utf-8", "backslashreplace") if self.held is not None or how == "protocol" else ""
+        send(GONE, self.cid, b"r" + repr((how or "ended", text[-4096:], status, answered)).encode())
+
+    def prompted(self, seen, answered):
+        """Before the child is ready: None, or "asked" once a password prompt is answered; a second
+        prompt means the password was refused, a prompt with no password to give that one is needed."""
+        if self.prompt:
+            asked = self.prompt.encode() in seen
+        else:  # su and doas: a line that ends in a colon, and no newline after it
+            line = seen.rsplit(b"\n", 1)[-1].rstrip()
+            asked = line.endswith(b":") or line.endswith("\uff1a".encode())
+        if not asked:
+            return None
+        if answered:
+            return "refused"
+        if self.password is None:
+            return "needs password"
+        self.queue.put(self.password.encode() + b"\n")
+        return "asked"
+
+
+def _write_all(fd, data):
+    data = memoryview(data)
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _serve_module(child, rid, name):
+    """A child's module request, answered from what this child holds, or asked of its own parent once."""
+    try:
+        if name not in IMPORTER.modules:
+            IMPORTER.fetch(name)
+        record = (name,) + IMPORTER.modules[name]
+    except Exception as exc:
+        record = (name, False, None, None, "its parent could not get it: %s" % exc)
+    payload = b"m" + marshal.dumps(([record], sorted(IMPORTER.roots)))
+    child.put(encode_frame(MODULES, rid, payload, True))
 
 
 PARENT = ParentCalls()

@@ -4,6 +4,7 @@ from typing import TYPE_CHECKING, Any
 
 from fanout.errors import (
     AuthenticationFailed,
+    BecomeFailed,
     CallTimeout,
     CommandFailed,
     ConnectionLost,
@@ -63,6 +64,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AuthenticationFailed",
+    "BecomeFailed",
     "CallTimeout",
     "CommandFailed",
     "ConnectTimeout",

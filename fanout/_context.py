@@ -29,30 +29,35 @@ import contextlib
 import logging
 import sys
 import threading
+import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
-from fanout import _functions, _output, _terminal
+from fanout import _become, _functions, _output, _stage, _terminal
 from fanout._deadlines import DEADLINES, STALLS, StallTimer
 from fanout._modules import PINNED, ModulePolicy, ModuleSender
 from fanout._protocol import (
     CallFailed,
     CallSucceeded,
+    ChildGone,
     Hello,
     MasterProtocol,
     ModuleRequested,
     Output,
+    Relayed,
     ServiceRefused,
     ServiceRequested,
 )
+from fanout._relay import RelayTransport, Tree
 from fanout._serial import SerialRunner
 from fanout._timeouts import check_timeout
 from fanout._transport import LocalTransport, Transport
-from fanout.errors import ConnectionLost, ConnectTimeout, ProtocolError, RemoteError
+from fanout.errors import AuthenticationFailed, BecomeFailed, ConnectionLost, ConnectTimeout, ProtocolError, RemoteError
 
 _HELLO_TIMEOUT = 60.0
+BECOME_TIMEOUT = 30.0  # seconds a become child may take to start: sudo's password check and Python's start
 SEND_STALL_TIMEOUT = 30.0  # seconds a write to a host may make no progress before the host is dropped
 END_ACCOUNT_WAIT = 10.0  # seconds a failed write waits for the child's own account of its end (it takes <= 3 s)
 WRITE_PIECE = 256 * 1024  # bytes written at a time, so progress on a large send is seen
@@ -147,15 +152,26 @@ class Context:
         *,
         allow_modules: Iterable[str] = (),
         deny_modules: Iterable[str] = (),
+        user: str | None = None,
+        parent: Context | None = None,
     ) -> None:
         self.name = name
+        #: The user the child runs as (the login user, or the one it became), when known.
+        self.user = user
         self._transport = transport
-        self._protocol = MasterProtocol(name)
-        self._modules = ModuleSender(name, policy=ModulePolicy(allow_modules, deny_modules))
-        self._modules.roots.update(PINNED)
+        self._parent = parent
+        self._root: Context = parent._root if parent is not None else self
+        self._protocol = MasterProtocol(name, relays=parent is None)
+        if parent is None:
+            self._modules = ModuleSender(name, policy=ModulePolicy(allow_modules, deny_modules))
+            self._modules.roots.update(PINNED)
+            self._tree = Tree()
+        else:  # a module crosses the connection once, whichever context of the host asked first
+            self._modules = self._root._modules
         self._futures: dict[int, Future] = {}
         self._state_lock = threading.Lock()  # protocol state and futures
-        self._send_lock = threading.Lock()  # order of frames on the wire
+        # Order of frames on the wire: one lock per connection, which the contexts reached through it share.
+        self._send_lock: threading.Lock = self._root._send_lock if parent is not None else threading.Lock()
         self._hello_seen = threading.Event()
         self._lost: tuple[str, BaseException | None] | None = None
         self._closed = False
@@ -177,13 +193,17 @@ class Context:
         self._services_waiting: collections.deque[ServiceRequested] = collections.deque()
         self._deliveries = SerialRunner(f"fanout-deliver-{name}")
         self._stall = StallTimer(SEND_STALL_TIMEOUT, self._stalled)
-        config = {"name": name, "roots": sorted(PINNED), "log_level": self._log.getEffectiveLevel()}
+        config = {"name": name, "roots": sorted(self._modules.roots), "log_level": self._log.getEffectiveLevel()}
         self._ended_event = threading.Event()
+        self._opened: list[Context] = []  # the contexts this one opened (become): closed with it
         self._end_thread: threading.Thread | None = None
         STALLS.register(self._stall)
         self._transport.start(self._on_data, self._on_end)
         with contextlib.suppress(ConnectionLost):  # a child that died at once: its calls will say how
-            self._send(self._protocol.bootstrap(config))
+            bootstrap = self._protocol.bootstrap(config)
+            self._send(
+                bootstrap if getattr(transport, "sends_stage1", True) else bootstrap[len(_stage.stage1_blob()) :]
+            )
 
     # -- public API ----------------------------------------------------------------------
 
@@ -215,6 +235,10 @@ class Context:
                 if isinstance(future, CallFuture):
                     future.call_id = call_id
             ahead = self._protocol.modules(0, records, roots) if records or roots else b""
+            if self._parent is not None and ahead:
+                # Sources go to the connection's child, which keeps them for every context on its host.
+                self._root._write(self._root._protocol.modules(0, records, roots))
+                ahead = self._protocol.modules(0, [], roots) if roots else b""
             self._write(ahead + frame)
         return future
 
@@ -244,6 +268,50 @@ class Context:
             if exc.type_name == "fanout.service.CallRefused":
                 raise service_module.CallRefused(f"{exc.message} (on {self.name})") from exc
             raise
+
+    def become(
+        self,
+        user: str = "root",
+        *,
+        method: str = "sudo",
+        password: str | None = None,
+        exe: str | None = None,
+        flags: str | Sequence[str] | None = None,
+        timeout: float = BECOME_TIMEOUT,
+    ) -> Context:
+        """A child of this child, on the same host, running as ``user`` (through sudo, su or doas).
+
+        It opens at once, without waiting: its first calls travel with the request to start it,
+        and fail with :class:`~fanout.AuthenticationFailed` (a wrong or missing password) or
+        :class:`~fanout.BecomeFailed` (not allowed, not installed) if it cannot start. ``exe``
+        replaces the program (``/usr/local/bin/sudo``), ``flags`` its default flags (sudo: ``-H``).
+        Closing this context closes it. The password is typed at the prompt: never in arguments,
+        environment, logs or reprs.
+        """
+        check_timeout("timeout", timeout)
+        plan = _become.plan(method, user, password=password, exe=exe, flags=flags)
+        self._raise_if_lost()
+        child = Context(
+            RelayTransport(self, plan),
+            f"{self.name}/{user}",
+            user=user,
+            parent=self,
+        )
+        with self._state_lock:
+            self._opened.append(child)
+        child.expect_ready_by(time.monotonic() + timeout, timeout)
+        return child
+
+    def _path(self) -> list[Context]:
+        """The contexts from the connection's child down to this one."""
+        return [self] if self._parent is None else [*self._parent._path(), self]
+
+    def _relay_id(self) -> int:
+        return 0 if self._parent is None else self._transport.id
+
+    def _addressed(self, frame: bytes) -> bytes:
+        """What to write on the connection for ``frame`` to reach this context."""
+        return frame if self._parent is None else self._root._protocol.to_context(self._transport.id, frame)
 
     def expect_ready_by(self, deadline: float, timeout: float) -> None:
         """Fail every call with :class:`ConnectTimeout` as the cause if the child has not started by ``deadline``."""
@@ -283,6 +351,10 @@ class Context:
         if self._closed:
             return
         self._closed = True
+        with self._state_lock:
+            opened, self._opened = self._opened, []
+        for child in opened:
+            child.close()
         # A send stuck on a host that stopped reading holds the lock: then closing the transport
         # (which fails that send) is the way to end the child.
         if self._send_lock.acquire(timeout=1):
@@ -378,7 +450,10 @@ class Context:
         except ProtocolError as exc:
             self._fail_all(f"it sent an invalid message ({exc}); the connection was dropped", exc)
         reason = "the connection closed" if self._closed else self._transport.describe_end()
-        self._fail_all(reason, None)
+        self._fail_all(reason, getattr(self._transport, "end_error", None))
+        for transport in list(self._root._tree.transports.values()):  # those below it cannot outlive it
+            if transport.parent is self:
+                transport.ended(f"its parent {self.name} ended")
         self._lines.clear()
         self._ended_event.set()
 
@@ -408,7 +483,17 @@ class Context:
             if self._capture is not None and event.stream != "log":
                 self._capture(event.stream, text, event.call_id)
             self._queue_delivery(event, text)
+        elif isinstance(event, Relayed):
+            transport = self._tree.transports.get(event.context)
+            if transport is not None:
+                transport.deliver(event.data)
+        elif isinstance(event, ChildGone):
+            transport = self._root._tree.transports.get(event.context)
+            if transport is not None:
+                transport.gone(event)
         elif isinstance(event, Hello):
+            if isinstance(self._transport, RelayTransport):
+                self._transport.ready()
             self._modules.child_python = event.python
             self._hello_seen.set()
             if self._ready_deadline is not None:
@@ -546,8 +631,10 @@ class Context:
             with contextlib.suppress(InvalidStateError):
                 future.set_exception(self._lost_error())
 
-    def _lost_error(self) -> ConnectionLost:
+    def _lost_error(self) -> Exception:
         reason, cause = self._lost or ("unknown", None)
+        if isinstance(cause, (AuthenticationFailed, BecomeFailed)):  # a become child that could not start
+            return type(cause)(*cause.args)
         error = ConnectionLost(self.name, reason)
         error.__cause__ = cause
         return error
@@ -579,4 +666,8 @@ def local(
     import from the master (module name prefixes; see docs/security.rst).
     """
     policy = ModulePolicy(allow_modules, deny_modules)  # bad prefixes fail before a process starts
-    return Context(LocalTransport(python, name), name, allow_modules=policy.allow, deny_modules=policy.deny)
+    import getpass
+
+    return Context(
+        LocalTransport(python, name), name, allow_modules=policy.allow, deny_modules=policy.deny, user=getpass.getuser()
+    )

@@ -76,7 +76,37 @@ class ServiceRefused:
     reason: str
 
 
-Event = Hello | CallSucceeded | CallFailed | ModuleRequested | ServiceRequested | ServiceRefused | Output
+@dataclass(frozen=True)
+class Relayed:
+    """Frames a context below this child sent, passed on by it: for that context's own protocol."""
+
+    context: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ChildGone:
+    """A child this one opened has ended: ``how`` (ended, refused, needs password, protocol), its last
+    words before it was ready (sudo's, su's), its exit status, and whether a prompt was answered."""
+
+    context: int
+    how: str
+    text: str
+    status: int | None
+    answered: bool
+
+
+Event = (
+    Relayed
+    | ChildGone
+    | Hello
+    | CallSucceeded
+    | CallFailed
+    | ModuleRequested
+    | ServiceRequested
+    | ServiceRefused
+    | Output
+)
 
 # Per child. A child asks for a module from the thread that needs it and waits for the answer, so
 # requests in flight are at most its importing threads; service calls likewise, one per calling thread.
@@ -107,9 +137,14 @@ class _ChildFrames(_wire.FrameDecoder):
 class MasterProtocol:
     """One connection's protocol state on the master: pending calls and module requests."""
 
-    def __init__(self, host: str, max_body: int = _wire.MAX_BODY) -> None:
+    def __init__(self, host: str, max_body: int = _wire.MAX_BODY, *, relays: bool = True) -> None:
         self.host = host
-        self._decoder = _ChildFrames(_wire.TO_MASTER, max_body)
+        # Only the child at the end of the connection relays frames (it stamps them with their source);
+        # a context below it that sent FROM_CONTEXT would have forged a route.
+        accept = _wire.TO_MASTER if relays else _wire.TO_MASTER - {_wire.FROM_CONTEXT}
+        self._decoder = _ChildFrames(accept, max_body)
+        self.children: set[int] = set()  # contexts this child opened and that have not ended
+        self.below: dict[int, bool] = {}  # contexts anywhere below it: True while open, False once ended
         self._call_ids = itertools.count(1)
         self._pending_calls: set[int] = set()
         # Requests the child made and the master has not answered yet: capped, so a child that asks
@@ -144,11 +179,31 @@ class MasterProtocol:
     def shutdown(self) -> bytes:
         return _wire.encode_frame(_wire.SHUTDOWN, 0)
 
+    def open_child(self, context: int, args: tuple) -> bytes:
+        """Start child ``context`` here (become): ``args`` are (argv, password, use a pty, prompt)."""
+        self.children.add(context)
+        return _wire.encode_frame(_wire.OPEN, context, _codec.dumps(args))
+
+    @staticmethod
+    def route(context: int, via: int) -> bytes:
+        """Tell this child that ``context`` lies behind its child ``via``."""
+        return _wire.encode_frame(_wire.ROUTE, context, via.to_bytes(4, "big"))
+
+    @staticmethod
+    def close_child(context: int) -> bytes:
+        return _wire.encode_frame(_wire.CLOSE, context)
+
+    @staticmethod
+    def to_context(context: int, data: bytes) -> bytes:
+        """Bytes for the input of ``context``, below this child."""
+        return _wire.encode_frame(_wire.TO_CONTEXT, context, data)
+
     # -- bytes received ------------------------------------------------------------------
 
     def receive(self, data: bytes) -> list[Event]:
         """Decode what the child sent; :class:`ProtocolError` means the connection must be dropped."""
-        return [self._event(kind, request_id, body) for kind, request_id, body in self._decoder.feed(data)]
+        events = [self._event(kind, request_id, body) for kind, request_id, body in self._decoder.feed(data)]
+        return [event for event in events if event is not None]
 
     @property
     def calls_in_flight(self) -> int:
@@ -158,7 +213,15 @@ class MasterProtocol:
         """The child's stream ended; complains if it ended inside a frame."""
         self._decoder.end_of_stream()
 
-    def _event(self, kind: int, request_id: int, body: bytes) -> Event:
+    def _event(self, kind: int, request_id: int, body: bytes) -> Event | None:
+        if kind == _wire.FROM_CONTEXT:
+            known = self.below.get(request_id)
+            _check(known is not None, f"a frame relayed from context {request_id}, which the master never opened")
+            return Relayed(request_id, body) if known else None  # late words of a context that has ended
+        if kind == _wire.GONE:
+            _check(request_id in self.children, f"GONE for context {request_id}, not a child it opened")
+            self.children.discard(request_id)
+            return self._gone(request_id, self._literal(body))
         if kind in (_wire.RESULT, _wire.ERROR):
             _check(request_id in self._pending_calls, f"{_wire.KIND_NAMES[kind]} for call {request_id}, never made")
             self._pending_calls.discard(request_id)
@@ -246,6 +309,16 @@ class MasterProtocol:
             raise ProtocolError("module name is not ASCII") from None
         _check(0 < len(name) <= 512 and all(part.isidentifier() for part in name.split(".")), "bad module name")
         return name
+
+    @staticmethod
+    def _gone(context: int, value: Any) -> ChildGone:
+        _check(isinstance(value, tuple) and len(value) == 4, "malformed GONE")
+        how, text, status, answered = value
+        _check(how in ("ended", "refused", "needs password", "protocol"), "malformed GONE: how it ended")
+        _check(_is_text(text) and len(text) <= 8192, "malformed GONE: its text")
+        _check(status is None or (isinstance(status, int) and -256 <= status <= 256), "malformed GONE: status")
+        _check(isinstance(answered, bool), "malformed GONE: answered")
+        return ChildGone(context, how, text, status, answered)
 
     @staticmethod
     def _hello(value: Any) -> Hello:

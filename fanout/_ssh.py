@@ -438,7 +438,11 @@ def connect(
         channel = transport.open_session(timeout=_remaining(host, deadline, "a session channel opened"))
         _exec_without_waiting(channel, _stage.stage0_command(python))
         context = Context(
-            SSHTransport(clients, channel, host), name or host, allow_modules=policy.allow, deny_modules=policy.deny
+            SSHTransport(clients, channel, host),
+            name or host,
+            allow_modules=policy.allow,
+            deny_modules=policy.deny,
+            user=dest.user,
         )
     except BaseException:
         for client in reversed(clients):

@@ -20,6 +20,10 @@ CALL = 2
 MODULES = 3
 SHUTDOWN = 4
 SERVICE_REPLY = 5
+OPEN = 6  # request: the new child's id; body: marshal (argv, password, use a pty, prompt): start it here
+TO_CONTEXT = 7  # request: a context below the receiver; body: bytes of that context's input stream
+ROUTE = 8  # request: a context below the receiver; body: the id (4 bytes) of the child it lies behind
+CLOSE = 9  # request: a child the receiver opened: end its input, and so the child
 # Child to master.
 HELLO = 16
 RESULT = 17
@@ -27,9 +31,12 @@ ERROR = 18
 GET_MODULE = 19
 LOG = 20
 SERVICE_CALL = 21
+FROM_CONTEXT = 22  # request: the context below the sender that sent the frame in the body
+GONE = 23  # request: a child the sender opened, which has ended; body: literal (how, text, status)
 
-TO_CHILD = frozenset((CONFIG, CALL, MODULES, SHUTDOWN, SERVICE_REPLY))
-TO_MASTER = frozenset((HELLO, RESULT, ERROR, GET_MODULE, LOG, SERVICE_CALL))
+TO_CHILD = frozenset((CONFIG, CALL, MODULES, SHUTDOWN, SERVICE_REPLY, OPEN, TO_CONTEXT, ROUTE, CLOSE))
+TO_MASTER = frozenset((HELLO, RESULT, ERROR, GET_MODULE, LOG, SERVICE_CALL, FROM_CONTEXT, GONE))
+RELAYED = frozenset((TO_CONTEXT, FROM_CONTEXT))  # their body may hold a whole frame: one header more is allowed
 KIND_NAMES = {
     CONFIG: "CONFIG",
     CALL: "CALL",
@@ -42,6 +49,12 @@ KIND_NAMES = {
     LOG: "LOG",
     SERVICE_CALL: "SERVICE_CALL",
     SERVICE_REPLY: "SERVICE_REPLY",
+    OPEN: "OPEN",
+    TO_CONTEXT: "TO_CONTEXT",
+    ROUTE: "ROUTE",
+    CLOSE: "CLOSE",
+    FROM_CONTEXT: "FROM_CONTEXT",
+    GONE: "GONE",
 }
 
 
@@ -56,7 +69,7 @@ def encode_frame(kind, request_id, body=b"", compress=False):
         packed = zlib.compress(body, 6)
         if len(packed) < len(body):
             body, flags = packed, FLAG_ZLIB
-    if len(body) > MAX_BODY:
+    if len(body) > MAX_BODY + (HEADER.size if kind in RELAYED else 0):
         raise ValueError("frame body of %d bytes exceeds the maximum of %d" % (len(body), MAX_BODY))
     return HEADER.pack(len(body), kind, flags, request_id) + body
 
@@ -121,7 +134,7 @@ class FrameDecoder:
             raise ProtocolError("unexpected frame kind %d" % kind)
         if flags & ~FLAG_ZLIB:
             raise ProtocolError("unknown frame flags 0x%02x" % flags)
-        if length > self._max_body:
+        if length > self._max_body + (HEADER.size if kind in RELAYED else 0):
             raise ProtocolError("frame body of %d bytes exceeds the maximum of %d" % (length, self._max_body))
 
     def end_of_stream(self):
@@ -129,3 +142,38 @@ class FrameDecoder:
         if self._buffer and self._error is None:
             self._error = ProtocolError("stream ended inside a frame (%d bytes left over)" % len(self._buffer))
             raise self._error
+
+
+class Routes:
+    """A relay's routing table: for each context below it, the direct child it lies behind. Sans-IO.
+
+    Frames go down by destination (``TO_CONTEXT``) and come up stamped with their source
+    (``FROM_CONTEXT``): a child's own frames are wrapped with its id here, and a frame a child
+    relays must come from a context that lies behind that very child, so none can pose as another.
+    """
+
+    def __init__(self):
+        self.via = {}  # context id -> id of the direct child it lies behind (itself, for a direct child)
+
+    def add(self, context, via):
+        self.via[context] = via
+
+    def drop(self, child):
+        """Forget a direct child and every context behind it."""
+        for context in [c for c, v in self.via.items() if v == child]:
+            del self.via[context]
+
+    def down(self, context, data):
+        """A ``TO_CONTEXT`` frame's next hop: (direct child, bytes for its input), or None if unknown."""
+        via = self.via.get(context)
+        if via is None:
+            return None
+        return via, data if via == context else encode_frame(TO_CONTEXT, context, data)
+
+    def up(self, child, kind, request_id, body):
+        """A frame from direct child ``child``, as its parent is to get it; ProtocolError for a forgery."""
+        if kind == FROM_CONTEXT:
+            if request_id == child or self.via.get(request_id) != child:
+                raise ProtocolError("context %d relayed a frame from %d, which is not behind it" % (child, request_id))
+            return encode_frame(FROM_CONTEXT, request_id, body)
+        return encode_frame(FROM_CONTEXT, child, encode_frame(kind, request_id, body))

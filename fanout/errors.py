@@ -7,6 +7,7 @@ from fanout._wire import ProtocolError
 
 __all__ = [
     "AuthenticationFailed",
+    "BecomeFailed",
     "CallTimeout",
     "CommandFailed",
     "ConnectTimeout",
@@ -70,6 +71,18 @@ class ConnectTimeout(Unreachable):
 
 class AuthenticationFailed(FanoutError):
     """The host was reached but refused every credential offered."""
+
+
+class BecomeFailed(FanoutError):
+    """A child as another user (sudo, su, doas) could not be started: not allowed, not installed, no terminal."""
+
+    def __init__(self, host: str, reason: str) -> None:
+        super().__init__(host, reason)
+        self.host = host
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"become failed on {self.host}: {_shown(self.reason)}"
 
 
 class HostKeyError(FanoutError):

@@ -16,13 +16,13 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fanout import _files, _limits, _output, _progress, _shell, _terminal
+from fanout import _become, _files, _limits, _output, _progress, _shell, _terminal
 from fanout._deadlines import DEADLINES
 from fanout._timeouts import check_timeout
 from fanout.errors import (
@@ -183,6 +183,8 @@ class Fleet:
         self._connected = False
         self._send_pool: ThreadPoolExecutor | None = None
         self._closing: list[threading.Thread] = []  # closes of hosts dropped at a timeout
+        self._logins: dict[str, Any] = {}  # each host's login context (its become context, if any, is in _contexts)
+        self._views: dict[tuple, Fleet] = {}  # what become() returned, by its options: kept
 
     @classmethod
     def from_inventory(cls, path: str | os.PathLike, pattern: str = "all", **options: Any) -> Fleet:
@@ -214,9 +216,52 @@ class Fleet:
         self._connected = True
         return self
 
+    def become(
+        self,
+        user: str | None = None,
+        *,
+        method: str | None = None,
+        password: str | None = None,
+        exe: str | None = None,
+        flags: str | Sequence[str] | None = None,
+    ) -> Fleet:
+        """The same hosts, each through a child as ``user`` (sudo, su or doas) opened on its connection.
+
+        What is not given comes from each host's own become options (the inventory's
+        ``ansible_become_*``), then the defaults: root, through sudo. Each host's
+        become context opens when first used and is kept: asking again returns the
+        same fleet. Closing it leaves the connections open; closing this fleet closes both.
+        """
+        given = {"user": user, "method": method, "password": password, "exe": exe, "flags": flags}
+        return self._become_view(given, host_first=False)
+
+    def _become_view(self, given: Mapping[str, Any], *, host_first: bool) -> Fleet:
+        """:meth:`become`; with ``host_first`` (the command line's -b, as Ansible's), a host's own become
+        options win over ``given``."""
+        given = {key: value for key, value in given.items() if value is not None}
+        for name in self.hosts:  # bad options fail here, before anything opens
+            _become.plan(**_become_options(self.hosts[name].get("become"), given, host_first))
+        key = (host_first, *sorted((k, repr(v) if k != "password" else hash(v)) for k, v in given.items()))
+        with self._lock:
+            view = self._views.get(key)
+            if view is None:
+                view = self._views[key] = _BecomeFleet(self, given, host_first)
+            return view
+
+    def _login(self, name: str) -> tuple[Any, BaseException | None]:
+        """The login context of ``name`` (opened now if need be), or why there is none."""
+        with self._lock:
+            context, failure = self._logins.get(name), self._failures.get(name)
+        if context is None and failure is None:
+            self._open(name)
+            with self._lock:
+                context, failure = self._logins.get(name), self._failures.get(name)
+        return context, failure
+
     def _open(self, name: str) -> str:
         options = dict(self.hosts[name])
         connection = options.pop("connection", "ssh")
+        become = options.pop("become", None)
         try:
             if connection == "local":
                 from fanout._context import local
@@ -244,6 +289,18 @@ class Fleet:
             with self._lock:
                 self._failures[name] = exc
             return status_of(exc)
+        with self._lock:
+            self._logins[name] = context
+        if become and become.get("enabled", True):  # the inventory's ansible_become: calls run as that user
+            try:
+                context = context.become(**_become_options(become, {}))
+            except Exception as exc:
+                with self._lock:
+                    self._failures[name] = exc
+                return status_of(exc)
+        return self._opened(name, context)
+
+    def _opened(self, name: str, context: Any) -> str:
         # Lines are kept for results on the receiving thread, in order with the results (fanout's own quick
         # code), and echoed on the host's delivery thread: a terminal that blocks holds up no receiving.
         context._capture = lambda stream, line, call_id: self._keep_output(name, stream, line, call_id)
@@ -511,6 +568,11 @@ class Fleet:
         """Close every connection (in parallel: each close waits for its child to end)."""
         with self._lock:
             contexts, self._contexts = list(self._contexts.values()), {}
+            contexts += [c for c in self._logins.values() if c not in contexts]  # after their become contexts
+            self._logins = {}
+            views, self._views = list(self._views.values()), {}
+        for view in views:
+            Fleet.close(view)
             closing, self._closing = self._closing, []
             pool, self._send_pool = self._send_pool, None
             self._connected = False
@@ -534,6 +596,62 @@ class Fleet:
 
     def __repr__(self) -> str:
         return f"<fanout.Fleet {len(self.hosts)} hosts, {len(self._contexts)} connected>"
+
+
+BECOME_OPTIONS = ("user", "method", "password", "exe", "flags")
+
+
+def _become_options(
+    host_options: Mapping[str, Any] | None, given: Mapping[str, Any], host_first: bool = False
+) -> dict[str, Any]:
+    """A host's become options: what the caller gave, else the host's own (its inventory's), else the defaults;
+    ``host_first``: the host's own, else what the caller gave. ``enabled`` says whether the host's calls
+    go through become by default."""
+    own = {k: v for k, v in (host_options or {}).items() if v is not None and k != "enabled"}
+    unknown = sorted(set(own) - set(BECOME_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown become options {unknown}: fanout knows {list(BECOME_OPTIONS)}")
+    return {**given, **own} if host_first else {**own, **given}
+
+
+class _BecomeFleet(Fleet):
+    """:meth:`Fleet.become`: the same hosts, each through a become context on its login connection."""
+
+    def __init__(self, base: Fleet, given: Mapping[str, Any], host_first: bool) -> None:
+        super().__init__(
+            {name: {} for name in base.hosts},
+            forks=base.forks,
+            connect_timeout=base.connect_timeout,
+            echo=base.echo,
+            progress=base.progress,
+        )
+        self._base = base
+        self._given = dict(given)
+        self._host_first = host_first
+
+    def _open(self, name: str) -> str:
+        login, failure = self._base._login(name)
+        if login is None:
+            with self._lock:
+                self._failures[name] = failure or Unreachable(f"{name}: not connected")
+            return status_of(self._failures[name])
+        try:
+            options = _become_options(self._base.hosts[name].get("become"), self._given, self._host_first)
+            context = login.become(**options)
+        except Exception as exc:
+            with self._lock:
+                self._failures[name] = exc
+            return status_of(exc)
+        return self._opened(name, context)
+
+    def become(self, *args: Any, **kwargs: Any) -> Fleet:
+        raise TypeError("become() on a become fleet: call it on the fleet of login connections")
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Leaves the become contexts open: they are kept, and close with the fleet they came from."""
+
+    def __repr__(self) -> str:
+        return f"<fanout.Fleet {len(self.hosts)} hosts as {self._given.get('user', 'root')!r}>"
 
 
 @dataclass(frozen=True)

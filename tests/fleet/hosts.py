@@ -11,7 +11,7 @@ user     login  password         sudo (/etc/sudoers.d/fanout-fleet)          doa
 =======  =====  ===============  ==========================================  ============================
 tester   key    TESTER_PASSWORD  any user, with password; lecture=always     root and app, with password
 nopass   key    none             any user, NOPASSWD                          root and app, nopass
-nosudo   key    none             no rule                                     no rule
+nosudo   key    NOSUDO_PASSWORD  no rule                                     no rule
 ttyuser  key    none             any user, NOPASSWD; requiretty              no rule
 app      no     APP_PASSWORD     no rule (a become target; ``su app``)       no rule
 root     no     ROOT_PASSWORD    (for ``su``)                                -
@@ -43,7 +43,8 @@ from .images import image_tag
 USER = "tester"  # the default login user: sudo and doas with TESTER_PASSWORD
 TESTER_PASSWORD = "tester-pw-1"
 NOPASS_USER = "nopass"  # NOPASSWD sudo to any user; doas nopass as root and app
-NOSUDO_USER = "nosudo"  # in no sudoers or doas rule
+NOSUDO_USER = "nosudo"  # in no sudoers or doas rule; has a password, so sudo gets as far as its sudoers check
+NOSUDO_PASSWORD = "nosudo-pw-1"
 TTY_USER = "ttyuser"  # NOPASSWD sudo, but Defaults:ttyuser requiretty
 LOGIN_USERS = (USER, NOPASS_USER, NOSUDO_USER, TTY_USER)  # log in by this run's key; as the entrypoint lists them
 APP_USER = "app"  # no login; shell /bin/sh and a home: a become target

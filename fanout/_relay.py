@@ -1,0 +1,152 @@
+"""Contexts reached through other contexts: a become child's transport is its parent.
+
+Frames for such a child go down the connection wrapped in ``TO_CONTEXT`` with
+its id; its frames come up in ``FROM_CONTEXT``, stamped by its parent, and the
+connection's receiving thread hands them to the child's own
+:class:`~fanout._protocol.MasterProtocol`, with the same limits as any child's.
+Ids are numbered per connection; the child at the end of the connection is 0.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from fanout import _become
+from fanout._protocol import ChildGone
+from fanout.errors import ConnectionLost
+
+if TYPE_CHECKING:
+    from fanout._context import Context
+
+MAX_REPLAY = 16 * 1024 * 1024  # bytes sent to a child before it is ready, kept to send again on a terminal
+
+
+class Tree:
+    """The contexts of one connection: ids, and the transport of each context below the connection's child."""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+        self.transports: dict[int, RelayTransport] = {}
+
+    def new_id(self) -> int:
+        return next(self._ids)
+
+
+class RelayTransport:
+    """The way to a child opened by another context: bytes down through the connection, events up from it."""
+
+    sends_stage1 = False  # the parent sends its own copy of stage 1: it does not cross the connection again
+
+    def __init__(self, parent: Context, plan: _become.Plan) -> None:
+        self.parent = parent
+        self.root: Context = parent._root
+        self.plan = plan
+        self.id = self.root._tree.new_id()
+        self._on_data: Callable[[bytes], None] | None = None
+        self._on_end: Callable[[], None] | None = None
+        self._ended = threading.Event()
+        self._end_text = "the child ended"
+        self.end_error: BaseException | None = None
+        self._replay: list[bytes] | None = []  # what was sent before the child was ready, for a retry on a terminal
+        self._replay_size = 0
+        self._retried = False
+
+    # -- Transport -------------------------------------------------------------------------
+
+    def start(self, on_data: Callable[[bytes], None], on_end: Callable[[], None]) -> None:
+        """Register with the connection and ask the parent to start the child (the ROUTE frames first)."""
+        self._on_data, self._on_end = on_data, on_end
+        root = self.root
+        with root._send_lock:
+            root._raise_if_lost()
+            self.parent._raise_if_lost()
+            root._tree.transports[self.id] = self
+            root._protocol.below[self.id] = True
+            frames = []
+            path = self.parent._path()  # the contexts from the connection's child down to the parent
+            for relay, next_hop in itertools.pairwise(path):
+                frames.append(relay._addressed(relay._protocol.route(self.id, next_hop._relay_id())))
+            frames.append(self.parent._addressed(self.parent._protocol.open_child(self.id, self.plan.open_args())))
+            root._write(b"".join(frames))
+
+    def send(self, data: bytes) -> None:
+        """Called with the connection's send lock held (a relayed context shares it)."""
+        if self._replay is not None:
+            self._replay_size += len(data)
+            if self._replay_size <= MAX_REPLAY:
+                self._replay.append(data)
+        self.root._write(self.root._protocol.to_context(self.id, data))
+
+    def close(self) -> None:
+        """Ask the parent to end the child's input; the child's GONE ends this transport."""
+        if self._ended.is_set():
+            return
+        try:
+            with self.root._send_lock:
+                self.parent._raise_if_lost()
+                self.root._write(self.parent._addressed(self.parent._protocol.close_child(self.id)))
+        except ConnectionLost:
+            self.ended("its parent's connection was lost")
+
+    def describe_end(self) -> str:
+        return self._end_text
+
+    # -- events, on the connection's receiving thread -------------------------------------------
+
+    def deliver(self, data: bytes) -> None:
+        if self._on_data is not None:
+            self._on_data(data)
+
+    def ready(self) -> None:
+        """The child said hello: nothing more to replay."""
+        self._replay = None
+
+    def gone(self, event: ChildGone) -> None:
+        """The parent reports the child ended: how, and if before it was ready, why."""
+        if (
+            self._replay is not None
+            and not self._retried
+            and event.how == "ended"
+            and _become.needs_pty_retry(self.plan, event.text)
+        ):
+            self._retry_on_terminal()
+            return
+        host, login = self.root.name, self.parent.user
+        error = _become.failure(self.plan, event.how, event.text, event.status, host, login)
+        if error is not None and self._replay is not None:
+            self.end_error = error
+            self.ended(str(error))
+        elif event.how == "protocol":
+            self.ended(f"it sent its parent an invalid message ({event.text})")
+        else:
+            self.ended(f"the child ended with status {event.status}")
+
+    def ended(self, reason: str) -> None:
+        if self._ended.is_set():
+            return
+        self._end_text = reason
+        self._ended.set()
+        self.root._tree.transports.pop(self.id, None)
+        self.root._protocol.below[self.id] = False
+        if self._on_end is not None:
+            self._on_end()
+
+    def _retry_on_terminal(self) -> None:
+        """sudo's requiretty: start it again on a terminal, and send again what it was sent. Not on the receiving
+        thread: the send lock may be held by a sender waiting on this very connection."""
+        self._retried = True
+        replay, self._replay = b"".join(self._replay or ()), []
+
+        def again() -> None:
+            try:
+                with self.root._send_lock:
+                    self.parent._protocol.children.add(self.id)
+                    frame = self.parent._protocol.open_child(self.id, self.plan.open_args(use_pty=True))
+                    self.root._write(self.parent._addressed(frame) + self.root._protocol.to_context(self.id, replay))
+            except ConnectionLost:
+                self.ended("its parent's connection was lost")
+
+        threading.Thread(target=again, name=f"fanout-become-{self.root.name}", daemon=True).start()
