@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
 import fanout
+from fanout import service
 from tests.conftest import fleet_suites
 from tests.fleet import hosts
 
@@ -125,3 +127,149 @@ def test_nested_become(login, probe):
     assert app.call(probe.whoami) == hosts.APP_USER
     back = app.become("root", method="su", password=hosts.ROOT_PASSWORD)
     assert back.call(os.getuid) == 0
+
+
+SERVICES = """
+import os
+from fanout import service
+
+
+class Whoami(service.Service):
+    @service.expose(service.AllowParents())
+    def uid(self):
+        return os.getuid()
+
+
+def ask_master(name):
+    import fanout
+
+    return fanout.parent().call_service(name, "hello", who=os.getuid())
+"""
+
+
+class Greeter(service.Service):
+    name = "tests.become.Greeter"
+
+    @service.expose(service.AllowAny())
+    def hello(self, who):
+        return f"hello {who}"
+
+
+def root_exec(fleet, host: hosts.FleetHost, command: str, *, prints: bool = True) -> str:
+    """A command's output, run as root on the host through ``docker exec`` (no login involved)."""
+    return hosts._exec(fleet.client.containers.get(host.container), ["sh", "-c", command], prints=prints)
+
+
+def kill(fleet, host: hosts.FleetHost, pid: int) -> None:
+    root_exec(fleet, host, f"kill -9 {pid}", prints=False)  # once: asked again, it would find no such process
+
+
+PROCESSES = r"""python3 -c '
+import os
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        cmd = open("/proc/%s/cmdline" % pid, "rb").read()
+    except OSError:
+        continue
+    try:
+        env = open("/proc/%s/environ" % pid, "rb").read()
+    except OSError:
+        env = b""  # not owned by root: docker gives root no ptrace right. sudo, su and doas run as root
+    print(pid, "fanout" if b"fanout_stage1" in cmd else "-", "SECRET" if bytes.fromhex("@SECRET@") in cmd + env else "-")
+print("end")
+'"""
+
+
+def processes(fleet, host, secret: str = "no such secret") -> dict[int, tuple[bool, bool]]:
+    """Every process on the host: is it a fanout child, do its arguments or environment hold ``secret``."""
+    lines = root_exec(fleet, host, PROCESSES.replace("@SECRET@", secret.encode().hex())).splitlines()
+    assert lines[-1] == "end"
+    return {
+        int(pid): (kind == "fanout", found == "SECRET") for pid, kind, found in (line.split() for line in lines[:-1])
+    }
+
+
+def wait_until_gone(fleet, host, pids: set[int]) -> None:
+    """Wait (on the host's process table, up to a minute) until none of ``pids`` runs."""
+    deadline = time.monotonic() + 60
+    while pids & set(processes(fleet, host)):
+        assert time.monotonic() < deadline, f"still running on {host.name}: {pids & set(processes(fleet, host))}"
+        time.sleep(0.1)
+
+
+def test_the_password_is_never_in_a_process_argument_or_environment(login, fleet, host):
+    context = login()
+    root = context.become("root", password=hosts.TESTER_PASSWORD)
+    waiting = root.call_async(time.sleep, 30)
+    assert root.call(os.getuid) == 0
+    seen = processes(fleet, host, hosts.TESTER_PASSWORD)
+    assert root.pid in seen and seen[root.pid][0]
+    assert not [pid for pid, (_, secret) in seen.items() if secret]
+    assert hosts.TESTER_PASSWORD not in repr(root) + repr(root._transport.plan)
+    root.close()
+    with pytest.raises(fanout.ConnectionLost):
+        waiting.result(timeout=30)
+
+
+def test_a_become_child_killed_mid_call_fails_its_calls_and_spares_the_login(login, fleet, host):
+    context = login(hosts.NOPASS_USER)
+    root = context.become("root")
+    waiting = root.call_async(time.sleep, 60)
+    kill(fleet, host, root.pid)
+    with pytest.raises(fanout.ConnectionLost, match="ended"):
+        waiting.result(timeout=30)
+    with pytest.raises(fanout.ConnectionLost):
+        root.call(os.getuid)
+    assert context.call(os.getpid) == context.pid
+    assert context.become("root").call(os.getuid) == 0  # and it can become again
+
+
+def test_no_become_child_outlives_its_login_child(login, fleet, host):
+    context = login(hosts.NOPASS_USER)
+    root = context.become("root")
+    app = root.become(hosts.APP_USER)
+    pids = {root.pid, app.pid}
+    assert pids <= set(processes(fleet, host))
+    kill(fleet, host, context.pid)
+    wait_until_gone(fleet, host, pids)
+    with pytest.raises(fanout.ConnectionLost):
+        app.call(os.getuid)
+
+
+def test_closing_the_login_context_leaves_no_process(login, fleet, host, probe):
+    context = login()
+    root = context.become("root", password=hosts.TESTER_PASSWORD)
+    app = root.become(hosts.APP_USER, method="su", password=hosts.APP_PASSWORD)
+    assert app.call(probe.whoami) == hosts.APP_USER
+    pids = {context.pid, root.pid, app.pid}
+    context.close()
+    with pytest.raises(fanout.ConnectionLost):
+        app.call(os.getuid)
+    wait_until_gone(fleet, host, pids)
+    assert not [pid for pid, (fanout_child, _) in processes(fleet, host).items() if fanout_child and pid in pids]
+
+
+def test_modules_cross_the_connection_once_per_host(login, user_modules):
+    import importlib
+    import secrets
+
+    blob = secrets.token_hex(20000)  # 40,000 characters that do not compress below ~20 KB
+    suffix = user_modules({"big_{s}.py": f"BLOB = {blob!r}\n\n\ndef size():\n    return len(BLOB)\n"})
+    size = importlib.import_module(f"big_{suffix}").size
+    context = login(hosts.NOPASS_USER)
+    assert context.become("root").call(size) == 40000  # the module only the master has, imported as root
+    before = context.stats["bytes_sent"]
+    assert context.become(hosts.APP_USER).call(size) == 40000
+    assert context.call(size) == 40000  # and the login child itself holds it
+    assert context.stats["bytes_sent"] - before < 2000  # the open, the config and two calls: not the module again
+
+
+def test_services_in_a_become_context(login, user_modules):
+    import importlib
+
+    suffix = user_modules({"become_services_{s}.py": SERVICES})
+    module = importlib.import_module(f"become_services_{suffix}")
+    root = login(hosts.NOPASS_USER).become("root")
+    assert root.call_service(module.Whoami, "uid") == 0
+    with service.Pool(2, services=[Greeter()]).serve_children():
+        assert root.call(module.ask_master, Greeter.name) == "hello 0"  # fanout.parent() reaches the master
