@@ -14,6 +14,7 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from fanout import _secret
 from fanout.errors import AuthenticationFailed, BecomeFailed
 
 METHODS = ("sudo", "su", "doas")
@@ -36,7 +37,8 @@ class Plan:
 
     def open_args(self, use_pty: bool | None = None) -> tuple:
         """The OPEN frame's payload."""
-        return (list(self.argv), self.password, self.use_pty if use_pty is None else use_pty, self.prompt)
+        password = None if self.password is None else str(self.password)  # marshal takes no str subclass
+        return (list(self.argv), password, self.use_pty if use_pty is None else use_pty, self.prompt)
 
 
 def _flags(method: str, flags: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -79,12 +81,12 @@ def plan(
         prompt = f"[fanout-sudo-{secrets.token_hex(8)}] "
         auth = ("-S",) if password is not None else ("-n",)
         argv = (program, *extra, *auth, "-p", prompt, "-u", user, "--", PYTHON_ARGS)
-        return Plan(method, user, argv, False, prompt, password)
+        return Plan(method, user, argv, False, prompt, _secret.hide(password))
     if method == "su":
         argv = (program, *extra, user, "-c", PYTHON_SHELL)
-        return Plan(method, user, argv, True, None, password)
+        return Plan(method, user, argv, True, None, _secret.hide(password))
     argv = (program, *extra, *(() if password is not None else ("-n",)), "-u", user, PYTHON_ARGS)
-    return Plan(method, user, argv, True, None, password)
+    return Plan(method, user, argv, True, None, _secret.hide(password))
 
 
 def needs_pty_retry(plan_: Plan, text: str) -> bool:

@@ -22,8 +22,23 @@ def _digest(path):
     return digest.hexdigest()
 
 
-def compare(path, sha256, mode):
-    """What a push must do: "same", "mode" (only the permissions differ) or "content"."""
+def _ids(owner, group):
+    """The uid and gid of ``owner`` and ``group`` (names or numbers) here; -1 for one not given."""
+    uid = gid = -1
+    if owner is not None:
+        import pwd
+
+        uid = owner if isinstance(owner, int) else pwd.getpwnam(owner).pw_uid
+    if group is not None:
+        import grp
+
+        gid = group if isinstance(group, int) else grp.getgrnam(group).gr_gid
+    return uid, gid
+
+
+def compare(path, sha256, mode, owner=None, group=None):
+    """What a push must do: "same", "mode" (only permissions or ownership differ) or "content"."""
+    uid, gid = _ids(owner, group)
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -32,10 +47,14 @@ def compare(path, sha256, mode):
         raise IsADirectoryError("%s is a directory: give the file's full path" % path)
     if not stat.S_ISREG(info.st_mode) or _digest(path) != sha256:
         return "content"
-    return "same" if stat.S_IMODE(info.st_mode) == mode else "mode"
+    owned = uid in (-1, info.st_uid) and gid in (-1, info.st_gid)
+    return "same" if stat.S_IMODE(info.st_mode) == mode and owned else "mode"
 
 
-def set_mode(path, mode):
+def set_mode(path, mode, owner=None, group=None):
+    uid, gid = _ids(owner, group)
+    if (uid, gid) != (-1, -1):
+        os.chown(path, uid, gid)
     os.chmod(path, mode)
 
 
@@ -72,7 +91,7 @@ _discard_with_the_child()
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
-def write(path, data, offset, last, mode, sha256, token):
+def write(path, data, offset, last, mode, sha256, token, owner=None, group=None):
     """One piece of the file, at ``offset``; the last one checks the digest and moves it into place.
 
     The temporary file is made afresh (never through a link someone planted),
@@ -93,6 +112,9 @@ def write(path, data, offset, last, mode, sha256, token):
         if last:
             if _digest(temporary) != sha256:
                 raise OSError("%s arrived damaged: its digest does not match the master's" % path)
+            uid, gid = _ids(owner, group)
+            if (uid, gid) != (-1, -1):
+                os.chown(temporary, uid, gid)
             os.chmod(temporary, mode)
             os.replace(temporary, path)
             _writing.discard(temporary)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fanout import _become, _files, _limits, _output, _progress, _shell, _terminal
+from fanout import _become, _files, _limits, _output, _progress, _secret, _shell, _terminal
 from fanout._deadlines import DEADLINES
 from fanout._timeouts import check_timeout
 from fanout.errors import (
@@ -495,16 +495,27 @@ class Fleet:
         return Results({name: _command_result(result, check) for name, result in results.items()})
 
     def put(
-        self, local: str | os.PathLike, remote: str, *, mode: int | None = None, timeout: float | None = None
+        self,
+        local: str | os.PathLike,
+        remote: str,
+        *,
+        mode: int | None = None,
+        owner: str | int | None = None,
+        group: str | int | None = None,
+        timeout: float | None = None,
     ) -> Results:
         """Push a file to ``remote`` (a full path) on every host; each value is a :class:`~fanout.fleet.Transfer`.
 
         Hosts whose file already has the same content are not sent it again
-        (only its mode is fixed if that differs); elsewhere the file is written
-        beside its target and renamed into place, so readers never see half of it.
-        ``mode`` defaults to the local file's permissions. Each host goes through
-        its steps on its own, within its own ``timeout``.
+        (only its mode and ownership are fixed if they differ); elsewhere the file is
+        written beside its target and renamed into place, so readers never see half of it.
+        ``mode`` defaults to the local file's permissions; ``owner`` and ``group`` (names
+        or ids) to the writing user's (changing them takes root: see :meth:`become`).
+        Each host goes through its steps on its own, within its own ``timeout``.
         """
+        for what, value in (("owner", owner), ("group", group)):
+            if value is not None and not (isinstance(value, str) and value) and type(value) is not int:
+                raise ValueError(f"{what} must be a name or a numeric id, not {value!r}")
         data = Path(local).read_bytes()
         if mode is None:
             mode = stat.S_IMODE(os.stat(local).st_mode)
@@ -513,7 +524,7 @@ class Fleet:
         self._deadline(timeout)
         if not self._connected:
             self.connect()
-        push = _Push(remote, data, mode, hashlib.sha256(data).hexdigest(), secrets.token_hex(8))
+        push = _Push(remote, data, mode, hashlib.sha256(data).hexdigest(), secrets.token_hex(8), owner, group)
         names = list(self.hosts)
         results: dict[str, Result] = {}
         enabled = _progress.wanted(len(names), self.progress)
@@ -549,15 +560,18 @@ class Fleet:
                 raise self._timed_out(name, deadline) from None
 
         try:
-            verdict = step(_files.compare, push.remote, push.sha256, push.mode)
+            verdict = step(_files.compare, push.remote, push.sha256, push.mode, push.owner, push.group)
             if verdict == "mode":
-                step(_files.set_mode, push.remote, push.mode)
+                step(_files.set_mode, push.remote, push.mode, push.owner, push.group)
             elif verdict == "content":
                 offsets = range(0, max(len(push.data), 1), PUT_CHUNK)
                 for offset in offsets:
                     piece = push.data[offset : offset + PUT_CHUNK]
                     last = offset == offsets[-1]
-                    step(_files.write, push.remote, piece, offset, last, push.mode, push.sha256, push.token)
+                    step(
+                        _files.write,
+                        *(push.remote, piece, offset, last, push.mode, push.sha256, push.token, push.owner, push.group),
+                    )
         except Exception as exc:
             return Result(name, status_of(exc), error=exc)
         return Result(name, OK, value=Transfer(push.remote, verdict != "same", len(push.data), push.sha256))
@@ -571,11 +585,11 @@ class Fleet:
             contexts += [c for c in self._logins.values() if c not in contexts]  # after their become contexts
             self._logins = {}
             views, self._views = list(self._views.values()), {}
-        for view in views:
-            Fleet.close(view)
             closing, self._closing = self._closing, []
             pool, self._send_pool = self._send_pool, None
             self._connected = False
+        for view in views:
+            Fleet.close(view)
         if contexts:
             with ThreadPoolExecutor(max_workers=min(self.forks, len(contexts))) as closer:
                 list(closer.map(lambda context: context.close(), contexts))
@@ -663,6 +677,8 @@ class _Push:
     mode: int
     sha256: str
     token: str  # names this push's temporary file on each host
+    owner: str | int | None = None
+    group: str | int | None = None
 
 
 def _end(context: Any, error: CallTimeout) -> None:
@@ -712,8 +728,12 @@ def _names(prefixes: Iterable[str]) -> list[str]:
 
 
 def _with_modules(options: Mapping[str, Any], extra: dict[str, tuple[str, ...]]) -> dict[str, Any]:
-    """A host's options with the fleet's module prefixes added to its own."""
+    """A host's options with the fleet's module prefixes added to its own, and its passwords hidden from reprs."""
     merged = dict(options)
+    if "password" in merged:
+        merged["password"] = _secret.hide(merged["password"])
+    if isinstance(merged.get("become"), Mapping):
+        merged["become"] = {k: _secret.hide(v) if k == "password" else v for k, v in merged["become"].items()}
     for key, names in extra.items():
         if names:
             merged[key] = (*_names(merged.get(key, ())), *names)

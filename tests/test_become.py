@@ -174,8 +174,9 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
     try:
         env = open("/proc/%s/environ" % pid, "rb").read()
     except OSError:
-        env = b""  # not owned by root: docker gives root no ptrace right. sudo, su and doas run as root
-    print(pid, "fanout" if b"fanout_stage1" in cmd else "-", "SECRET" if bytes.fromhex("@SECRET@") in cmd + env else "-")
+        env = b""  # not owned by root, docker gives root no ptrace right; sudo, su, doas run as root
+    secret = bytes.fromhex("@SECRET@") in cmd + env
+    print(pid, "fanout" if b"fanout_stage1" in cmd else "-", "SECRET" if secret else "-")
 print("end")
 '"""
 
@@ -273,3 +274,43 @@ def test_services_in_a_become_context(login, user_modules):
     assert root.call_service(module.Whoami, "uid") == 0
     with service.Pool(2, services=[Greeter()]).serve_children():
         assert root.call(module.ask_master, Greeter.name) == "hello 0"  # fanout.parent() reaches the master
+
+
+def test_fleet_become_runs_puts_and_calls_as_root(fleet, host, tmp_path, probe):
+    from tests.test_fleet import run, ssh_client
+
+    options = {**host.connect_options(user=hosts.NOPASS_USER), "host": host.address}
+    config = tmp_path / "app.conf"
+    config.write_text("listen 80\n")
+    with fanout.Fleet({host.name: options}, echo=False) as the_fleet:
+        root = the_fleet.become("root")
+        assert the_fleet.become("root") is root  # kept
+        ran = root.run("id -u; touch /etc/fanout-become-test")[host.name]
+        assert ran.ok and ran.value.stdout.strip() == "0", ran
+        put = root.put(config, "/etc/fanout-become.conf", mode=0o640, owner="root", group=hosts.APP_USER)[host.name]
+        assert put.ok, put
+        assert root.call(probe.whoami)[host.name].value == "root"
+        assert the_fleet.call(probe.whoami)[host.name].value == hosts.NOPASS_USER  # the login fleet is itself
+        with root:
+            pass  # leaving a become fleet's block keeps its contexts
+        assert root.call(os.getuid)[host.name].value == 0
+    client = ssh_client(host)  # a separate SSH session, as the login user, checks what root left
+    try:
+        status, owners, _ = run(client, "stat -c '%U %G %a' /etc/fanout-become-test /etc/fanout-become.conf")
+    finally:
+        client.close()
+    assert status == 0 and owners.splitlines() == ["root root 644", f"root {hosts.APP_USER} 640"]
+    assert root_exec(fleet, host, "cat /etc/fanout-become.conf") == "listen 80"
+
+
+def test_fleet_become_per_host_options_and_failures(fleet, host):
+    good = {**host.connect_options(user=hosts.NOPASS_USER), "host": host.address}
+    wrong = {**host.connect_options(), "host": host.address, "become": {"password": "not-it-42"}}
+    inventory_like = {**host.connect_options(user=hosts.NOPASS_USER), "host": host.address, "become": {"enabled": True}}
+    with fanout.Fleet({"good": good, "wrong": wrong, "enabled": inventory_like}, echo=False) as the_fleet:
+        assert the_fleet.call(os.getuid)["enabled"].value == 0  # enabled by the host's own options
+        results = the_fleet.become("root").call(os.getuid)
+        assert results["good"].value == 0
+        assert results["wrong"].status == "auth-failed"
+        assert str(results["wrong"].error) == "sudo refused the password for tester on wrong"
+        assert "not-it-42" not in repr(results) + repr(the_fleet.hosts)
