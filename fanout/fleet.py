@@ -510,7 +510,7 @@ class Fleet:
         (only its mode and ownership are fixed if they differ); elsewhere the file is
         written beside its target and renamed into place, so readers never see half of it.
         ``mode`` defaults to the local file's permissions; ``owner`` and ``group`` (names
-        or ids) to the writing user's (changing them takes root: see :meth:`become`).
+        or ids) to the writing user's (changing them takes root: see :meth:`Fleet.become`).
         Each host goes through its steps on its own, within its own ``timeout``.
         """
         for what, value in (("owner", owner), ("group", group)):
