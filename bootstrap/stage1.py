@@ -481,10 +481,11 @@ class Threads:
                     PARENT.answered(rid, body)
                 elif kind == TO_CONTEXT:
                     hop = ROUTES.down(rid, body)
-                    if hop:
-                        CHILDREN[hop[0]].put(hop[1])
+                    child = hop and CHILDREN.get(hop[0])
+                    if child:  # else it has just ended: its GONE is on its way
+                        child.put(hop[1])
                 elif kind == OPEN:
-                    CHILDREN[rid] = _Child(rid, *load(body))
+                    _open(rid, body)
                 elif kind == ROUTE:
                     ROUTES.add(rid, int.from_bytes(body, "big"))
                 elif kind == CLOSE:
@@ -678,8 +679,8 @@ class _Child:
         self.queue.put(None)
         os.close(self.rfd)
         status = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
-        CHILDREN.pop(self.cid, None)
         ROUTES.drop(self.cid)
+        CHILDREN.pop(self.cid, None)
         text = seen.decode("utf-8", "backslashreplace") if self.held is not None or how == "protocol" else ""
         send(GONE, self.cid, b"r" + repr((how or "ended", text[-4096:], status, answered)).encode())
 
@@ -699,6 +700,14 @@ class _Child:
             return "needs password"
         self.queue.put(self.password.encode() + b"\n")
         return "asked"
+
+
+def _open(cid, body):
+    """OPEN: start a child; one that cannot be started is reported GONE at once."""
+    try:
+        CHILDREN[cid] = _Child(cid, *load(body))
+    except Exception as exc:
+        send(GONE, cid, b"r" + repr(("ended", "fanout: cannot start it: %s" % exc, None, False)).encode())
 
 
 def _write_all(fd, data):
