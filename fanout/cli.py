@@ -4,6 +4,9 @@
 ``--shell CMD`` runs a command, on the hosts the pattern selects. Without an
 inventory only ``localhost`` exists, reached through a local child process (as
 Ansible's implicit localhost), so the command works with no SSH at all.
+``-b`` runs it as another user on each host (root, through sudo, unless told
+otherwise); as in Ansible, a host's own ``ansible_become*`` variables win over
+the command line's ``-b``, ``--become-user``, ``--become-method`` and ``-K``.
 Exit status as Ansible's: 4 when a host was unreachable, else 2 when one failed; 1 for a bad request (one line on
 stderr, never a traceback), 2 for bad usage (argparse's), 130 on Ctrl-C, after the results already in.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import getpass
 import importlib
 import json
 import os
@@ -25,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import fanout
-from fanout import _shell, _terminal
+from fanout import _become, _shell, _terminal
 from fanout._timeouts import MAX_TIMEOUT, check_timeout
 from fanout.errors import FanoutError
 from fanout.fleet import CommandResult, _command_result
@@ -36,6 +40,8 @@ INTERRUPTED = 130  # the exit status of Ctrl-C, as shells report it (128 + SIGIN
 MAX_FORKS = 10_000  # connections opened at once: each is a thread, and about three open files
 MAX_ARGS_DEPTH = 100  # levels of lists and objects in -a
 MAX_LIMIT_FILE_BYTES = 64 * 1024 * 1024  # an --limit @FILE of host names
+BECOME_PROMPT = "BECOME password: "  # -K's prompt, as Ansible's
+MAX_NAMED_HOSTS = 5  # hosts a warning names before it says "and N more"
 
 
 class UsageError(Exception):
@@ -83,6 +89,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-u", "--user", help="remote user, where the inventory sets none")
     parser.add_argument("--private-key", metavar="FILE", help="SSH key, where the inventory sets none")
     parser.add_argument("--json", action="store_true", help="print one JSON object per host, and nothing live")
+    become = parser.add_argument_group(
+        "become", "run as another user on each host; a host's own ansible_become* variables win over these"
+    )
+    become.add_argument(
+        "-b", "--become", action="store_true", help="run as another user (root, through sudo, unless told otherwise)"
+    )
+    become.add_argument("--become-user", metavar="USER", help="the user to become (default root)")
+    become.add_argument(
+        "--become-method",
+        choices=_become.METHODS,
+        help=f"how to become it: {', '.join(_become.METHODS)} (default sudo)",
+    )
+    become.add_argument(
+        "-K", "--ask-become-pass", action="store_true", help="ask for the become password, once, before connecting"
+    )
     return parser
 
 
@@ -157,6 +178,10 @@ def _check_options(args: argparse.Namespace) -> None:
         if not key.is_file():
             raise UsageError(f"--private-key {args.private_key}: no such file")
         args.private_key = str(key)
+    try:  # a user name sudo, su and doas would refuse is refused now
+        _become.plan(args.become_method or "sudo", "root" if args.become_user is None else args.become_user)
+    except ValueError as exc:
+        raise UsageError(f"--become-user: {exc}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -188,6 +213,10 @@ def _main(argv: list[str], interrupts: _Interrupts) -> int:
             function = resolve_function(args.function or _DEFAULT_FUNCTION)
             task = (function, *parse_arguments(args.args))
         hosts = select_hosts(args)
+        if args.ask_become_pass and _becoming(hosts):
+            password = ask_become_password()
+            for name in _becoming(hosts):
+                hosts[name]["become"].setdefault("password", password)  # a host's own password wins, as in Ansible
     except KeyboardInterrupt:
         _say("interrupted")
         return INTERRUPTED
@@ -404,7 +433,62 @@ def select_hosts(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         which = [name for name, given in (("-u", args.user), ("--private-key", args.private_key)) if given]
         verb = "apply" if len(which) > 1 else "applies"
         _say(f"warning: {' and '.join(which)} {verb} to SSH hosts only, and none is selected")
+    _set_become(args, inventory, hosts)
     return hosts
+
+
+def _set_become(args: argparse.Namespace, inventory: Any, hosts: dict[str, dict[str, Any]]) -> None:
+    """Turn become on where it applies, as Ansible does: on every host with ``-b``, on the hosts whose inventory
+    says ``ansible_become=true`` without it; a host's ``ansible_become=false`` wins over ``-b``. The command
+    line's user and method go to those hosts, under the host's own. What has no effect is said, never ignored."""
+    from fanout.inventory import BecomeOptions
+
+    given = {"user": args.become_user, "method": args.become_method}
+    given = {key: value for key, value in given.items() if value is not None}
+    kept_out = []  # hosts that -b does not change: their inventory says ansible_become=false
+    for name, options in hosts.items():
+        own = options.get("become")
+        switch = None if own is None else inventory.become_enabled(name)
+        if switch is False and args.become:
+            kept_out.append(name)
+        if args.become if switch is None else switch:
+            options["become"] = BecomeOptions({**given, **(own or {}), "enabled": True})
+    if kept_out:
+        _say(f"warning: -b leaves {_some(kept_out)} as the login user: the inventory sets ansible_become=false there")
+    which = [flag for flag, option in _BECOME_OPTIONS if getattr(args, option)]
+    if which and not args.become and not _becoming(hosts):  # with -b, the warning above said why
+        verb = "has" if len(which) == 1 else "have"
+        _say(
+            f"warning: {' and '.join(which)} {verb} no effect: no selected host runs through become"
+            " (give -b, or set ansible_become in the inventory)"
+        )
+
+
+_BECOME_OPTIONS = (("--become-user", "become_user"), ("--become-method", "become_method"), ("-K", "ask_become_pass"))
+
+
+def _becoming(hosts: dict[str, dict[str, Any]]) -> list[str]:
+    """The hosts whose calls run through become."""
+    return [name for name, options in hosts.items() if (options.get("become") or {}).get("enabled")]
+
+
+def _some(names: list[str]) -> str:
+    """A few host names for a warning, and how many more."""
+    shown = ", ".join(names[:MAX_NAMED_HOSTS])  # _say escapes them
+    more = len(names) - MAX_NAMED_HOSTS
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def ask_become_password() -> str:
+    """``-K``: the become password, asked once on the terminal (as Ansible asks it), never echoed."""
+    try:
+        return getpass.getpass(BECOME_PROMPT)
+    except KeyboardInterrupt:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write("\n")  # the prompt's line is left open: "interrupted" goes on a line of its own
+        raise
+    except EOFError:
+        raise UsageError("-K: no become password was given (the input ended)") from None
 
 
 def _limit_names(inventory: Any, limit: str) -> list[str]:

@@ -3,12 +3,20 @@
 ::
 
     inv = Inventory.load("inventory/hosts")
-    for name in inv.hosts("webservers:&staging:!phoenix"):
-        ctx = fanout.connect(**inv.connect_options(name))
+    with fanout.Fleet(inv.fleet_hosts("webservers:&staging:!phoenix")) as fleet:
+        fleet.run("uptime")                     # as root where the inventory says ansible_become=true
+
+    options = inv.connect_options("web1")      # one host: its become options are not fanout.connect's
+    become = options.pop("become", {})
+    ctx = fanout.connect(**options)
+    if become.get("enabled"):
+        ctx = ctx.become(**{k: v for k, v in become.items() if k != "enabled"})
 
 Variables are merged with ansible-core's default precedence (``all`` group < other groups by depth,
 ``ansible_group_priority`` and name < ``group_vars/all`` < ``group_vars/<group>`` < inline host variables <
-``host_vars/<host>``). Values are not templated: ``{{ ... }}`` stays a plain string.
+``host_vars/<host>``). Values are not templated: ``{{ ... }}`` stays a plain string (in a become variable it is
+refused, rather than typed as a password). Become variables are read as ansible-core's become plugins read them;
+one fanout cannot honour (``ansible_become_method=runas``, the old ``ansible_sudo``) is an error, never ignored.
 
 What an inventory may stand for is bounded (``MAX_*`` below), and checked before anything is built: a host range
 over a million hosts or a YAML alias bomb is an :class:`InventoryError` naming the file and line, never gigabytes.
@@ -32,9 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fanout import _become as _become_plan
 from fanout._timeouts import check_timeout
 
-__all__ = ["Group", "Inventory", "InventoryError"]
+__all__ = ["BecomeOptions", "Group", "Inventory", "InventoryError"]
 
 
 IMPLICIT_LOCALHOSTS = ("localhost", "127.0.0.1", "::1")
@@ -814,7 +823,9 @@ class Inventory:
         return merged
 
     def connect_options(self, name: str) -> dict[str, Any]:
-        """Keyword arguments for :func:`fanout.connect` from the host's connection variables (``host`` included)."""
+        """Keyword arguments for :func:`fanout.connect` from the host's connection variables (``host`` included);
+        with ``become`` (a :class:`BecomeOptions`) when the host sets any become variable, which :class:`~fanout.Fleet`
+        takes off before it connects."""
         hv = self.host_vars(name)
 
         def pick(*keys: str) -> Any:
@@ -871,18 +882,37 @@ class Inventory:
         if connection != "ssh" and connection not in ("smart", "paramiko", "paramiko_ssh"):
             opts["connection"] = connection
         opts.update(_module_policy(name, hv))
+        become = _become(name, hv)
+        if become is not None:
+            opts["become"] = become
         return opts
+
+    def become_enabled(self, name: str) -> bool | None:
+        """The host's ``fanout_become`` or ``ansible_become``, as a bool; None when neither is set (then the command
+        line's ``-b`` decides, as in Ansible). A host not in the inventory (the implicit ``localhost``) takes the
+        ``all`` group's."""
+        variables = self.host_vars(name) if name in self._hosts else self._all_vars()
+        return _become_enabled(name, variables)
+
+    def _all_vars(self) -> dict[str, Any]:
+        """The variables every host has: the ``all`` group's, and ``group_vars/all``."""
+        return {**self.groups["all"].vars, **self._file_group_vars.get("all", {})}
 
     def fleet_hosts(self, pattern: str = "all") -> dict[str, dict[str, Any]]:
         """Connection options of the hosts ``pattern`` selects; an absent ``localhost`` is implicit, as in Ansible.
 
         The implicit ``localhost`` takes only the module policy (``fanout_allow_modules``, ``fanout_deny_modules``)
-        of the ``all`` group: as in Ansible it is in no group, but a policy set for every host must hold there too.
+        and the become variables of the ``all`` group: as in Ansible it is in no group, but a policy set for every
+        host must hold there too, and ansible-core runs it through the ``all`` group's ``ansible_become``.
         """
         names = self.hosts(pattern)
         if not names and pattern.strip() in IMPLICIT_LOCALHOSTS:
-            every_host = {**self.groups["all"].vars, **self._file_group_vars.get("all", {})}
-            return {pattern.strip(): {"connection": "local", **_module_policy(pattern.strip(), every_host)}}
+            name, every_host = pattern.strip(), self._all_vars()
+            options: dict[str, Any] = {"connection": "local", **_module_policy(name, every_host)}
+            become = _become(name, every_host)  # as in ansible-core: the all group's ansible_become holds there too
+            if become is not None:
+                options["become"] = become
+            return {name: options}
         return {name: self.connect_options(name) for name in names}
 
     # ------------------------------------------------------------------------------------------------- patterns
@@ -963,6 +993,147 @@ def _module_policy(host: str, variables: Mapping[str, Any]) -> dict[str, tuple[s
                 )
         options[option] = tuple(dict.fromkeys(items))
     return options
+
+
+# ------------------------------------------------------------------------------------------------------------ become
+
+# ansible-core's forms of a boolean (module_utils.parsing.convert_bool); strings are compared lower-cased and stripped.
+_TRUE = frozenset({"y", "yes", "on", "1", "true", "t"})
+_FALSE = frozenset({"n", "no", "off", "0", "false", "f"})
+_BECOME_SWITCH = ("fanout_become", "ansible_become")  # the first one set wins, as fanout_* does elsewhere
+_BECOME_METHOD = ("fanout_become_method", "ansible_become_method")
+_BECOME_OPTIONS = ("user", "password", "exe", "flags")
+# su and doas in another language: fanout takes any prompt line ending in a colon for theirs, so these are met.
+_BECOME_PROMPTS = ("ansible_su_prompt_l10n", "ansible_doas_prompt_l10n")
+# Become variables refused, each with the reason (decision 11: a switch read by nobody runs as the wrong user).
+_BECOME_REFUSED = {
+    "ansible_sudo": "Ansible no longer reads it either: use ansible_become=true (sudo is the default method)",
+    "ansible_su": "Ansible no longer reads it either: use ansible_become=true and ansible_become_method=su",
+    "ansible_sudo_chdir": "fanout does not change directory before sudo: leave it out, or cd in the command",
+}
+_BECOME_PREFIXES = ("ansible_become", "fanout_become", "ansible_sudo_", "ansible_su_", "ansible_doas_")
+_TEMPLATE_MARKS = ("{{", "{%")
+
+
+def _become_variables(option: str, method: str) -> tuple[str, ...]:
+    """The variables of one become option, lowest precedence first, as ansible-core's become plugins read them: the
+    last one set wins (its config manager's rule: ``ansible_become_pass`` over ``ansible_become_password``), and
+    the method's own legacy name (``ansible_sudo_pass``, ``ansible_su_user``...) counts for that method only.
+    ``fanout_become_*`` is above them all."""
+    if option == "password":
+        return ("ansible_become_password", "ansible_become_pass", f"ansible_{method}_pass", "fanout_become_password")
+    return (f"ansible_become_{option}", f"ansible_{method}_{option}", f"fanout_become_{option}")
+
+
+_KNOWN_BECOME = frozenset(
+    {*_BECOME_SWITCH, *_BECOME_METHOD, *_BECOME_PROMPTS}
+    | {
+        name
+        for method in _become_plan.METHODS
+        for option in _BECOME_OPTIONS
+        for name in _become_variables(option, method)
+    }
+)
+
+
+class BecomeOptions(dict):
+    """A host's become options, as :class:`~fanout.Fleet` reads them (``enabled``, and any of ``user``, ``method``,
+    ``password``, ``exe``, ``flags``): a dict whose ``repr`` never shows the password."""
+
+    def __repr__(self) -> str:
+        shown = (f"{key!r}: {'<hidden>' if key == 'password' else repr(value)}" for key, value in self.items())
+        return "{" + ", ".join(shown) + "}"
+
+    def copy(self) -> BecomeOptions:
+        return type(self)(self)
+
+
+def _first_set(variables: Mapping[str, Any], names: Sequence[str]) -> tuple[str, Any] | None:
+    for name in names:
+        if variables.get(name) is not None:
+            return name, variables[name]
+    return None
+
+
+def _become_enabled(host: str, variables: Mapping[str, Any]) -> bool | None:
+    """``fanout_become`` or ``ansible_become`` as a bool, read as ansible-core reads a boolean; None when unset."""
+    found = _first_set(variables, _BECOME_SWITCH)
+    if found is None:
+        return None
+    name, value = found
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise InventoryError(
+        f"host {host!r}: {name} must be a boolean (true or false, yes or no, on or off, 1 or 0),"
+        f" got {_shorten(repr(value))}"
+    )
+
+
+def _become(host: str, variables: Mapping[str, Any]) -> BecomeOptions | None:
+    """The host's become options from its variables, checked (None when it sets none). What fanout cannot do is an
+    :class:`InventoryError` naming the host and the variable, and never holding the password."""
+    for name, value in variables.items():
+        if value is None or not isinstance(name, str):
+            continue
+        if name in _BECOME_REFUSED:
+            raise InventoryError(f"host {host!r}: {name} is not supported: {_BECOME_REFUSED[name]}")
+        if name.startswith(_BECOME_PREFIXES) and name not in _KNOWN_BECOME:
+            raise InventoryError(
+                f"host {host!r}: fanout does not know the become variable {_shorten(name)!r} (a typo?): it reads"
+                " ansible_become, ansible_become_user, ansible_become_method, ansible_become_password (or _pass),"
+                " ansible_become_exe and ansible_become_flags, their fanout_become* forms, and the method's own"
+                " ansible_sudo_*, ansible_su_* or ansible_doas_* user, pass, exe and flags"
+            )
+    enabled = _become_enabled(host, variables)
+    options = BecomeOptions()
+    found = _first_set(variables, _BECOME_METHOD)
+    if found is not None:
+        name, method = found
+        if method not in _become_plan.METHODS:
+            raise InventoryError(
+                f"host {host!r}: {name} is {_shorten(repr(method))}, a become method fanout does not have:"
+                f" it becomes another user with {', '.join(_become_plan.METHODS)}"
+            )
+        options["method"] = method
+    for option in _BECOME_OPTIONS:
+        found = _first_set(variables, _become_variables(option, options.get("method", "sudo"))[::-1])
+        if found is not None:
+            options[option] = _become_value(host, option, *found)
+    if enabled is None and not options:
+        return None
+    try:  # what sudo, su or doas would refuse (a user name with a space...) is refused now, naming the host
+        _become_plan.plan(
+            options.get("method", "sudo"),
+            options.get("user", "root"),
+            **{key: options[key] for key in ("password", "exe", "flags") if key in options},
+        )
+    except (ValueError, TypeError) as exc:  # the plan's messages never hold the password
+        raise InventoryError(f"host {host!r}: {exc}") from None
+    return BecomeOptions(enabled=bool(enabled), **options)
+
+
+def _become_value(host: str, option: str, name: str, value: Any) -> Any:
+    """One become variable's value as fanout passes it on: a string (flags: or a list of strings)."""
+    secret = option == "password"
+    if isinstance(value, str) and name.startswith("ansible_") and any(mark in value for mark in _TEMPLATE_MARKS):
+        raise InventoryError(
+            f"host {host!r}: {name} is a Jinja2 template, which fanout does not evaluate"
+            f" (sent as it is, it would {'be typed as the password' if secret else 'name nothing real'}):"
+            f" set the value itself, or fanout_become_{option} to send these characters as they are"
+        )
+    if option == "flags" and isinstance(value, (list, tuple)) and all(isinstance(flag, str) for flag in value):
+        return tuple(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):  # INI reads 1234 as a number
+        return str(value)
+    shown = type(value).__name__ if secret else _shorten(repr(value))
+    kind = "a string or a list of strings" if option == "flags" else "a string"
+    raise InventoryError(f"host {host!r}: {name} must be {kind}, got {shown}")
 
 
 def _split_pattern(pattern: str) -> list[str]:
