@@ -21,6 +21,7 @@ METHODS = ("sudo", "su", "doas")
 PYTHON_ARGS = "\0argv"  # the relay puts [python, "-c", stage 0] here
 PYTHON_SHELL = "\0sh"  # ... or that command as one shell word (su runs it through the user's shell)
 MAX_USER = 256  # characters of a user name: sudo and su take far less; more is a mistake
+NON_INTERACTIVE = ("-n", "--non-interactive")  # dropped from given flags when there is a password to type
 DEFAULT_FLAGS = {"sudo": ("-H",), "su": (), "doas": ()}  # sudo -H: HOME is the target user's, as Ansible's default
 
 
@@ -77,6 +78,8 @@ def plan(
         raise ValueError(f"become exe must be a program name or path, not {exe!r}")
     program = exe or method
     extra = _flags(method, flags)
+    if password is not None and method in ("sudo", "doas"):  # Ansible's '-H -S -n' with a password: -n would refuse it
+        extra = tuple(f for f in extra if f not in NON_INTERACTIVE)
     if method == "sudo":
         prompt = f"[fanout-sudo-{secrets.token_hex(8)}] "
         auth = ("-S",) if password is not None else ("-n",)

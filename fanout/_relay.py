@@ -21,6 +21,7 @@ from fanout.errors import ConnectionLost
 if TYPE_CHECKING:
     from fanout._context import Context
 
+CLOSE_LOCK_WAIT = 1.0  # seconds close() waits for the connection's send lock before it gives the child up
 MAX_REPLAY = 16 * 1024 * 1024  # bytes sent to a child before it is ready, kept to send again on a terminal
 
 
@@ -84,12 +85,16 @@ class RelayTransport:
         """Ask the parent to end the child's input; the child's GONE ends this transport."""
         if self._ended.is_set():
             return
+        if not self.root._send_lock.acquire(timeout=CLOSE_LOCK_WAIT):  # a send stuck on a host that stopped reading
+            self.ended("closed while its connection could not be written to")
+            return
         try:
-            with self.root._send_lock:
-                self.parent._raise_if_lost()
-                self.root._write(self.parent._addressed(self.parent._protocol.close_child(self.id)))
+            self.parent._raise_if_lost()
+            self.root._write(self.parent._addressed(self.parent._protocol.close_child(self.id)))
         except ConnectionLost:
             self.ended("its parent's connection was lost")
+        finally:
+            self.root._send_lock.release()
 
     def describe_end(self) -> str:
         return self._end_text

@@ -291,7 +291,7 @@ class Fleet:
             return status_of(exc)
         with self._lock:
             self._logins[name] = context
-        if become and become.get("enabled", True):  # the inventory's ansible_become: calls run as that user
+        if become and become.get("enabled", False):  # the inventory's ansible_become: calls run as that user
             try:
                 context = context.become(**_become_options(become, {}))
             except Exception as exc:

@@ -55,6 +55,12 @@ def test_bad_options_are_refused_before_anything_starts(kwargs, complaint) -> No
         _become.plan(**kwargs)
 
 
+def test_a_non_interactive_flag_gives_way_to_a_password() -> None:
+    plan = _become.plan("sudo", "root", password="pw", flags="-H -S -n")  # Ansible's usual become_flags
+    assert "-n" not in plan.argv and "-H" in plan.argv
+    assert "-n" in _become.plan("sudo", "root", flags="-H -n").argv
+
+
 def test_bad_types_are_refused() -> None:
     with pytest.raises(TypeError):
         _become.plan(password=1234)
