@@ -1,6 +1,7 @@
 """Measure what fanout's bootstrap costs over raw paramiko, on a Docker fleet of real sshd hosts.
 
-Run from the repository root: ``python -m benchmarks.bootstrap [--hosts 8] [--repeat 5] [--suite bookworm]``.
+Run from the repository root: ``python -m benchmarks.bootstrap [--hosts 8] [--repeat 5] [--suite bookworm]``
+(``--only become`` for the become rows alone, ``--only bootstrap`` for the others).
 
 Why side by side in one run: absolute times depend on the machine, its load and
 the container runtime; a ratio against a paramiko baseline measured minutes
@@ -15,6 +16,7 @@ import argparse
 import contextlib
 import datetime
 import importlib
+import math
 import os
 import platform
 import shlex
@@ -27,6 +29,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,6 +48,15 @@ TARGET_RATIO_CONNECT = 1.15
 TARGET_ROUND_TRIPS = 8.0
 TARGET_BYTES_UP = 12_000  # "12 KB", read as the stricter 12,000 bytes
 TARGET_RATIO_WARM = 1.3
+# Become (issue 10): the login user has NOPASSWD sudo; the targets are against its own context in the same run.
+BECOME_USER = "root"  # the checks expect euid 0
+TARGET_BECOME_OVER_SUDO = 1.0  # extra wall time of become + first call, over sudo -n + Python start-up
+TARGET_BECOME_ROUND_TRIPS = 1.0  # extra round trips, beyond what sudo + Python take on the host
+TARGET_BECOME_BYTES_UP = 2_000  # "2 KB", read as the stricter 2,000 bytes
+TARGET_RATIO_RELAY = 1.5  # a warm call in the become context against one in the login context
+WARM_UP_CALLS = 3  # untimed calls that make a login context warm (the user module imported, caches filled)
+WARM_SAMPLES = 5  # timed warm calls whose median is subtracted from a first call
+BECOME_KINDS = ("sudo", "fanout", "mitogen")  # reference (sudo -n + Python, from the login child), the two tools
 
 # The user module: importable on the master only (a temporary directory on sys.path),
 # so the first call makes fanout carry it to the host by import on demand.
@@ -60,6 +72,25 @@ def func():
 
 def noop():
     return None
+
+
+def ident():
+    return os.getpid(), os.geteuid()
+
+
+def load_subprocess():
+    import subprocess  # noqa: F401
+
+
+def sudo_python(user):
+    """What fanout's become runs on the host, minus fanout: sudo -n starting this Python, which exits at once."""
+    import subprocess
+    import sys
+
+    argv = ["sudo", "-H", "-n", "-u", user, "--", sys.executable, "-c", "pass"]
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True)
+    if done.returncode:
+        raise RuntimeError(f"{argv} exited {done.returncode}: {done.stderr!r}")
 '''
 
 
@@ -315,6 +346,204 @@ def measure(fleet_hosts: list[FleetHost], module, repeat: int, calls: int, workd
     return res
 
 
+# -- become: a child of the login child, as root through sudo -------------------------------
+
+
+@dataclass
+class BecomeSample:
+    """One login connection: what a first call as root cost over a warm call, then warm calls in both contexts."""
+
+    extra: float  # become (or sudo) + first call, minus a warm call in the login context
+    bytes_extra: int | None = None  # the same for bytes master -> host, by the login context's ctx.stats
+    proxy_bytes_extra: int | None = None  # ... counted by the delay proxy (SSH framing included)
+    second: float | None = None  # extra as for ``extra``, for a second become context on the same login context
+    bytes_second: int | None = None
+    warm_login: float | None = None  # seconds per warm call, direct in the login context
+    warm_become: float | None = None  # ... in the become context, through the login child's relay
+
+
+def _warm_call(call: Callable[[], object], counters: Callable[[], tuple[int, int]]) -> tuple[float, int, int]:
+    """Median seconds of a warm call, and the bytes one call sends by ``counters`` (fanout's, the proxy's)."""
+    for _ in range(WARM_UP_CALLS):
+        call()
+    before = counters()
+    times = []
+    for _ in range(WARM_SAMPLES):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    after = counters()
+    return statistics.median(times), (after[0] - before[0]) // WARM_SAMPLES, (after[1] - before[1]) // WARM_SAMPLES
+
+
+def _first_call(open_context: Callable[[], object], call: Callable[[object], tuple[int, int]]) -> tuple:
+    """Open a become context and make its first call: the context, its answer, the seconds both took."""
+    started = time.perf_counter()
+    context = open_context()
+    answer = call(context)
+    return context, answer, time.perf_counter() - started
+
+
+def _per_call(call: Callable[[], object], calls: int) -> float:
+    started = time.perf_counter()
+    for _ in range(calls):
+        call()
+    return (time.perf_counter() - started) / calls
+
+
+def _warm_pair(login: Callable[[], object], become: Callable[[], object], calls: int, repeat: int) -> tuple:
+    """Seconds per warm call in the login and become contexts, which goes first alternating by repeat."""
+    if calls == 0:
+        return None, None
+    result = {}
+    for kind in _order(("login", "become"), repeat):
+        call = login if kind == "login" else become
+        call()
+        result[kind] = _per_call(call, calls)
+    return result["login"], result["become"]
+
+
+def _check_become(login: tuple[int, int], become: tuple[int, int], tool: str) -> None:
+    if become[1] != 0 or become[0] == login[0]:
+        raise RuntimeError(f"{tool}: the become context answered {become!r}, the login context {login!r}")
+
+
+def become_reference(ep: Endpoint, module, proxy: DelayProxy | None, calls: int, repeat: int) -> BecomeSample:
+    """sudo -n + Python start-up on the host: a warm login-context call running it, minus a warm call."""
+    with fanout_connect(ep) as ctx:
+        ctx.call(module.load_subprocess)
+        warm, _, _ = _warm_call(lambda: ctx.call(module.ident), lambda: (0, 0))
+        started = time.perf_counter()
+        ctx.call(module.sudo_python, BECOME_USER)
+        return BecomeSample(time.perf_counter() - started - warm)
+
+
+def become_fanout(ep: Endpoint, module, proxy: DelayProxy | None, calls: int, repeat: int) -> BecomeSample:
+    """``ctx.become(...)`` + its first call on a warm login context, then a second one; warm calls in both."""
+
+    def counters() -> tuple[int, int]:
+        return ctx.stats["bytes_sent"], proxy.bytes_up if proxy is not None else 0
+
+    with fanout_connect(ep) as ctx:
+        login = ctx.call(module.ident)
+        warm, warm_bytes, warm_proxy_bytes = _warm_call(lambda: ctx.call(module.ident), counters)
+        sent, up = counters()
+        root, answer, elapsed = _first_call(lambda: ctx.become(BECOME_USER), lambda c: c.call(module.ident))
+        sent_after, up_after = counters()
+        _check_become(login, answer, "fanout")
+        sample = BecomeSample(elapsed - warm, sent_after - sent - warm_bytes)
+        if proxy is not None:
+            sample.proxy_bytes_extra = up_after - up - warm_proxy_bytes
+            return sample
+        _, answer, elapsed = _first_call(lambda: ctx.become(BECOME_USER), lambda c: c.call(module.ident))
+        _check_become(login, answer, "fanout")
+        sample.second, sample.bytes_second = elapsed - warm, counters()[0] - sent_after - warm_bytes
+        sample.warm_login, sample.warm_become = _warm_pair(
+            lambda: ctx.call(module.noop), lambda: root.call(module.noop), calls, repeat
+        )
+        return sample
+
+
+def mitogen_options(ep: Endpoint) -> dict:
+    """benchmarks/fanout.py's ``router.ssh`` options (this endpoint's known_hosts only, no ssh_config)."""
+    from benchmarks.fanout import HostEntry, mitogen_ssh_options
+
+    entry = HostEntry("bench", "127.0.0.1", ep.port, ep.user, str(ep.key_path), str(ep.known_hosts))
+    return mitogen_ssh_options(entry, None)
+
+
+def become_mitogen(ep: Endpoint, module, proxy: DelayProxy | None, calls: int, repeat: int, *, router) -> BecomeSample:
+    """``router.sudo(via=ssh_context)`` + its first call on a warm ssh context, then a second; warm calls in both.
+
+    One router for the whole run, as a long-lived Mitogen master has: it minifies
+    and caches the modules it serves once, not once per connection.
+    """
+
+    def counters() -> tuple[int, int]:
+        return 0, proxy.bytes_up if proxy is not None else 0
+
+    def sudo():  # Mitogen's defaults, but the host's python3: its default is the master's sys.executable
+        return router.sudo(via=ssh, username=BECOME_USER, python_path="python3")
+
+    ssh = router.ssh(**mitogen_options(ep))
+    try:
+        login = ssh.call(module.ident)
+        warm, _, warm_proxy_bytes = _warm_call(lambda: ssh.call(module.ident), counters)
+        up = counters()[1]
+        root, answer, elapsed = _first_call(sudo, lambda c: c.call(module.ident))
+        up_after = counters()[1]
+        _check_become(login, answer, "mitogen")
+        sample = BecomeSample(elapsed - warm)
+        if proxy is not None:
+            sample.proxy_bytes_extra = up_after - up - warm_proxy_bytes
+            return sample
+        _, answer, elapsed = _first_call(sudo, lambda c: c.call(module.ident))
+        _check_become(login, answer, "mitogen")
+        sample.second = elapsed - warm
+        sample.warm_login, sample.warm_become = _warm_pair(
+            lambda: ssh.call(module.noop), lambda: root.call(module.noop), calls, repeat
+        )
+        return sample
+    finally:
+        ssh.shutdown(wait=True)  # the ssh context and its sudo children end; then the ssh client exits
+
+
+@dataclass
+class BecomeResults:
+    """Samples per kind of BECOME_KINDS (Mitogen's absent when it cannot run): direct, and through the proxy."""
+
+    direct: dict[str, list[BecomeSample]]
+    proxied: dict[str, list[BecomeSample]]
+    mitogen_skipped: str | None
+
+
+@contextlib.contextmanager
+def mitogen_router() -> Iterator[object]:
+    """A Mitogen broker and router for the run, shut down however it ends."""
+    import mitogen.master
+
+    broker = mitogen.master.Broker()
+    try:
+        yield mitogen.master.Router(broker)
+    finally:
+        broker.shutdown()
+        broker.join()
+
+
+def measure_become(fleet_host: FleetHost, module, repeat: int, calls: int, workdir: Path) -> BecomeResults:
+    """The become rows on one host, logged in as the NOPASSWD user; the kinds alternate in each repeat."""
+    from benchmarks.fanout import unavailable
+    from tests.fleet.hosts import NOPASS_USER
+
+    host = fleet_host.as_user(NOPASS_USER)
+    ep = direct(host)
+    skipped = unavailable("mitogen")
+    kinds = tuple(k for k in BECOME_KINDS if not (k == "mitogen" and skipped))
+    res = BecomeResults({k: [] for k in kinds}, {k: [] for k in kinds}, skipped)
+    with contextlib.nullcontext() if skipped else mitogen_router() as router:
+        runs = {"sudo": become_reference, "fanout": become_fanout, "mitogen": partial(become_mitogen, router=router)}
+
+        # One untimed sample of each kind first: imports, building stage 1, Mitogen's module cache, the page cache.
+        log("bench: become, one untimed sample of each kind")
+        for kind in kinds:
+            runs[kind](ep, module, None, 1, 0)
+
+        log(f"bench: become + first call as {BECOME_USER}, then warm calls ({calls} per context), x{repeat}")
+        for i in range(repeat):
+            for kind in _order(kinds, i):
+                res.direct[kind].append(runs[kind](ep, module, None, calls, i))
+
+        log(f"bench: become through the delay proxy ({DELAY * 1000:g} ms each way), x{repeat}")
+        with DelayProxy(host.port, delay=DELAY) as proxy:
+            proxied = via_proxy(host, proxy, workdir)
+            for i in range(repeat):
+                for kind in _order(kinds, i):
+                    res.proxied[kind].append(runs[kind](proxied, module, proxy, 0, i))
+                    if not proxy.wait_idle(10):
+                        raise RuntimeError("the proxied connection did not end after close()")
+    return res
+
+
 # -- the report --------------------------------------------------------------------------
 
 
@@ -328,6 +557,18 @@ def _us(seconds: float) -> str:
 
 def _verdict(met: bool) -> str:
     return "ok" if met else "MISSED"
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    """The header, a rule, the rows: the first and last columns left-aligned, the others right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+
+    def line(row: tuple[str, ...]) -> str:
+        first = row[0].ljust(widths[0])
+        rest = [cell.rjust(width) for cell, width in zip(row[1:-1], widths[1:-1], strict=True)]
+        return " | ".join([first, *rest, row[-1].ljust(widths[-1])]).rstrip()
+
+    return [line(rows[0]), "-+-".join("-" * w for w in widths), *(line(row) for row in rows[1:])]
 
 
 def report(res: Results, args, fleet_hosts: list[FleetHost]) -> str:
@@ -392,17 +633,7 @@ def report(res: Results, args, fleet_hosts: list[FleetHost]) -> str:
             "-",
         ),
     ]
-    table = rows + info
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-
-    def line(row: tuple[str, ...]) -> str:
-        first = row[0].ljust(widths[0])
-        rest = [cell.rjust(width) for cell, width in zip(row[1:-1], widths[1:-1], strict=True)]
-        return " | ".join([first, *rest, row[-1].ljust(widths[-1])]).rstrip()
-
-    out = [line(table[0]), "-+-".join("-" * w for w in widths)]
-    out += [line(row) for row in rows[1:]]
-    out += [line(row) for row in info]
+    out = _table(rows + info)
     versions = sorted({".".join(map(str, h.python_version)) for h in fleet_hosts})
     stats = res.fanout_stats
     out += [
@@ -414,6 +645,103 @@ def report(res: Results, args, fleet_hosts: list[FleetHost]) -> str:
         f"hosts: {len(fleet_hosts)} x {args.suite} (Python {', '.join(versions)}), sshd in Docker on 127.0.0.1",
     ]
     return "\n".join(out)
+
+
+def become_report(res: BecomeResults, args, fleet_host: FleetHost) -> str:
+    """One table: fanout's become and Mitogen's ``router.sudo(via=...)``, each against the reference."""
+    from tests.fleet.hosts import NOPASS_USER
+
+    rt = 2 * DELAY
+    has_mitogen = "mitogen" in res.direct
+
+    def med(kind: str, field: str, samples: dict[str, list[BecomeSample]] = res.direct) -> float:
+        values = [getattr(s, field) for s in samples.get(kind, []) if getattr(s, field) is not None]
+        return statistics.median(values) if values else math.nan
+
+    rows: list[tuple[str, ...]] = [
+        ("measurement", "reference", "fanout", "fanout vs reference", "target", "mitogen", "mitogen vs reference")
+    ]
+
+    def row(name: str, reference: str, mine: str, versus: str, target: str, theirs: str, their_versus: str) -> None:
+        rows.append((name, reference, mine, versus, target, *((theirs, their_versus) if has_mitogen else ("-", "-"))))
+
+    def extra_time_row(name: str, field: str, target: str) -> None:
+        sudo, mine, theirs = (med(k, field if k != "sudo" else "extra") for k in BECOME_KINDS)
+        versus = f"{mine / sudo:.2f}x ({(mine - sudo) * 1000:+.1f} ms)"
+        row(name, _ms(sudo), _ms(mine), versus, target, _ms(theirs), f"{theirs / sudo:.2f}x")
+
+    mine, sudo = med("fanout", "extra"), med("sudo", "extra")
+    met = mine <= TARGET_BECOME_OVER_SUDO * sudo
+    extra_time_row(
+        f"(e) become {BECOME_USER} (sudo -n) + first call, minus a warm call",
+        "extra",
+        f"<= {TARGET_BECOME_OVER_SUDO:.2f}x {_verdict(met)}",
+    )
+    extra_time_row("    a second become context on the same login context", "second", "-")
+    sudo_rt, mine_rt, theirs_rt = (med(k, "extra", res.proxied) / rt for k in BECOME_KINDS)
+    met = mine_rt - sudo_rt <= TARGET_BECOME_ROUND_TRIPS
+    row(
+        f"(e) the same at {rt * 1000:g} ms RTT, in round trips",
+        f"{sudo_rt:.2f} RT",
+        f"{mine_rt:.2f} RT",
+        f"{mine_rt - sudo_rt:+.2f} RT",
+        f"<= +{TARGET_BECOME_ROUND_TRIPS:g} RT {_verdict(met)}",
+        f"{theirs_rt:.2f} RT",
+        f"{theirs_rt - sudo_rt:+.2f} RT",
+    )
+    mine_bytes = med("fanout", "bytes_extra")
+    met = mine_bytes <= TARGET_BECOME_BYTES_UP
+    target = f"<= {TARGET_BECOME_BYTES_UP:,} B {_verdict(met)}"
+    row("(e) extra bytes master -> host, fanout's ctx.stats", "-", f"{mine_bytes:,.0f} B", "-", target, "n/a", "-")
+    second_bytes = f"{med('fanout', 'bytes_second'):,.0f} B"
+    row("    a second become context on the same login context", "-", second_bytes, "-", "-", "n/a", "-")
+    mine_proxied, theirs_proxied = (med(k, "proxy_bytes_extra", res.proxied) for k in ("fanout", "mitogen"))
+    row(
+        "    the first, counted by the proxy (SSH framing, MACs)",
+        "-",
+        f"{mine_proxied:,.0f} B",
+        "-",
+        "-",
+        f"{theirs_proxied:,.0f} B",
+        "-",
+    )
+    login, become = med("fanout", "warm_login"), med("fanout", "warm_become")
+    their_login, their_become = med("mitogen", "warm_login"), med("mitogen", "warm_become")
+    row(
+        f"(f) warm call through the relay ({args.calls} calls)",
+        _us(login),
+        _us(become),
+        f"{become / login:.3f}x",
+        f"<= {TARGET_RATIO_RELAY:.2f}x {_verdict(become <= TARGET_RATIO_RELAY * login)}",
+        _us(their_become),
+        f"{their_become / their_login:.3f}x its own",
+    )
+    row("    warm call direct in the login context", _us(login), _us(login), "-", "-", _us(their_login), "-")
+
+    mitogen_text = (
+        f"mitogen {_mitogen_version()}: router.ssh(...) as {NOPASS_USER} (benchmarks/fanout.py's options), then "
+        f"router.sudo(via=ssh_context, username={BECOME_USER!r}, python_path='python3'); one router for the run"
+        if has_mitogen
+        else f"mitogen skipped: {res.mitogen_skipped}"
+    )
+    return "\n".join(
+        [
+            *_table(rows),
+            "",
+            f"medians of {args.repeat} repeats on {fleet_host.name} ({args.suite}), logged in as {NOPASS_USER} "
+            "(NOPASSWD sudo); each sample on a connection of its own, warm before anything is timed",
+            f"(e) reference: a warm call in the login context running sudo -H -n -u {BECOME_USER} -- <its python> "
+            "-c pass (subprocess.run), minus a warm call; fanout: ctx.become(...) + ctx.call(ident), minus a warm call",
+            "(f) reference: fanout's warm call direct in the login context; mitogen's ratio is to its ssh context's",
+            mitogen_text,
+        ]
+    )
+
+
+def _mitogen_version() -> str:
+    import mitogen
+
+    return ".".join(map(str, mitogen.__version__))
 
 
 def header() -> str:
@@ -476,7 +804,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hosts", type=int, default=8, help="hosts in the fleet, all used for the parallel row")
     parser.add_argument("--repeat", type=int, default=5, help="repeats of each measurement; the table shows medians")
     parser.add_argument("--suite", default="bookworm", choices=("bullseye", "bookworm", "trixie"), help="Debian suite")
-    parser.add_argument("--calls", type=int, default=2000, help="sequential calls per repeat for the warm row")
+    parser.add_argument("--calls", type=int, default=2000, help="sequential calls per repeat for the warm rows")
+    parser.add_argument(
+        "--only",
+        choices=("bootstrap", "become"),
+        help="only the bootstrap rows (a)-(d), or only the become rows (e)-(f); both by default",
+    )
     args = parser.parse_args(argv)
     if args.hosts < 1 or args.repeat < 1 or args.calls < 1:
         parser.error("--hosts, --repeat and --calls must be positive")
@@ -486,11 +819,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="fanout-bench-") as tmp:
             workdir = Path(tmp)
+            results = become = None
             with fleet_of(args.suite, args.hosts, workdir) as fleet, user_module(workdir) as module:
-                results = measure(fleet.hosts, module, args.repeat, args.calls, workdir)
+                if args.only != "become":
+                    results = measure(fleet.hosts, module, args.repeat, args.calls, workdir)
+                if args.only != "bootstrap":
+                    become = measure_become(fleet.hosts[0], module, args.repeat, args.calls, workdir)
             print(header())
-            print()
-            print(report(results, args, fleet.hosts))
+            if results is not None:
+                print()
+                print(report(results, args, fleet.hosts))
+            if become is not None:
+                print()
+                print(become_report(become, args, fleet.hosts[0]))
     except KeyboardInterrupt:
         log("interrupted; the fleet was removed")
         return 130
