@@ -190,7 +190,9 @@ class Context:
         self._answers = SerialRunner(f"fanout-answer-{name}", MAX_ANSWERS_WAITING)
         self._service_lock = threading.Lock()
         self._services_in_pool = 0  # this host's calls in the master's pool now
-        self._services_waiting: collections.deque[ServiceRequested] = collections.deque()
+        # Waiting for the pool: (the context that asked, its call). Kept on the connection's context alone, so the
+        # share is the host's, however many become contexts it has.
+        self._services_waiting: collections.deque[tuple[Context, ServiceRequested]] = collections.deque()
         self._deliveries = SerialRunner(f"fanout-deliver-{name}")
         self._stall = StallTimer(SEND_STALL_TIMEOUT, self._stalled)
         config = {"name": name, "roots": sorted(self._modules.roots), "log_level": self._log.getEffectiveLevel()}
@@ -198,7 +200,11 @@ class Context:
         self._opened: list[Context] = []  # the contexts this one opened (become): closed with it
         self._end_thread: threading.Thread | None = None
         STALLS.register(self._stall)
-        self._transport.start(self._on_data, self._on_end)
+        try:
+            self._transport.start(self._on_data, self._on_end)
+        except BaseException:  # a become whose login is already lost: nothing of it may stay registered
+            STALLS.unregister(self._stall)
+            raise
         with contextlib.suppress(ConnectionLost):  # a child that died at once: its calls will say how
             bootstrap = self._protocol.bootstrap(config)
             self._send(
@@ -557,11 +563,12 @@ class Context:
             refused.set_exception(service.CallRefused(reason + ("" if pool else " (see Pool.serve_children)")))
             self._when_done(event.request_id, refused)
             return
-        with self._service_lock:
-            if self._services_in_pool >= max(1, pool.size // 2):
-                self._services_waiting.append(event)
+        host = self._root
+        with host._service_lock:
+            if host._services_in_pool >= max(1, pool.size // 2):
+                host._services_waiting.append((self, event))
                 return
-            self._services_in_pool += 1
+            host._services_in_pool += 1
         self._invoke(pool, event)
 
     def _invoke(self, pool: Any, event: ServiceRequested) -> None:
@@ -576,12 +583,13 @@ class Context:
         future.add_done_callback(lambda _: self._next_service(pool))
 
     def _next_service(self, pool: Any) -> None:
-        with self._service_lock:
-            if not self._services_waiting:
-                self._services_in_pool -= 1
+        host = self._root
+        with host._service_lock:
+            if not host._services_waiting:
+                host._services_in_pool -= 1
                 return
-            event = self._services_waiting.popleft()
-        self._answers.post(lambda: self._invoke(pool, event), force=True)  # bounded by the calls-in-flight cap
+            context, event = host._services_waiting.popleft()
+        context._answers.post(lambda: context._invoke(pool, event), force=True)  # bounded by the in-flight cap
 
     def _when_done(self, request_id: int, future: Future) -> None:
         """The reply is written by this host's answering runner, whichever thread finishes the call."""

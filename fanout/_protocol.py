@@ -316,7 +316,7 @@ class MasterProtocol:
         how, text, status, answered = value
         _check(how in ("ended", "refused", "needs password", "protocol"), "malformed GONE: how it ended")
         _check(_is_text(text) and len(text) <= 8192, "malformed GONE: its text")
-        _check(status is None or (isinstance(status, int) and -256 <= status <= 256), "malformed GONE: status")
+        _check(status is None or (type(status) is int and -256 <= status <= 256), "malformed GONE: status")
         _check(isinstance(answered, bool), "malformed GONE: answered")
         return ChildGone(context, how, text, status, answered)
 

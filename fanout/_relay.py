@@ -54,6 +54,7 @@ class RelayTransport:
         self._replay: list[bytes] | None = []  # what was sent before the child was ready, for a retry on a terminal
         self._replay_size = 0
         self._retried = False
+        self._ready = False
 
     # -- Transport -------------------------------------------------------------------------
 
@@ -77,8 +78,9 @@ class RelayTransport:
         """Called with the connection's send lock held (a relayed context shares it)."""
         if self._replay is not None:
             self._replay_size += len(data)
-            if self._replay_size <= MAX_REPLAY:
-                self._replay.append(data)
+            self._replay.append(data)
+            if self._replay_size > MAX_REPLAY:  # too much to keep: no retry on a terminal, sudo's refusal stands
+                self._replay, self._retried = None, True
         self.root._write(self.root._protocol.to_context(self.id, data))
 
     def close(self) -> None:
@@ -92,9 +94,11 @@ class RelayTransport:
             self.parent._raise_if_lost()
             self.root._write(self.parent._addressed(self.parent._protocol.close_child(self.id)))
         except ConnectionLost:
-            self.ended("its parent's connection was lost")
+            pass
         finally:
             self.root._send_lock.release()
+        # Ended now: a relay that never answers costs close() nothing. Its GONE, if it comes, is still accepted once.
+        self.ended("the context was closed")
 
     def describe_end(self) -> str:
         return self._end_text
@@ -107,12 +111,12 @@ class RelayTransport:
 
     def ready(self) -> None:
         """The child said hello: nothing more to replay."""
-        self._replay = None
+        self._replay, self._ready = None, True
 
     def gone(self, event: ChildGone) -> None:
         """The parent reports the child ended: how, and if before it was ready, why."""
         if (
-            self._replay is not None
+            not self._ready
             and not self._retried
             and event.how == "ended"
             and _become.needs_pty_retry(self.plan, event.text)
@@ -121,7 +125,7 @@ class RelayTransport:
             return
         host, login = self.root.name, self.parent.user
         error = _become.failure(self.plan, event.how, event.text, event.status, host, login)
-        if error is not None and self._replay is not None:
+        if error is not None and not self._ready:
             self.end_error = error
             self.ended(str(error))
         elif event.how == "protocol":
@@ -143,11 +147,11 @@ class RelayTransport:
         """sudo's requiretty: start it again on a terminal, and send again what it was sent. Not on the receiving
         thread: the send lock may be held by a sender waiting on this very connection."""
         self._retried = True
-        replay, self._replay = b"".join(self._replay or ()), []
 
         def again() -> None:
             try:
-                with self.root._send_lock:
+                with self.root._send_lock:  # what was sent so far, taken under the lock: no call slips between
+                    replay, self._replay, self._replay_size = b"".join(self._replay or ()), [], 0
                     self.parent._protocol.children.add(self.id)
                     frame = self.parent._protocol.open_child(self.id, self.plan.open_args(use_pty=True))
                     self.root._write(self.parent._addressed(frame) + self.root._protocol.to_context(self.id, replay))
