@@ -52,8 +52,7 @@ try:
 except ImportError:  # not CPython
     from queue import SimpleQueue
 
-_BLOB = globals().pop("B", None)  # stage 1 as stage 0 read it: compressed source, or (C) marshalled code
-_CODE = _BLOB if globals().pop("C", 0) else None  # what this child's own children are sent: see _stage0
+_CODE = globals().pop("B", None)  # stage 1 as stage 0 ran it: its code, or (a child's) that code marshalled
 _PIN = os.dup(0)  # the protocol's own descriptors; 0, 1 and 2 are handed to user code
 _POUT = os.dup(1)
 _wlock = _thread.allocate_lock()
@@ -555,10 +554,8 @@ def _stage1_code():
     """Stage 1 compiled, for children of this one: they run this very interpreter, so marshalled code fits,
     and they skip inflating and compiling it (~5 ms)."""
     global _CODE
-    if _CODE is None:
-        import zlib
-
-        _CODE = marshal.dumps(compile(zlib.decompress(_BLOB), "<string>", "exec"))
+    if type(_CODE) is not bytes:
+        _CODE = marshal.dumps(_CODE)
     return _CODE
 
 
@@ -568,7 +565,7 @@ def _stage0():
     return (
         'import os,marshal\nos.write(1,b"\\0fanout-ready\\0")\nb=b""\n'
         "while len(b)<%d:b+=os.read(0,%d-len(b))or os._exit(1)\n"
-        'exec(marshal.loads(b),{"__name__":"fanout_stage1","B":b,"C":1})' % (n, n)
+        'exec(marshal.loads(b),{"__name__":"fanout_stage1","B":b})' % (n, n)
     )
 
 
@@ -621,15 +618,33 @@ class _Child:
         self.written.acquire()
         self.pid, self.rfd, wfd = _spawn(argv, use_pty)
         ROUTES.add(cid, cid)
+        self.direct = self.busy = False  # direct: put() may write itself (pipes, once ready); busy: the writer has work
+        if not use_pty:  # a terminal shares its flags with the reader's descriptor: it keeps blocking writes
+            os.set_blocking(wfd, False)
+        self.wfd = wfd
         _thread.start_new_thread(self.write, (os.dup(wfd) if use_pty else wfd,))
         _thread.start_new_thread(self.read, ())
 
     def put(self, data):
+        """Input for the child: held until it is ready; then written here at once if the pipe takes it all
+        (a warm call through the relay costs no thread hop), else queued for the writer, in order."""
         with self.lock:
-            if self.held is None or data is None:
-                self.queue.put(data)
-            else:
+            if self.held is not None and data is not None:
                 self.held.append(data)
+                return
+            if data is None:
+                self.direct = False
+            elif self.direct and not self.busy:
+                try:
+                    data = data[os.write(self.wfd, data) :]
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    return  # the child is gone: its end is on its way
+                if not data:
+                    return
+            self.busy = True
+            self.queue.put(data)
 
     def write(self, fd):
         while True:
@@ -640,6 +655,9 @@ class _Child:
                 _write_all(fd, data)
             except OSError:
                 break
+            with self.lock:
+                if self.queue.empty():
+                    self.busy = False
         os.close(fd)
         self.written.release()
 
@@ -672,11 +690,12 @@ class _Child:
                         if how == "asked":
                             answered, seen, how = True, b"", None
                         elif how:
-                            self.queue.put(None)
+                            self.put(None)
                     continue
                 with self.lock:
+                    self.busy = True
                     self.queue.put(_stage1_code() + b"".join(self.held))
-                    self.held = None
+                    self.held, self.direct = None, not self.pty
                 data = seen[at + len(_READY) :]
             try:
                 for kind, rid, body in decoder.feed(data):
@@ -689,9 +708,9 @@ class _Child:
                         _write(ROUTES.up(self.cid, kind, rid, body))
             except Exception as exc:
                 how, seen = "protocol", str(exc).encode()
-                self.queue.put(None)
+                self.put(None)
                 break
-        self.queue.put(None)
+        self.put(None)
         os.close(self.rfd)
         status = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
         ROUTES.drop(self.cid)
@@ -728,7 +747,12 @@ def _open(cid, body):
 def _write_all(fd, data):
     data = memoryview(data)
     while data:
-        data = data[os.write(fd, data) :]
+        try:
+            data = data[os.write(fd, data) :]
+        except BlockingIOError:  # a child's input pipe, which put() writes to without waiting
+            from select import select
+
+            select([], [fd], [])
 
 
 def _serve_module(child, rid, name):

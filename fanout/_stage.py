@@ -65,7 +65,8 @@ def stage0_code() -> str:
         "import os,zlib\n"
         'b=b""\n'
         f"while len(b)<{size}:b+=os.read(0,{size}-len(b))or os._exit(1)\n"
-        'exec(zlib.decompress(b),{"__name__":"fanout_stage1","B":b})'
+        'c=compile(zlib.decompress(b),"<string>","exec")\n'
+        'exec(c,{"__name__":"fanout_stage1","B":c})'
     )
 
 
