@@ -1,8 +1,9 @@
 """Stage 0 (the command line) and stage 1 (the remote kernel), assembled from ``bootstrap/``.
 
-Stage 1 is ``fanout/_wire.py`` followed by ``bootstrap/stage1.py``, with
-docstrings and stage 1's own ``from fanout._wire import ...`` removed (the
-names are already defined above it), compressed once per process.
+Stage 1 is ``fanout/_wire.py``, ``bootstrap/relay.py`` as a string, then
+``bootstrap/stage1.py``, with docstrings and stage 1's own ``from fanout._wire
+import ...`` removed (the names are already defined above it), compressed once
+per process.
 """
 
 from __future__ import annotations
@@ -45,10 +46,13 @@ def _strip(tree: ast.AST) -> ast.AST:
 
 @functools.lru_cache(maxsize=1)
 def stage1_source() -> str:
-    """The Python source the child runs as stage 1."""
-    parts = [path.read_text() for path in (_PACKAGE / "_wire.py", _bootstrap_dir() / "stage1.py")]
+    """The Python source the child runs as stage 1: the wire, the relay as a string (compiled by the
+    children that open children, and only by them), then stage 1 itself."""
+    sources = (_PACKAGE / "_wire.py", _bootstrap_dir() / "relay.py", _bootstrap_dir() / "stage1.py")
+    wire, relay, stage1 = (path.read_text() for path in sources)
     with AST_LOCK:
-        tree = _strip(ast.parse("\n".join(parts)))
+        relay_source = ast.unparse(_strip(ast.parse(relay)))
+        tree = _strip(ast.parse("\n".join([wire, f"_RELAY = {relay_source!r}", stage1])))
         return ast.unparse(tree) + "\n"
 
 

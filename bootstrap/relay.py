@@ -1,0 +1,230 @@
+"""The relay: how a child starts children of its own (become) and passes their frames on.
+
+Part of stage 1, sent as a string and compiled into stage 1's globals the first time a child
+opens a child (``_open`` in stage1.py): most children never do. Stdlib only, Python 3.9 to 3.13.
+It uses stage 1's names (send, _write, IMPORTER, load, ROUTES, CHILDREN, the frame kinds).
+"""
+# ruff: noqa: F821  (the names above are stage 1's: this runs in its globals)
+
+import marshal
+import os
+import sys
+
+_READY = b"\0fanout-ready\0"  # a child's stage 0 writes it first: before it, sudo/su/doas talk; after, frames
+
+
+def _stage1_code():
+    """Stage 1 compiled, for children of this one: they run this very interpreter, so marshalled code fits,
+    and they skip inflating and compiling it (~5 ms)."""
+    global _CODE
+    if type(_CODE) is not bytes:
+        _CODE = marshal.dumps(_CODE)
+    return _CODE
+
+
+def _stage0():
+    """Stage 0 for a child of this one: it says it is ready to read stage 1, which this child sends."""
+    n = len(_stage1_code())
+    return (
+        'import os,marshal\nos.write(1,b"\\0fanout-ready\\0")\nb=b""\n'
+        "while len(b)<%d:b+=os.read(0,%d-len(b))or os._exit(1)\n"
+        'exec(marshal.loads(b),{"__name__":"fanout_stage1","B":b})' % (n, n)
+    )
+
+
+def _spawn(argv, use_pty):
+    """Start ``argv`` in a session of its own, its output and errors on one pipe (or a raw terminal)."""
+    if use_pty:
+        import fcntl  # noqa: F401  (imported before fork: a forked child must not import)
+        import termios
+        import tty
+
+        theirs, ours = os.openpty()[::-1]
+        tty.setraw(theirs)
+        fds = (theirs, theirs, theirs)
+        rfd = wfd = ours
+    else:
+        r0, wfd = os.pipe()
+        rfd, w1 = os.pipe()
+        fds = (r0, w1, w1)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            for i, fd in enumerate(fds):
+                os.dup2(fd, i)
+            if use_pty:
+                sys.modules["fcntl"].ioctl(0, termios.TIOCSCTTY, 0)
+            os.execvp(argv[0], argv)
+        except BaseException as exc:
+            os.write(2, ("fanout: cannot run %s: %s\n" % (argv[0], exc)).encode())
+        os._exit(127)
+    for fd in set(fds):
+        os.close(fd)
+    return pid, rfd, wfd
+
+
+class _Child:
+    """A child this one opened (become): it answers the password prompt, then relays the child's
+    frames up and its input down; the child's module requests it answers itself. The writer
+    thread owns the input's descriptor, the reader the output's, and each closes its own."""
+
+    def __init__(self, cid, argv, password, use_pty, prompt):
+        self.cid, self.password, self.prompt, self.pty = cid, password, prompt, use_pty
+        python = [sys.executable, "-c", _stage0()]
+        shell = " ".join("'" + a.replace("'", "'\\''") + "'" for a in python)
+        argv = [a for arg in argv for a in (python if arg == "\0argv" else [shell] if arg == "\0sh" else [arg])]
+        self.queue = SimpleQueue()
+        self.held = []  # input for the child, held until it is ready for it
+        self.lock = _thread.allocate_lock()
+        self.written = _thread.allocate_lock()  # held while the writer may still write
+        self.written.acquire()
+        self.pid, self.rfd, wfd = _spawn(argv, use_pty)
+        ROUTES.add(cid, cid)
+        self.direct = self.busy = False  # direct: put() may write itself (pipes, once ready); busy: the writer has work
+        if not use_pty:  # a terminal shares its flags with the reader's descriptor: it keeps blocking writes
+            os.set_blocking(wfd, False)
+        self.wfd = wfd
+        _thread.start_new_thread(self.write, (os.dup(wfd) if use_pty else wfd,))
+        _thread.start_new_thread(self.read, ())
+
+    def put(self, data):
+        """Input for the child: held until it is ready; then written here at once if the pipe takes it all
+        (a warm call through the relay costs no thread hop), else queued for the writer, in order."""
+        with self.lock:
+            if self.held is not None and data is not None:
+                self.held.append(data)
+                return
+            if data is None:
+                self.direct = False
+            elif self.direct and not self.busy:
+                try:
+                    data = data[os.write(self.wfd, data) :]
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    return  # the child is gone: its end is on its way
+                if not data:
+                    return
+            self.busy = True
+            self.queue.put(data)
+
+    def write(self, fd):
+        while True:
+            data = self.queue.get()
+            if data is None:
+                break
+            try:
+                _write_all(fd, data)
+            except OSError:
+                break
+            with self.lock:
+                if self.queue.empty():
+                    self.busy = False
+        os.close(fd)
+        self.written.release()
+
+    def take(self):
+        """The child's next output; b"" at its end, or (on a terminal, which never ends by itself)
+        once the writer has finished: then closing the terminal hangs the child up."""
+        if self.pty:
+            from select import select
+
+            while not select([self.rfd], [], [], 0.5)[0]:
+                if not self.written.locked():
+                    return b""
+        try:
+            return os.read(self.rfd, 65536)
+        except OSError:
+            return b""
+
+    def read(self):
+        seen, answered, how, decoder = b"", False, None, FrameDecoder(TO_MASTER)
+        while True:
+            data = self.take()
+            if not data:
+                break
+            if self.held is not None:
+                seen = (seen + data)[-65536:]
+                at = seen.find(_READY)
+                if at < 0:
+                    if how is None:
+                        how = self.prompted(seen, answered)
+                        if how == "asked":
+                            answered, seen, how = True, b"", None
+                        elif how:
+                            self.put(None)
+                    continue
+                with self.lock:
+                    self.busy = True
+                    self.queue.put(_stage1_code() + b"".join(self.held))
+                    self.held, self.direct = None, not self.pty
+                data = seen[at + len(_READY) :]
+            try:
+                for kind, rid, body in decoder.feed(data):
+                    if kind == GET_MODULE:  # checked as the master checks it: a bad name is this child's fault
+                        name = body.decode("ascii")
+                        if not 0 < len(name) <= 512 or not all(p.isidentifier() for p in name.split(".")):
+                            raise ValueError("bad module name %r" % name[:100])
+                        _thread.start_new_thread(_serve_module, (self, rid, name))
+                    else:
+                        _write(ROUTES.up(self.cid, kind, rid, body))
+            except Exception as exc:
+                how, seen = "protocol", str(exc).encode()
+                self.put(None)
+                break
+        self.put(None)
+        os.close(self.rfd)
+        status = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        ROUTES.drop(self.cid)
+        CHILDREN.pop(self.cid, None)
+        text = seen.decode("utf-8", "backslashreplace") if self.held is not None or how == "protocol" else ""
+        send(GONE, self.cid, b"r" + repr((how or "ended", text[-4096:], status, answered)).encode())
+
+    def prompted(self, seen, answered):
+        """Before the child is ready: None, or "asked" once a password prompt is answered; a second
+        prompt means the password was refused, a prompt with no password to give that one is needed."""
+        if self.prompt:
+            asked = self.prompt.encode() in seen
+        else:  # su and doas: a line that ends in a colon, and no newline after it
+            line = seen.rsplit(b"\n", 1)[-1].rstrip()
+            asked = line.endswith(b":") or line.endswith("\uff1a".encode())
+        if not asked:
+            return None
+        if answered:
+            return "refused"
+        if self.password is None:
+            return "needs password"
+        self.queue.put(self.password.encode() + b"\n")
+        return "asked"
+
+
+def _open_child(cid, body):
+    """OPEN: start a child; one that cannot be started is reported GONE at once."""
+    try:
+        CHILDREN[cid] = _Child(cid, *load(body))
+    except Exception as exc:
+        send(GONE, cid, b"r" + repr(("ended", "fanout: cannot start it: %s" % exc, None, False)).encode())
+
+
+def _write_all(fd, data):
+    data = memoryview(data)
+    while data:
+        try:
+            data = data[os.write(fd, data) :]
+        except BlockingIOError:  # a child's input pipe, which put() writes to without waiting
+            from select import select
+
+            select([], [fd], [])
+
+
+def _serve_module(child, rid, name):
+    """A child's module request, answered from what this child holds, or asked of its own parent once."""
+    try:
+        if name not in IMPORTER.modules:
+            IMPORTER.fetch(name)
+        record = (name,) + IMPORTER.modules[name]
+    except Exception as exc:
+        record = (name, False, None, None, "its parent could not get it: %s" % exc)
+    payload = b"m" + marshal.dumps(([record], sorted(IMPORTER.roots)))
+    child.put(encode_frame(MODULES, rid, payload, True))
