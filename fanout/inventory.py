@@ -824,8 +824,8 @@ class Inventory:
 
     def connect_options(self, name: str) -> dict[str, Any]:
         """Keyword arguments for :func:`fanout.connect` from the host's connection variables (``host`` included);
-        with ``become`` (a :class:`BecomeOptions`) when the host sets any become variable, which :class:`~fanout.Fleet`
-        takes off before it connects."""
+        with ``become`` (a :class:`~fanout.inventory.BecomeOptions`) when the host sets any become variable,
+        which :class:`~fanout.Fleet` takes off before it connects."""
         hv = self.host_vars(name)
 
         def pick(*keys: str) -> Any:
