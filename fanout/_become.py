@@ -92,6 +92,12 @@ def plan(
     return Plan(method, user, argv, True, None, _secret.hide(password))
 
 
+def _on_host(error: AuthenticationFailed) -> AuthenticationFailed:
+    """Mark a become refusal: the host was reached, unlike an SSH login refused (``error.on_host`` is True)."""
+    error.on_host = True  # type: ignore[attr-defined]
+    return error
+
+
 def needs_pty_retry(plan_: Plan, text: str) -> bool:
     """sudo with ``requiretty`` refused to run without a terminal: worth one more try on a pty."""
     return plan_.method == "sudo" and "tty" in text.lower() and "must have" in text.lower()
@@ -102,16 +108,12 @@ def failure(plan_: Plan, how: str, text: str, status: int | None, host: str, log
     whose = plan_.user if plan_.method == "su" else login_user
     said = " ".join(text.split())[-300:]
     lower = text.lower()
-    if how == "refused" or (
-        how == "ended"
-        and plan_.password is not None
-        and ("incorrect password" in lower or "authentication fail" in lower)
-    ):
-        return AuthenticationFailed(f"{plan_.method} refused the password for {whose} on {host}")
+    said_no = "incorrect password" in lower or "authentication fail" in lower
+    if how == "refused" or (how == "ended" and plan_.password is not None and said_no):
+        return _on_host(AuthenticationFailed(f"{plan_.method} refused the password for {whose} on {host}"))
     if how == "needs password" or "password is required" in lower:
-        return AuthenticationFailed(
-            f"{plan_.method} on {host} asks for the password of {whose}, and none was given (pass password=)"
-        )
+        asks = f"{plan_.method} on {host} asks for the password of {whose}, and none was given (pass password=)"
+        return _on_host(AuthenticationFailed(asks))
     if how != "ended" or not (text or status):
         return None
     if f"cannot run {plan_.argv[0]}" in text:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import _thread
 import collections
 import contextlib
+import copy
 import logging
 import sys
 import threading
@@ -642,7 +643,9 @@ class Context:
     def _lost_error(self) -> Exception:
         reason, cause = self._lost or ("unknown", None)
         if isinstance(cause, (AuthenticationFailed, BecomeFailed)):  # a become child that could not start
-            return type(cause)(*cause.args)
+            error = copy.copy(cause)  # one per waiting call, each with its own traceback; attributes kept
+            error.__traceback__ = None
+            return error
         error = ConnectionLost(self.name, reason)
         error.__cause__ = cause
         return error

@@ -94,9 +94,11 @@ def status_of(error: BaseException) -> str:
 
 def never_reached(result: Result) -> bool:
     """Whether the host ended before any call could run there (Ansible's "unreachable")."""
+    error = result.error
+    if result.status == AUTH_FAILED and getattr(error, "on_host", False):
+        return False  # the host was reached: sudo, su or doas refused the password there (Ansible: failed)
     if result.status in (UNREACHABLE, AUTH_FAILED):
         return True
-    error = result.error
     return result.status == TIMED_OUT and (
         isinstance(error, ConnectTimeout) or isinstance(getattr(error, "__cause__", None), ConnectTimeout)
     )

@@ -312,5 +312,6 @@ def test_fleet_become_per_host_options_and_failures(fleet, host):
         results = the_fleet.become("root").call(os.getuid)
         assert results["good"].value == 0
         assert results["wrong"].status == "auth-failed"
+        assert "wrong" in results.failed and "wrong" not in results.unreachable  # reached: refused there
         assert str(results["wrong"].error) == "sudo refused the password for tester on wrong"
         assert "not-it-42" not in repr(results) + repr(the_fleet.hosts)

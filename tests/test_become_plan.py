@@ -100,6 +100,7 @@ def test_what_an_end_before_ready_means(method, password, how, text, status, err
     found = _become.failure(plan, how, text, status, "web1", "deploy")
     assert isinstance(found, error) and message in str(found)
     assert "web1" in str(found)
+    assert getattr(found, "on_host", False) == (error is AUTH)  # reached: a failure, not "unreachable"
 
 
 def test_an_ordinary_end_is_no_become_failure() -> None:

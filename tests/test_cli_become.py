@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from fanout import cli
+from fanout import _become, cli
 from fanout.errors import AuthenticationFailed, BecomeFailed
 from fanout.fleet import Result
 from tests.conftest import fleet_suites
@@ -200,13 +200,16 @@ def test_input_ending_at_the_prompt_is_a_bad_request(inventory, monkeypatch, fan
 
 
 def test_become_failures_print_one_line_each() -> None:
-    refused = Result("web1", "auth-failed", error=AuthenticationFailed("sudo refused the password for deploy on web1"))
+    wrong = _become.failure(_become.plan(password="x"), "refused", "", 1, "web1", "deploy")
+    refused = Result("web1", "auth-failed", error=wrong)
+    login_refused = Result("web3", "auth-failed", error=AuthenticationFailed("web3: authentication as 'deploy' failed"))
     denied = Result("web2", "failed", error=BecomeFailed("web2", "deploy may not become root with sudo (not allowed)"))
     assert cli._lines(refused) == ["web1 | AUTH FAILED | sudo refused the password for deploy on web1"]
     assert cli._lines(denied) == [
         "web2 | FAILED | become failed on web2: deploy may not become root with sudo (not allowed)"
     ]
-    assert cli.exit_status(cli.fanout.Results({"web1": refused})) == 4  # as an unreachable host, before any call
+    assert cli.exit_status(cli.fanout.Results({"web1": refused})) == 2  # the host was reached: failed, as Ansible's
+    assert cli.exit_status(cli.fanout.Results({"web3": login_refused})) == 4  # an SSH login refused: unreachable
     assert cli.exit_status(cli.fanout.Results({"web2": denied})) == 2
 
 
@@ -304,7 +307,7 @@ def test_inventory_become_variables_are_honoured(host, tmp_path) -> None:
     path = tmp_path / "hosts"
     path.write_text("\n".join(lines) + "\n")
     done = fanout_cmd("-i", str(path), "all", "--shell", "id -un")
-    assert done.returncode == 4, done.stdout + done.stderr  # wrong password: auth failed, as an unreachable host
+    assert done.returncode == 2, done.stdout + done.stderr  # wrong become password: failed there (Ansible's 2)
     out = done.stdout.splitlines()
     for name, user in ((f"{s}-nopass", "root"), (f"{s}-su", "root"), (f"{s}-app", "app"), (f"{s}-plain", "nopass")):
         assert f"[{name}] {user}" in out, done.stdout

@@ -162,9 +162,8 @@ class Echo(service.Service):
         return text
 
 
-def test_a_host_flooding_the_masters_pool_leaves_threads_for_the_others(
-    hostile_child, healthy_children, user_modules
-) -> None:
+def echo_asker(user_modules):
+    """A function, in a module only the master has, that calls :class:`Echo` on the master from a child."""
     suffix = user_modules(
         {
             "ask_{s}.py": f"""
@@ -175,7 +174,13 @@ def test_a_host_flooding_the_masters_pool_leaves_threads_for_the_others(
             """
         }
     )
-    ask = __import__(f"ask_{suffix}").ask
+    return __import__(f"ask_{suffix}").ask
+
+
+def test_a_host_flooding_the_masters_pool_leaves_threads_for_the_others(
+    hostile_child, healthy_children, user_modules
+) -> None:
+    ask = echo_asker(user_modules)
     Gate.opened.clear()
     sent_all = threading.Event()
     try:

@@ -26,7 +26,7 @@ import fanout
 from fanout import _context, _wire, service
 from fanout._relay import RelayTransport
 from fanout.errors import BecomeFailed, ConnectionLost, ConnectTimeout, ProtocolError
-from tests.hostile.test_isolation import wait_until
+from tests.hostile.test_isolation import Echo, echo_asker, wait_until
 
 # What a hostile child can do as a relay, on top of conftest.HELPERS.
 RELAY = r"""
@@ -385,28 +385,10 @@ class Gate(service.Service):
         return n
 
 
-class Echo(service.Service):
-    """A quick service, for a healthy host while the gate is closed."""
-
-    @service.expose(service.AllowAny())
-    def echo(self, text: str) -> str:
-        return text
-
-
 def test_a_host_flooding_the_pool_through_its_become_contexts_leaves_threads_for_the_others(
     hostile_child, healthy_children, user_modules
 ) -> None:
-    suffix = user_modules(
-        {
-            "ask_{s}.py": f"""
-                import fanout
-
-                def ask(text):
-                    return fanout.parent().call_service("{Echo.canonical_name()}", "echo", text=text)
-            """
-        }
-    )
-    ask = __import__(f"ask_{suffix}").ask
+    ask = echo_asker(user_modules)
     calls = (
         f"b''.join(encode_frame(SERVICE_CALL, n, literal(('{Gate.canonical_name()}', 'wait', {{'n': n}}))) "
         "for n in range(1, 41))"
