@@ -261,6 +261,7 @@ class Importer:
         self.modules = {}  # name -> (is_pkg, source or None, filename, reason)
         self.roots = set()  # top-level names whose master copy wins
         self.waiting = {}  # request id -> a lock, held until the answer comes
+        self.asking = {}  # module name -> that lock, while its request is in flight
         self.lock = _thread.allocate_lock()
         self.next_id = 0
 
@@ -278,16 +279,24 @@ class Importer:
             waiter.release()
 
     def fetch(self, name):
+        """Ask the parent for ``name`` once: threads that need it meanwhile (this child's, or its children's
+        through the relay) wait for the same answer, so a module crosses the connection once per host."""
         with self.lock:
-            self.next_id += 1
-            rid = self.next_id
-            waiter = self.waiting[rid] = _thread.allocate_lock()
-            waiter.acquire()
+            waiter = self.asking.get(name)
+            rid = 0 if waiter else self.next_id + 1
+            if rid:
+                self.next_id = rid
+                waiter = self.waiting[rid] = self.asking[name] = _thread.allocate_lock()
+                waiter.acquire()
         THREADS.hand_off()  # the answer comes through the reader: never be it while waiting
-        send(GET_MODULE, rid, name.encode())
+        if rid:
+            send(GET_MODULE, rid, name.encode())
         waiter.acquire()
+        waiter.release()  # for the next thread waiting on the same answer
         with self.lock:
             self.modules.setdefault(name, (False, None, None, "the master sent no answer"))
+            if self.asking.get(name) is waiter:
+                del self.asking[name]
 
     def spec(self, name, ask_master):
         if name not in self.modules:

@@ -24,8 +24,8 @@ def login(host):
     """A factory of login contexts on ``host``, as one of the fleet's login users; closed after the test."""
     opened = []
 
-    def connect(user: str = hosts.USER) -> fanout.Context:
-        context = fanout.connect(host.address, name=host.name, **host.connect_options(user=user))
+    def connect(user: str = hosts.USER, **options) -> fanout.Context:
+        context = fanout.connect(host.address, name=host.name, **host.connect_options(user=user), **options)
         opened.append(context)
         return context
 
@@ -315,3 +315,29 @@ def test_fleet_become_per_host_options_and_failures(fleet, host):
         assert "wrong" in results.failed and "wrong" not in results.unreachable  # reached: refused there
         assert str(results["wrong"].error) == "sudo refused the password for tester on wrong"
         assert "not-it-42" not in repr(results) + repr(the_fleet.hosts)
+
+
+def test_a_module_asked_for_by_several_become_contexts_at_once_is_asked_of_the_master_once(login, user_modules):
+    import importlib
+
+    suffix = user_modules(
+        {
+            "lazy_{s}.py": """
+                import importlib
+
+
+                def load():  # the name is made at run time: the master cannot send it ahead
+                    return importlib.import_module("other_" + "{s}").VALUE
+            """,
+            "other_{s}.py": "VALUE = 42\n",
+        }
+    )
+    load = importlib.import_module(f"lazy_{suffix}").load
+    context = login(hosts.NOPASS_USER, allow_modules=[f"other_{suffix}"])
+    contexts = [context.become("root"), context.become(hosts.APP_USER), context.become("root")]
+    for become in contexts:
+        assert become.call(os.getpid) == become.pid  # all started
+    before = context.stats["module_requests"]
+    waiting = [become.call_async(load) for become in contexts]
+    assert [future.result(timeout=60) for future in waiting] == [42, 42, 42]
+    assert context.stats["module_requests"] - before == 1  # by the login child, for all three
