@@ -166,7 +166,10 @@ class _Child:
                         name = body.decode("ascii")
                         if not 0 < len(name) <= 512 or not all(p.isidentifier() for p in name.split(".")):
                             raise ValueError("bad module name %r" % name[:100])
-                        _thread.start_new_thread(_serve_module, (self, rid, name))
+                        if name in IMPORTER.modules:  # held here: answered at once, no thread
+                            _serve_module(self, rid, name)
+                        else:
+                            _thread.start_new_thread(_serve_module, (self, rid, name))
                     else:
                         _write(ROUTES.up(self.cid, kind, rid, body))
             except Exception as exc:
