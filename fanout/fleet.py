@@ -153,9 +153,10 @@ class Fleet:
     being the address); ``{"connection": "local"}`` makes a child on this
     machine instead. ``"become"`` is that host's own become options (``user``,
     ``method``, ``password``, ``exe``, ``flags``, and ``enabled``: its calls go
-    through become by default), as an inventory's ``ansible_become*`` give them. ``echo`` writes each line the hosts print, as it comes,
-    prefixed with the host's name (``[web01] ...``); ``progress`` shows a bar on
-    a terminal (``None``: when stderr is one and there are more than a few hosts).
+    through become by default), as an inventory's ``ansible_become*`` give them.
+    ``echo`` writes each line the hosts print, as it comes, prefixed with the
+    host's name (``[web01] ...``); ``progress`` shows a bar on a terminal
+    (``None``: when stderr is one and there are more than a few hosts).
     """
 
     def __init__(
