@@ -75,6 +75,18 @@ def _parser() -> argparse.ArgumentParser:
         help=f"the function to call (default {_DEFAULT_FUNCTION})",
     )
     what.add_argument("--shell", metavar="CMD", help="run a shell command instead (through /bin/sh -c)")
+    what.add_argument(
+        "--copy",
+        nargs=2,
+        metavar=("SRC", "DEST"),
+        help="push a file or a tree to every host (SRC/ copies the contents, as rsync); unchanged files stay",
+    )
+    what.add_argument(
+        "--fetch",
+        nargs=2,
+        metavar=("SRC", "DEST"),
+        help="fetch a remote file or tree from every host into DEST/<host>/<path>, as Ansible's fetch",
+    )
     parser.add_argument(
         "-a", "--args", metavar="JSON", help="arguments: a JSON list (positional) or object (keywords), e.g. '[\"/\"]'"
     )
@@ -89,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-u", "--user", help="remote user, where the inventory sets none")
     parser.add_argument("--private-key", metavar="FILE", help="SSH key, where the inventory sets none")
     parser.add_argument("--json", action="store_true", help="print one JSON object per host, and nothing live")
+    parser.add_argument("--mode", metavar="OCTAL", help="with --copy: the files' mode on the hosts, such as 0644")
+    parser.add_argument("--delete", action="store_true", help="with --copy: remove what the source does not have")
     become = parser.add_argument_group(
         "become", "run as another user on each host; a host's own ansible_become* variables win over these"
     )
@@ -202,11 +216,15 @@ def _main(argv: list[str], interrupts: _Interrupts) -> int:
         args = parser.parse_args(argv)
         if args.shell is not None and args.args is not None:
             parser.error("-a gives a function's arguments; with --shell, put them in the command")
+        if (args.mode is not None or args.delete) and args.copy is None:
+            parser.error("--mode and --delete go with --copy")
         _check_options(args)
-        if args.shell is not None:
+        if args.copy is not None or args.fetch is not None:
+            task: Any = _transfer_task(args)
+        elif args.shell is not None:
             if not args.shell.strip():
                 raise UsageError("--shell needs a command")
-            task: Any = args.shell
+            task = args.shell
         else:
             if "" not in sys.path and os.getcwd() not in sys.path:
                 sys.path.insert(0, os.getcwd())  # as ``python -m``: the project one stands in is importable
@@ -328,8 +346,40 @@ class _Collector(threading.Thread):
         return items
 
 
+MAX_MODE = 0o7777
+
+
+def _transfer_task(args: argparse.Namespace) -> tuple[str, str, str, dict[str, Any]]:
+    """--copy or --fetch as (kind, source, destination, options), checked before anything connects."""
+    if args.args is not None:
+        raise UsageError("-a gives a function's arguments; --copy and --fetch take none")
+    kind, (source, destination) = ("copy", args.copy) if args.copy is not None else ("fetch", args.fetch)
+    if not source or not destination:
+        raise UsageError(f"--{kind} needs a source and a destination")
+    options: dict[str, Any] = {}
+    if kind == "copy":
+        if not os.path.lexists(source):
+            raise UsageError(f"--copy {source}: no such file or directory")
+        if args.mode is not None:
+            try:
+                mode = int(args.mode, 8)
+            except ValueError:
+                raise UsageError(f"--mode wants an octal mode such as 0644, not {args.mode!r}") from None
+            if not 0 <= mode <= MAX_MODE:
+                raise UsageError(f"--mode {args.mode} is not a file mode (0 to 7777)")
+            options["mode"] = mode
+        if args.delete:
+            options["delete"] = True
+    return kind, source, destination, options
+
+
 def _outcomes(fleet: fanout.Fleet, args: argparse.Namespace, task: Any) -> Iterator[tuple[str, fanout.Result]]:
     """Each host's result as it comes in."""
+    if args.copy is not None or args.fetch is not None:
+        kind, source, destination, options = task
+        move = fleet.put if kind == "copy" else fleet.fetch
+        yield from move(source, destination, timeout=args.task_timeout, **options).items()
+        return
     if args.shell is not None:
         timeout = args.task_timeout
         # As Fleet.run: the host kills the command at its timeout, the master waits a connect timeout longer.
