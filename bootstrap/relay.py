@@ -10,6 +10,7 @@ import marshal
 import os
 import sys
 
+MAX_FETCHES = 64  # a child's module requests its parent asks about at once: one per importing thread is plenty
 _READY = b"\0fanout-ready\0"  # a child's stage 0 writes it first: before it, sudo/su/doas talk; after, frames
 
 
@@ -81,6 +82,7 @@ class _Child:
         self.written.acquire()
         self.pid, self.rfd, wfd = _spawn(argv, use_pty)
         ROUTES.add(cid, cid)
+        self.fetching = 0  # its module requests this child is asking its own parent about
         self.direct = self.busy = False  # direct: put() may write itself (pipes, once ready); busy: the writer has work
         if not use_pty:  # a terminal shares its flags with the reader's descriptor: it keeps blocking writes
             os.set_blocking(wfd, False)
@@ -168,8 +170,12 @@ class _Child:
                             raise ValueError("bad module name %r" % name[:100])
                         if name in IMPORTER.modules:  # held here: answered at once, no thread
                             _serve_module(self, rid, name)
-                        else:
-                            _thread.start_new_thread(_serve_module, (self, rid, name))
+                        else:  # a thread that asks this child's parent, at most MAX_FETCHES at once
+                            with self.lock:
+                                self.fetching += 1
+                            if self.fetching > MAX_FETCHES:
+                                raise ValueError("over %d module requests at once" % MAX_FETCHES)
+                            _thread.start_new_thread(_serve_module, (self, rid, name, True))
                     else:
                         _write(ROUTES.up(self.cid, kind, rid, body))
             except Exception as exc:
@@ -221,7 +227,7 @@ def _write_all(fd, data):
             select([], [fd], [])
 
 
-def _serve_module(child, rid, name):
+def _serve_module(child, rid, name, counted=False):
     """A child's module request, answered from what this child holds, or asked of its own parent once."""
     try:
         if name not in IMPORTER.modules:
@@ -231,3 +237,6 @@ def _serve_module(child, rid, name):
         record = (name, False, None, None, "its parent could not get it: %s" % exc)
     payload = b"m" + marshal.dumps(([record], sorted(IMPORTER.roots)))
     child.put(encode_frame(MODULES, rid, payload, True))
+    if counted:
+        with child.lock:
+            child.fetching -= 1

@@ -534,3 +534,20 @@ def test_a_become_childs_bad_module_request_costs_its_login_context_nothing(
     assert outcome is None or "it sent its parent an invalid message (" in str(outcome)  # its own end, not its host's
     assert login.call(abs, -3) == 3
     assert_healthy([other])
+
+
+MODULE_FLOOD = """
+send(hello_frame() + b''.join(encode_frame(GET_MODULE, n, b'no_such_module_%d' % n) for n in range(1, 201)))
+for kind, rid, body in frames():
+    pass
+"""
+
+
+def test_a_become_child_asking_for_modules_without_waiting_is_ended_alone(hostile_sudo, healthy_children) -> None:
+    login, other = healthy_children(2)
+    root = login.become("root", exe=hostile_sudo(MODULE_FLOOD))
+    outcome = root.call_async(abs, 1).exception(timeout=30)
+    assert isinstance(outcome, ConnectionLost) and "over 64 module requests at once" in str(outcome)
+    assert login.stats["module_requests"] <= 64  # what reached the master before the relay ended it
+    assert login.call(abs, -3) == 3
+    assert_healthy([other])
