@@ -309,6 +309,25 @@ class Context:
         child.expect_ready_by(time.monotonic() + timeout, timeout)
         return child
 
+    def fetch(
+        self,
+        src: str,
+        dest: Any,
+        *,
+        flat: bool = False,
+        max_bytes: int | None = None,
+        max_entries: int | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Copy a file or tree from the host into ``dest/<host>/<src>`` (``flat``: at ``dest`` itself).
+
+        Returns a ``Fetched``; raises ``FetchError`` (with ``fetched``) if any entry
+        was not fetched. As :meth:`fanout.Fleet.fetch`; see docs/files.rst.
+        """
+        from fanout import _fetch
+
+        return _fetch.fetch(self, src, dest, flat=flat, max_bytes=max_bytes, max_entries=max_entries, timeout=timeout)
+
     def _path(self) -> list[Context]:
         """The contexts from the connection's child down to this one."""
         return [self] if self._parent is None else [*self._parent._path(), self]

@@ -616,6 +616,73 @@ class Fleet:
     def __repr__(self) -> str:
         return f"<fanout.Fleet {len(self.hosts)} hosts, {len(self._contexts)} connected>"
 
+    # -- fetching ------------------------------------------------------------------------
+
+    def fetch(
+        self,
+        src: str,
+        dest_dir: str | os.PathLike,
+        *,
+        flat: bool = False,
+        max_bytes: int | None = None,
+        max_entries: int | None = None,
+        timeout: float | None = None,
+    ) -> Results:
+        """Copy a file or tree from every host into ``dest_dir/<host>/<src>``; each value is a ``Fetched``.
+
+        As Ansible's fetch: ``fetch("/var/log/app.log", "logs/")`` makes
+        ``logs/web1/var/log/app.log``. ``flat=True`` (one host only) stores it at
+        ``dest_dir`` itself, or below it under the source's name if it ends with '/'.
+        Files whose local copy matches are not sent again. A host cannot write
+        outside its directory nor store more than ``max_bytes`` (None: 1 GiB) in
+        more than ``max_entries`` entries (None: 100,000); see docs/files.rst.
+        A host with entries it could not fetch ends failed, its ``Fetched`` in ``value``.
+        """
+        from fanout import _fetch
+
+        request = _fetch.request(src, dest_dir, flat=flat, max_bytes=max_bytes, max_entries=max_entries)
+        if flat and len(self.hosts) != 1:
+            raise ValueError(f"flat=True stores one host's copy at {dest_dir!r}: this fleet has {len(self.hosts)}")
+        self._deadline(timeout)
+        if not self._connected:
+            self.connect()
+        names = list(self.hosts)
+        results: dict[str, Result] = {}
+        stop: Future = Future()
+        pool = ThreadPoolExecutor(max_workers=min(self.forks, max(len(names), 1)))
+        try:
+            enabled = _progress.wanted(len(names), self.progress)
+            with _progress.Progress(f"fetch {request.src}", len(names), enabled) as bar:
+                pending = [pool.submit(self._fetch_one, name, request, timeout, stop) for name in names]
+                for done in concurrent.futures.as_completed(pending):
+                    result = done.result()
+                    results[result.host] = result
+                    bar.advance(result.status)
+        except BaseException:  # Ctrl-C: each host stops at its next piece and removes its temporary file
+            stop.set_result(None)
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown()
+        return Results({name: results[name] for name in names})
+
+    def _fetch_one(self, name: str, request: Any, timeout: float | None, stop: Future) -> Result:
+        """One host's fetch, within ``timeout`` from its start; its failure is its Result."""
+        from fanout import _fetch
+
+        deadline = self._deadline(timeout)
+        with self._lock:
+            context = self._contexts.get(name)
+            failure = self._failures.get(name)
+        if context is None:
+            return Result(name, status_of(failure), error=failure) if failure else Result(name, UNREACHABLE)
+        wait = _fetch.Waiter(deadline, lambda: self._timed_out(name, deadline), stop)
+        try:
+            return Result(name, OK, value=_fetch.fetch_host(context, name, request, wait))
+        except _fetch.FetchError as exc:
+            return Result(name, FAILED, value=exc.fetched, error=exc)
+        except Exception as exc:
+            return Result(name, status_of(exc), error=exc)
+
 
 BECOME_OPTIONS = ("user", "method", "password", "exe", "flags")
 
