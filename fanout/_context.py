@@ -309,6 +309,28 @@ class Context:
         child.expect_ready_by(time.monotonic() + timeout, timeout)
         return child
 
+    def put(
+        self,
+        src: Any,
+        dest: str,
+        *,
+        mode: int | None = None,
+        owner: str | int | None = None,
+        group: str | int | None = None,
+        delete: bool = False,
+        fsync: bool = False,
+        timeout: float | None = None,
+    ) -> Any:
+        """Push a file or a tree to ``dest`` on the host; as :meth:`fanout.Fleet.put` (see docs/files.rst).
+
+        Returns a :class:`~fanout.fleet.Transfer`; raises :class:`~fanout.fleet.PushFailed`
+        (with ``transfer``) if any entry failed.
+        """
+        from fanout import _push
+
+        options = {"mode": mode, "owner": owner, "group": group, "delete": delete, "fsync": fsync, "timeout": timeout}
+        return _push.put(self, src, dest, **options)
+
     def fetch(
         self,
         src: str,

@@ -8,22 +8,19 @@ One host never fails another (decision 7): each ends as ``ok``, ``failed``
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import os
 import queue
-import secrets
-import stat
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from fanout import _become, _files, _limits, _output, _progress, _secret, _shell, _terminal
+from fanout import _become, _limits, _output, _progress, _push, _secret, _shell, _terminal
 from fanout._deadlines import DEADLINES
+from fanout._push import PushFailed, Transfer
 from fanout._timeouts import check_timeout
 from fanout.errors import (
     AuthenticationFailed,
@@ -67,16 +64,6 @@ class CommandResult:
     rc: int | None
     stdout: str
     stderr: str
-
-
-@dataclass(frozen=True)
-class Transfer:
-    """A file pushed to one host: ``changed`` is False when it was there already, byte for byte."""
-
-    path: str
-    changed: bool
-    size: int
-    sha256: str
 
 
 def status_of(error: BaseException) -> str:
@@ -501,85 +488,78 @@ class Fleet:
 
     def put(
         self,
-        local: str | os.PathLike,
-        remote: str,
+        src: str | os.PathLike,
+        dest: str,
         *,
         mode: int | None = None,
         owner: str | int | None = None,
         group: str | int | None = None,
+        delete: bool = False,
+        fsync: bool = False,
         timeout: float | None = None,
     ) -> Results:
-        """Push a file to ``remote`` (a full path) on every host; each value is a :class:`~fanout.fleet.Transfer`.
+        """Push a file or a tree to ``dest`` on every host; each value is a :class:`~fanout.fleet.Transfer`.
 
-        Hosts whose file already has the same content are not sent it again
-        (only its mode and ownership are fixed if they differ); elsewhere the file is
-        written beside its target and renamed into place, so readers never see half of it.
-        ``mode`` defaults to the local file's permissions; ``owner`` and ``group`` (names
-        or ids) to the writing user's (changing them takes root: see :meth:`Fleet.become`).
-        Each host goes through its steps on its own, within its own ``timeout``.
+        Where ``src`` lands follows rsync: a directory ``"site/"`` fills ``dest``
+        with its contents, ``"site"`` becomes ``dest/site``; a file's ``dest`` is its
+        full path, or ends in "/" for the directory it goes into. Files whose size
+        and sha256 match are not sent again; the others are written beside their
+        target and renamed into place. Modes, times and links are kept; ``mode``
+        (files), ``owner`` and ``group`` (names or ids; root's to change, see
+        :meth:`Fleet.become`) override them. ``delete`` removes what the source
+        lacks. The source is read once for the whole fleet (see docs/files.rst).
+        A host where anything failed ends failed, with a
+        :class:`~fanout.fleet.PushFailed` whose ``transfer`` says what was done;
+        each host has its own ``timeout``.
         """
-        for what, value in (("owner", owner), ("group", group)):
-            if value is not None and not (isinstance(value, str) and value) and type(value) is not int:
-                raise ValueError(f"{what} must be a name or a numeric id, not {value!r}")
-        data = Path(local).read_bytes()
-        if mode is None:
-            mode = stat.S_IMODE(os.stat(local).st_mode)
-        if not isinstance(remote, str) or not remote.startswith("/"):
-            raise ValueError(f"remote must be an absolute path, not {remote!r}")
+        plan = _push.prepare(src, dest, mode=mode, owner=owner, group=group, delete=delete, fsync=fsync)
         self._deadline(timeout)
         if not self._connected:
             self.connect()
-        push = _Push(remote, data, mode, hashlib.sha256(data).hexdigest(), secrets.token_hex(8), owner, group)
         names = list(self.hosts)
+        with self._lock:
+            callers = {context.name: name for name, context in self._contexts.items()}
         results: dict[str, Result] = {}
         enabled = _progress.wanted(len(names), self.progress)
         pool = ThreadPoolExecutor(max_workers=min(self.forks, max(len(names), 1)))
         try:
-            with _progress.Progress(f"put {remote}", len(names), enabled) as bar:
-                pending = [pool.submit(self._put_one, name, push, timeout) for name in names]
+            with (
+                _push.serving(_push.pool_threads(len(callers))) as chunks,
+                chunks.offer(plan, callers) as offer,
+                _progress.Progress(f"put {plan.dest}", len(names), enabled) as bar,
+            ):
+                pending = [pool.submit(self._put_one, name, offer, timeout) for name in names]
                 for done in concurrent.futures.as_completed(pending):
                     result = done.result()
                     results[result.host] = result
                     bar.advance(result.status)
-        except BaseException:  # Ctrl-C: return at once; close() ends the steps still in flight
+        except BaseException:  # Ctrl-C: return at once; hosts still pulling are refused from now on, and end
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown()
         return Results({name: results[name] for name in names})
 
-    def _put_one(self, name: str, push: _Push, timeout: float | None) -> Result:
-        """Compare, then chmod or send in pieces: one host's steps, within ``timeout`` from its start."""
+    def _put_one(self, name: str, offer: _push.Offer, timeout: float | None) -> Result:
+        """One host's push: a single call, within ``timeout`` from its start."""
         deadline = self._deadline(timeout)
         with self._lock:
             context = self._contexts.get(name)
             failure = self._failures.get(name)
         if context is None:
             return Result(name, status_of(failure), error=failure) if failure else Result(name, UNREACHABLE)
-
-        def step(fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            future = offer.start(context)
             left = None if deadline is None else max(deadline - time.monotonic(), 0)
-            future = context.call_async(fn, *args)
             try:
-                return future.result(timeout=left)
+                summary = future.result(timeout=left)
             except concurrent.futures.TimeoutError:
                 raise self._timed_out(name, deadline) from None
-
-        try:
-            verdict = step(_files.compare, push.remote, push.sha256, push.mode, push.owner, push.group)
-            if verdict == "mode":
-                step(_files.set_mode, push.remote, push.mode, push.owner, push.group)
-            elif verdict == "content":
-                offsets = range(0, max(len(push.data), 1), PUT_CHUNK)
-                for offset in offsets:
-                    piece = push.data[offset : offset + PUT_CHUNK]
-                    last = offset == offsets[-1]
-                    step(
-                        _files.write,
-                        *(push.remote, piece, offset, last, push.mode, push.sha256, push.token, push.owner, push.group),
-                    )
         except Exception as exc:
             return Result(name, status_of(exc), error=exc)
-        return Result(name, OK, value=Transfer(push.remote, verdict != "same", len(push.data), push.sha256))
+        transfer, error = offer.outcome(name, summary)
+        if error is not None:
+            return Result(name, FAILED, value=transfer, error=error)
+        return Result(name, OK, value=transfer)
 
     # -- closing -------------------------------------------------------------------------
 
@@ -740,19 +720,6 @@ class _BecomeFleet(Fleet):
         return f"<fanout.Fleet {len(self.hosts)} hosts as {self._given.get('user', 'root')!r}>"
 
 
-@dataclass(frozen=True)
-class _Push:
-    """What :meth:`Fleet.put` sends: the same to every host."""
-
-    remote: str
-    data: bytes
-    mode: int
-    sha256: str
-    token: str  # names this push's temporary file on each host
-    owner: str | int | None = None
-    group: str | int | None = None
-
-
 def _end(context: Any, error: CallTimeout) -> None:
     """End a dropped host's child; its other calls in flight end as timed out, not as a lost connection."""
     context._fail_all(f"dropped from the fleet at a call's timeout ({error})", error)
@@ -812,9 +779,6 @@ def _with_modules(options: Mapping[str, Any], extra: dict[str, tuple[str, ...]])
     return merged
 
 
-PUT_CHUNK = 8 * 1024 * 1024  # well under a frame's 64 MiB limit, and a piece's memory on small hosts
-
-
 def _failed(error: BaseException) -> Future:
     future: Future = Future()
     future.set_exception(error)
@@ -845,6 +809,7 @@ __all__ = [
     "UNREACHABLE",
     "CommandResult",
     "Fleet",
+    "PushFailed",
     "Result",
     "Results",
     "Transfer",

@@ -1,0 +1,511 @@
+"""Push, the master's side: the source walked and hashed once, its chunks served to the whole fleet.
+
+:func:`prepare` checks the arguments and walks the source before anything
+connects. Each host then runs :func:`fanout._push_remote.apply` once, and pulls
+the chunks of the files it lacks from :class:`FileChunks`, a service on the
+master's children pool: identical requests from many hosts collapse into one
+read (its invoker deduplicates them), and a bounded cache serves hosts that
+follow a little behind, so the master reads each chunk about once, however
+many hosts receive it. What a host sends (its chunk requests, its summary) is
+checked against the push it belongs to, and bounded.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import contextlib
+import errno
+import os
+import posixpath
+import secrets
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from fanout import _push_remote, _tree, service
+from fanout._timeouts import check_timeout
+from fanout.errors import CallTimeout, FanoutError, escape
+
+CACHE_BYTES = 16 * 1024 * 1024  # chunks kept for hosts a little behind the first: the master's memory per push
+PAGE_ENTRIES = 4096  # entries per page of the list a host pulls (the first page travels with the call)
+MAX_POOL_THREADS = 32  # threads of the pool a push starts when no pool serves children
+MAX_MODE = 0o7777
+SERVICE_NAME = "fanout._push.FileChunks"
+
+__all__ = ["CACHE_BYTES", "FileChunks", "PushFailed", "Transfer", "prepare", "put", "remote_root", "serving"]
+
+
+@dataclass(frozen=True, repr=False)
+class Transfer:
+    """What a push did on one host. ``changed`` is False when everything was there already, byte for byte.
+
+    ``path`` is the destination's root on the host; the ``*_paths`` are relative
+    to it ("" is ``path`` itself): written or with mode or owner fixed,
+    already right, deleted (``delete=True``; the first
+    :data:`~fanout._push_remote.MAX_DELETED_LISTED` of ``deleted_count``), and
+    failed or skipped. ``size`` is the source's bytes of file content, ``sha256``
+    a single file's digest ("" for a tree), ``bytes_sent`` the content this host
+    pulled.
+    """
+
+    path: str
+    changed: bool
+    size: int
+    sha256: str
+    changed_paths: tuple[str, ...] = ()
+    unchanged_paths: tuple[str, ...] = ()
+    deleted_paths: tuple[str, ...] = ()
+    failed_paths: tuple[str, ...] = ()
+    deleted_count: int = 0
+    bytes_sent: int = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<Transfer {self.path}: {len(self.changed_paths)} changed, {len(self.unchanged_paths)} unchanged, "
+            f"{self.deleted_count} deleted, {len(self.failed_paths)} failed, {self.bytes_sent} bytes sent>"
+        )
+
+
+class PushFailed(FanoutError):
+    """Entries of a push failed on a host (or it answered nonsense); ``transfer`` says what was done there."""
+
+    def __init__(self, host: str, messages: tuple[str, ...], count: int, transfer: Transfer | None = None) -> None:
+        super().__init__(host, messages, count)
+        self.host = host
+        self.messages = messages  # the host's own words, the first few: escaped when shown
+        self.count = count
+        self.transfer = transfer
+
+    def __str__(self) -> str:
+        shown = "; ".join(escape(message) for message in self.messages[:3])
+        more = f" (and {self.count - 3} more)" if self.count > 3 else ""
+        return f"the push failed on {self.host} for {self.count} path{'s' * (self.count != 1)}: {shown}{more}"
+
+
+# -- the arguments ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A push, checked and walked: the same for every host."""
+
+    local: str  # the source, as named (a link named is followed)
+    dest: str  # the root on the hosts
+    entries: list
+    mode: int | None
+    owner: str | int | None
+    group: str | int | None
+    delete: bool
+    fsync: bool
+
+    @property
+    def size(self) -> int:
+        return sum(entry[4] for entry in self.entries)
+
+    def read(self, file: int, index: int) -> bytes:
+        """Chunk ``index`` of entry ``file``; short if the file shrank since it was hashed (the host sees it)."""
+        relpath, size = self.entries[file][0], self.entries[file][4]
+        path = os.path.join(self.local, relpath) if relpath else self.local
+        offset = index * _tree.CHUNK
+        fd = os.open(path, os.O_RDONLY | (0 if file == 0 else getattr(os, "O_NOFOLLOW", 0)))
+        try:
+            return os.pread(fd, min(_tree.CHUNK, size - offset), offset)
+        finally:
+            os.close(fd)
+
+
+def remote_root(src: str, dest: str, is_dir: bool) -> str:
+    """Where ``src`` lands under ``dest``, as rsync places it.
+
+    A directory: ``"site/"`` (a trailing slash) puts its contents in ``dest``;
+    ``"site"`` puts the directory itself there, as ``dest/site``. A file: ``dest``
+    is its full path, or, ending in "/", the directory it goes into.
+    """
+    if is_dir:
+        if src.endswith(("/", os.sep)):
+            root = dest
+        else:
+            name = os.path.basename(os.path.normpath(os.path.abspath(src)))
+            root = posixpath.join(dest, name) if name else dest
+    else:
+        root = posixpath.join(dest, os.path.basename(src)) if dest.endswith("/") else dest
+    return posixpath.normpath(root)
+
+
+def check_options(mode: Any, owner: Any, group: Any, delete: Any) -> None:
+    for what, value in (("owner", owner), ("group", group)):
+        if value is not None and not (isinstance(value, str) and value) and type(value) is not int:
+            raise ValueError(f"{what} must be a name or a numeric id, not {value!r}")
+    if mode is not None and (type(mode) is not int or not 0 <= mode <= MAX_MODE):
+        raise ValueError(f"mode must be a permission mode from 0 to 0o7777, not {mode!r}")
+    if type(delete) is not bool:
+        raise ValueError(f"delete must be True or False, not {delete!r}")
+
+
+def prepare(
+    src: str | os.PathLike,
+    dest: str,
+    *,
+    mode: int | None = None,
+    owner: str | int | None = None,
+    group: str | int | None = None,
+    delete: bool = False,
+    fsync: bool = False,
+) -> Plan:
+    """Check a push's arguments and walk and hash its source: all before anything connects."""
+    check_options(mode, owner, group, delete)
+    if not isinstance(dest, str) or not dest.startswith("/"):
+        raise ValueError(f"the destination must be an absolute path, not {dest!r}")
+    if "\x00" in dest:
+        raise ValueError("the destination holds a NUL character")
+    local = os.fsdecode(os.fspath(src))
+    if not os.path.exists(local):
+        raise FileNotFoundError(errno.ENOENT, "no such file or directory to put", local)
+    entries = _tree.walk(local)
+    is_dir = entries[0][1] == _tree.DIR
+    root = remote_root(local, dest, is_dir)
+    if delete and not is_dir:
+        raise ValueError(f"delete=True is for a directory, and {local} is a file")
+    if delete and root == "/":
+        raise ValueError("delete=True with / as the destination would empty the host: refused")
+    return Plan(local, root, entries, mode, owner, group, delete, bool(fsync))
+
+
+# -- the service -----------------------------------------------------------------------------
+
+
+class _Cache:
+    """Chunks recently read, least recently used first out, within ``limit`` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self.peak = 0
+        self._chunks: collections.OrderedDict[tuple, bytes] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> bytes | None:
+        with self._lock:
+            data = self._chunks.get(key)
+            if data is not None:
+                self._chunks.move_to_end(key)
+            return data
+
+    def put(self, key: tuple, data: bytes) -> None:
+        with self._lock:
+            if key in self._chunks or len(data) > self.limit:
+                return
+            while self.size + len(data) > self.limit:
+                self.size -= len(self._chunks.popitem(last=False)[1])
+            self._chunks[key] = data
+            self.size += len(data)
+            self.peak = max(self.peak, self.size)
+
+    def drop(self, token: str) -> None:
+        with self._lock:
+            for key in [k for k in self._chunks if k[0] == token]:
+                self.size -= len(self._chunks.pop(key))
+
+
+class _ChunkInvoker(service.DeduplicatingInvoker):
+    """Identical requests collapse into one read; a request is checked against its push first.
+
+    Unlike the plain DeduplicatingInvoker, results are not kept for the
+    invoker's life (that would be every chunk ever pushed): the service's own
+    bounded cache keeps the recent ones.
+    """
+
+    def invoke(self, method_name: str, kwargs: dict[str, Any], caller: service.Caller) -> Future:
+        chunks: FileChunks = self.service  # type: ignore[assignment]
+        offer, reason = chunks._admit(method_name, kwargs, caller)
+        if offer is None:
+            refused: Future = Future()
+            refused.set_exception(service.CallRefused(reason))
+            return refused
+        future = super().invoke(method_name, kwargs, caller)
+        if method_name == "read":
+            future.add_done_callback(lambda done: offer._served(caller.name, done))
+        return future
+
+    def _execute(self, key: Any, method: Callable, kwargs: dict[str, Any]) -> None:
+        super()._execute(key, method, kwargs)
+        with self._lock:
+            self._results.pop(key, None)
+
+
+class FileChunks(service.Service):
+    """The chunks of the files being pushed, for the hosts receiving them (one instance per pool).
+
+    ``reads`` and ``bytes_read`` count what was read from disk, all pushes
+    together; ``on_read(token, file, index, size)``, if set, is called after each
+    read (from a pool thread).
+    """
+
+    name = SERVICE_NAME
+    invoker_class = _ChunkInvoker
+
+    def __init__(self, cache_bytes: int = CACHE_BYTES) -> None:
+        self._offers: dict[str, Offer] = {}
+        self._lock = threading.Lock()
+        self.cache = _Cache(cache_bytes)
+        self.reads = 0
+        self.bytes_read = 0
+        self.on_read: Callable[[str, int, int, int], None] | None = None
+
+    @contextlib.contextmanager
+    def offer(self, plan: Plan, callers: Mapping[str, str]) -> Iterator[Offer]:
+        """Serve ``plan`` to the contexts named in ``callers`` (context name -> host) while the block runs."""
+        offer = Offer(plan, dict(callers))
+        with self._lock:
+            self._offers[offer.token] = offer
+        try:
+            yield offer
+        finally:
+            with self._lock:
+                del self._offers[offer.token]
+            self.cache.drop(offer.token)
+
+    def _admit(self, method: str, kwargs: dict[str, Any], caller: service.Caller) -> tuple[Offer | None, str]:
+        """The push a request belongs to, if the caller takes part in it and asks for what it holds."""
+        token = kwargs.get("token")
+        with self._lock:
+            offer = self._offers.get(token) if type(token) is str else None
+        if offer is None or caller.name not in offer.callers:
+            return None, f"no push in progress for {caller.name} with that token"
+        wanted = {"read": ("token", "file", "index"), "entries": ("token", "page")}.get(method)
+        if wanted is None or sorted(kwargs) != sorted(wanted):
+            return None, f"{SERVICE_NAME} has no method {method[:64]!r} with these arguments"
+        if any(type(kwargs[name]) is not int for name in wanted[1:]):
+            return None, "chunks are asked for by whole numbers"
+        entries = offer.plan.entries
+        if method == "entries":
+            return (offer, "") if 1 <= kwargs["page"] < offer.pages else (None, "no such page of entries")
+        file, index = kwargs["file"], kwargs["index"]
+        if not 0 <= file < len(entries) or entries[file][1] != _tree.FILE:
+            return None, "no such file in this push"
+        if not 0 <= index < _tree.chunks(entries[file][4]):
+            return None, "no such chunk of this file"
+        return offer, ""
+
+    @service.expose(service.AllowAny())  # who may ask is checked against each push, in _admit
+    @service.arg_spec({"token": str, "file": int, "index": int})
+    def read(self, token: str, file: int, index: int) -> bytes:
+        """Chunk ``index`` of file ``file`` of the push ``token``: from the cache, or read now (and cached)."""
+        key = (token, file, index)
+        data = self.cache.get(key)
+        if data is not None:
+            return data
+        with self._lock:
+            offer = self._offers.get(token)
+        if offer is None:
+            raise service.CallRefused("the push has ended")
+        data = offer.plan.read(file, index)
+        self.cache.put(key, data)
+        with self._lock:
+            self.reads += 1
+            self.bytes_read += len(data)
+            offer.bytes_read += len(data)
+        hook = self.on_read
+        if hook is not None:
+            hook(token, file, index, len(data))
+        return data
+
+    @service.expose(service.AllowAny())
+    @service.arg_spec({"token": str, "page": int})
+    def entries(self, token: str, page: int) -> list:
+        """Page ``page`` of the push's entries (page 0 travels with the call)."""
+        with self._lock:
+            offer = self._offers.get(token)
+        if offer is None:
+            raise service.CallRefused("the push has ended")
+        return offer.plan.entries[page * PAGE_ENTRIES : (page + 1) * PAGE_ENTRIES]
+
+
+class Offer:
+    """One push being served: its token (known to its hosts only), and what each host pulled."""
+
+    def __init__(self, plan: Plan, callers: dict[str, str]) -> None:
+        self.token = secrets.token_hex(16)
+        self.plan = plan
+        self.callers = callers
+        self.pages = max(1, -(-len(plan.entries) // PAGE_ENTRIES))
+        self.sent = dict.fromkeys(callers.values(), 0)
+        self.bytes_read = 0
+        self._lock = threading.Lock()
+        self.call = {
+            "service": SERVICE_NAME,
+            "token": self.token,
+            "dest": plan.dest,
+            "entries": plan.entries[:PAGE_ENTRIES],
+            "count": len(plan.entries),
+            "page": PAGE_ENTRIES,
+            "mode": plan.mode,
+            "owner": plan.owner,
+            "group": plan.group,
+            "delete": plan.delete,
+            "fsync": plan.fsync,
+        }
+
+    def start(self, context: Any) -> Future:
+        """The host's one call: compare, pull, replace."""
+        return context.call_async(_push_remote.apply, self.call)
+
+    def _served(self, caller: str, done: Future) -> None:
+        if done.exception() is None:
+            host = self.callers[caller]
+            with self._lock:
+                self.sent[host] += len(done.result())
+
+    def outcome(self, host: str, summary: Any) -> tuple[Transfer, PushFailed | None]:
+        """The host's summary, checked, as a Transfer; and a PushFailed if anything failed there."""
+        with self._lock:
+            sent = self.sent.get(host, 0)
+        try:
+            status, errors, error_count, deleted, deleted_count = check_summary(summary, len(self.plan.entries))
+        except ValueError as exc:
+            error = PushFailed(host, (f"its summary of the push is not valid: {exc}",), 1)
+            return Transfer(self.plan.dest, False, self.plan.size, "", bytes_sent=sent), error
+        changed: list[str] = []
+        unchanged: list[str] = []
+        failed: list[str] = []
+        for entry, code in zip(self.plan.entries, status, strict=True):
+            (changed if code in "cm" else unchanged if code == "u" else failed).append(entry[0])
+        single = self.plan.entries[0][1] == _tree.FILE
+        transfer = Transfer(
+            self.plan.dest,
+            bool(changed or deleted_count),
+            self.plan.size,
+            self.plan.entries[0][5] if single else "",
+            changed_paths=tuple(changed),
+            unchanged_paths=tuple(unchanged),
+            deleted_paths=tuple(deleted),
+            failed_paths=tuple(failed),
+            deleted_count=deleted_count,
+            bytes_sent=sent,
+        )
+        if not error_count and not failed:
+            return transfer, None
+        messages = tuple(message for _, message in errors) or ("entries were skipped",)
+        return transfer, PushFailed(host, messages, max(error_count, 1), transfer)
+
+
+def check_summary(summary: Any, count: int) -> tuple[str, list, int, list, int]:
+    """A host's summary (see :func:`fanout._push_remote.apply`), each part checked; ValueError otherwise."""
+    keys = ("status", "errors", "error_count", "deleted", "deleted_count")
+    if type(summary) is not dict or sorted(summary) != sorted(keys):
+        raise ValueError(f"it must be a dict of {', '.join(keys)}")
+    status, errors, error_count, deleted, deleted_count = (summary[key] for key in keys)
+    if type(status) is not str or len(status) != count or not set(status) <= set("ucmfs"):
+        raise ValueError(f"its status must be {count} characters of u, c, m, f and s")
+    if type(errors) is not list or len(errors) > _push_remote.MAX_ERRORS:
+        raise ValueError(f"its errors must be a list of at most {_push_remote.MAX_ERRORS}")
+    for error in errors:
+        if (
+            type(error) not in (tuple, list)
+            or len(error) != 2
+            or type(error[0]) is not int
+            or not -1 <= error[0] < count
+            or type(error[1]) is not str
+            or len(error[1]) > _push_remote.MAX_MESSAGE + _tree.MAX_PATH * 2
+        ):
+            raise ValueError("each error must be (an entry's index or -1, a message of bounded length)")
+    if type(deleted) is not list or len(deleted) > _push_remote.MAX_DELETED_LISTED:
+        raise ValueError(f"its deleted paths must be a list of at most {_push_remote.MAX_DELETED_LISTED}")
+    for path in deleted:
+        _tree.check_relpath(path)
+        if path == "":
+            raise ValueError("the root cannot be among the deleted")
+    if sum(len(path) for path in deleted) > _push_remote.MAX_DELETED_CHARS:
+        raise ValueError(f"its deleted paths hold over {_push_remote.MAX_DELETED_CHARS} characters")
+    for name, value, low in (("error_count", error_count, len(errors)), ("deleted_count", deleted_count, len(deleted))):
+        if type(value) is not int or not low <= value <= _tree.MAX_SIZE:
+            raise ValueError(f"its {name} must be a whole number of at least {low}")
+    return status, errors, error_count, deleted, deleted_count
+
+
+# -- the pool --------------------------------------------------------------------------------
+
+_lease_lock = threading.Lock()
+_own_pool: service.Pool | None = None  # the pool pushes started, while any runs
+_own_users = 0
+
+
+def pool_threads(hosts: int) -> int:
+    """Threads for a pool a push starts: enough for each host's share (half the pool) to cover its workers."""
+    return min(MAX_POOL_THREADS, max(2 * _push_remote.WORKERS, hosts))
+
+
+@contextlib.contextmanager
+def serving(threads: int) -> Iterator[FileChunks]:
+    """The FileChunks service of the pool serving children, while the block runs.
+
+    If no pool serves children, one of ``threads`` threads is started, and
+    closed when the last push using it ends. A pool of the user's own gets the
+    service added (once), and stays theirs.
+    """
+    global _own_pool, _own_users
+    with _lease_lock:
+        pool = service.children_pool()
+        if pool is None:
+            pool = _own_pool = service.Pool(threads).serve_children()
+            _own_users = 0
+        own = pool is _own_pool
+        if own:
+            _own_users += 1
+        try:
+            chunks = pool.get_service(SERVICE_NAME)
+            if chunks is None:
+                chunks = pool.add(FileChunks())
+            if not isinstance(chunks, FileChunks):
+                raise TypeError(f"the children's pool serves another service named {SERVICE_NAME}")
+        except BaseException:
+            if own:
+                _release()
+            raise
+    try:
+        yield chunks
+    finally:
+        if own:
+            with _lease_lock:
+                _release()
+
+
+def _release() -> None:
+    global _own_pool, _own_users
+    _own_users -= 1
+    if _own_users == 0 and _own_pool is not None:
+        pool, _own_pool = _own_pool, None
+        pool.close()
+
+
+# -- one context -----------------------------------------------------------------------------
+
+
+def put(
+    context: Any,
+    src: str | os.PathLike,
+    dest: str,
+    *,
+    mode: int | None = None,
+    owner: str | int | None = None,
+    group: str | int | None = None,
+    delete: bool = False,
+    fsync: bool = False,
+    timeout: float | None = None,
+) -> Transfer:
+    """:meth:`fanout.Context.put`: push to one context; a :class:`Transfer`, or :class:`PushFailed` raised."""
+    plan = prepare(src, dest, mode=mode, owner=owner, group=group, delete=delete, fsync=fsync)
+    seconds = check_timeout("timeout", timeout, allow_none=True)
+    with serving(pool_threads(1)) as chunks, chunks.offer(plan, {context.name: context.name}) as offer:
+        future = offer.start(context)
+        try:
+            summary = future.result(timeout=seconds)
+        except concurrent.futures.TimeoutError:
+            raise CallTimeout(f"{context.name}: the push did not finish within {seconds:g} s") from None
+    transfer, error = offer.outcome(context.name, summary)
+    if error is not None:
+        raise error
+    return transfer
