@@ -326,6 +326,7 @@ def test_requests_are_normalized() -> None:
         (("a", "b", "l"), "../../x/y", 0, True),
         (("a", "l"), "/etc/passwd", 0, False),
         (("a", "l"), "x/../../b", 0, False),  # climbs after descending: refused whatever x is
+        (("a", "b", "l"), "x/../y", 0, False),  # x -> ../.. would make it climb out
         (("a", "l"), "./../b", 0, True),
         (("d", "l"), "..", 1, False),  # flat: the tree's root is the floor
         (("d", "l"), "x", 1, True),
