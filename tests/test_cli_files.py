@@ -56,7 +56,7 @@ def test_copy_then_fetch_a_tree(suite, fleet, tmp_path) -> None:
     done = fanout_cmd("-i", str(inventory), "h1", "--copy", f"{tree}/", remote, "--mode", "0640")
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("h1 | ok |"), done.stdout
-    again = fanout_cmd("-i", str(inventory), "h1", "--copy", f"{tree}/", remote)
+    again = fanout_cmd("-i", str(inventory), "h1", "--copy", f"{tree}/", remote, "--mode", "0640")  # unchanged
     assert again.returncode == 0, again.stdout + again.stderr
     out = tmp_path / "out"
     fetched = fanout_cmd("-i", str(inventory), "h1", "--fetch", f"{remote}/", str(out))
