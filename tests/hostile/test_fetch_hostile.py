@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ import pytest
 import fanout
 from fanout import _fetch
 from fanout._fetch import FetchError
-from fanout.fleet import FAILED, OK
+from fanout.fleet import FAILED, OK, UNREACHABLE
 
 ATTACK = r"""
 import marshal, pickle
@@ -263,3 +266,47 @@ def test_a_hostile_context_fetch_raises_with_what_was_done(hostile_child, tmp_pa
         context.fetch(str(scene[0]), tmp_path / "dest")
     assert info.value.host == "evil" and info.value.fetched.bytes_received == 4
     assert [Path(p).name for p in info.value.fetched.changed] == ["src", "ok"]
+
+
+def temporaries(dest: Path) -> list[Path]:
+    return [p for p in dest.rglob("*") if ".fanout-fetch-" in p.name]
+
+
+def stalls_after_the_first_piece(size: int, action: str) -> str:
+    """A child that lists one file of ``size`` bytes, answers its first piece, then does ``action``."""
+    data = b"x" * size
+    read = f"CONTENT['big'][offset : offset + size] if offset == 0 else ({action})"
+    return attack([root(), file("big", data)], content={"big": data}, read=read)
+
+
+def test_ctrl_c_mid_fetch_leaves_no_partial_file(hostile_child, tmp_path, scene) -> None:
+    src, dest = scene
+    evil = hostile_child(stalls_after_the_first_piece(3 * _fetch.READ_SIZE, "time.sleep(3600)"))
+    interrupted = threading.Event()
+
+    def interrupt_once_a_temporary_exists() -> None:
+        deadline = time.monotonic() + 30
+        while not temporaries(dest) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        interrupted.set()
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with GivenFleet({"evil": evil}) as fleet:
+        threading.Thread(target=interrupt_once_a_temporary_exists, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            fleet.fetch(str(src), dest)
+        assert interrupted.is_set()
+        evil._transport.process.kill()  # asleep: it would not read the fleet's goodbye
+    assert temporaries(dest) == []
+    assert not (dest / "evil" / str(src).lstrip("/") / "big").exists()
+
+
+def test_a_connection_lost_mid_fetch_leaves_no_partial_file(hostile_child, healthy_children, tmp_path, scene) -> None:
+    src, dest = scene
+    evil = hostile_child(stalls_after_the_first_piece(3 * _fetch.READ_SIZE, "os._exit(3)"), name="evil")
+    with GivenFleet({"evil": evil, "good": healthy_children()[0]}) as fleet:
+        results = fleet.fetch(str(src), dest)
+    assert results["evil"].status == UNREACHABLE and "evil" in str(results["evil"].error)
+    assert results["good"].status == OK
+    assert temporaries(dest) == []
+    assert not (dest / "evil" / str(src).lstrip("/") / "big").exists()
