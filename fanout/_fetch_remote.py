@@ -5,6 +5,7 @@ standard library, with :mod:`fanout._tree`. Nothing here writes: the master
 checks and stores what it gets, trusting none of it.
 """
 
+import _thread
 import os
 
 from fanout import _tree
@@ -14,6 +15,7 @@ READ_MAX = 1 << 20  # bytes one read may ask for
 _KEPT_SCANS = 8  # listings kept for their next pages: a master that never comes back costs at most these
 
 _scans = {}  # token -> the entries of a listing not yet paged out in full
+_scans_lock = _thread.allocate_lock()  # fetches of several masters' threads may run here at once
 
 
 def scan(src, token, limit):
@@ -24,25 +26,28 @@ def scan(src, token, limit):
     """
     entries = _tree.walk(src, hashes=True, limit=limit)
     if len(entries) > PAGE:
-        while len(_scans) >= _KEPT_SCANS:
-            _scans.pop(next(iter(_scans)))
-        _scans[token] = entries
+        with _scans_lock:
+            while len(_scans) >= _KEPT_SCANS:
+                _scans.pop(next(iter(_scans)))
+            _scans[token] = entries
     return len(entries), [tuple(entry) for entry in entries[:PAGE]]
 
 
 def page(token, start):
     """The entries of a kept listing from ``start``: at most PAGE; the listing is forgotten after its last."""
-    entries = _scans.get(token)
-    if entries is None:
-        raise LookupError("no listing %s kept here (more than %d fetches at once?)" % (token, _KEPT_SCANS))
-    if start + PAGE >= len(entries):
-        del _scans[token]
+    with _scans_lock:
+        entries = _scans.get(token)
+        if entries is None:
+            raise LookupError("no listing %s kept here (more than %d fetches at once?)" % (token, _KEPT_SCANS))
+        if start + PAGE >= len(entries):
+            del _scans[token]
     return [tuple(entry) for entry in entries[start : start + PAGE]]
 
 
 def forget(token):
     """Drop a kept listing: its fetch ended before its last page."""
-    _scans.pop(token, None)
+    with _scans_lock:
+        _scans.pop(token, None)
 
 
 def read(src, relpath, offset, size):

@@ -19,7 +19,7 @@ import pytest
 import fanout
 from fanout import _fetch
 from fanout._fetch import FetchError
-from fanout.fleet import FAILED, OK, UNREACHABLE
+from fanout.fleet import FAILED, OK, TIMED_OUT, UNREACHABLE
 
 ATTACK = r"""
 import marshal, pickle
@@ -310,3 +310,17 @@ def test_a_connection_lost_mid_fetch_leaves_no_partial_file(hostile_child, healt
     assert results["good"].status == OK
     assert temporaries(dest) == []
     assert not (dest / "evil" / str(src).lstrip("/") / "big").exists()
+
+
+def test_a_host_past_its_timeout_is_dropped_and_leaves_no_partial_file(
+    hostile_child, healthy_children, tmp_path, scene
+) -> None:
+    src, dest = scene
+    evil = hostile_child(stalls_after_the_first_piece(3 * _fetch.READ_SIZE, "time.sleep(3600)"), name="evil")
+    with GivenFleet({"evil": evil, "good": healthy_children()[0]}) as fleet:
+        results = fleet.fetch(str(src), dest, timeout=1)
+        assert "evil" not in fleet.contexts  # dropped, as any call past its timeout
+        evil._transport.process.kill()  # asleep: it would not read the fleet's goodbye
+    assert results["evil"].status == TIMED_OUT and "evil" in str(results["evil"].error)
+    assert results["good"].status == OK
+    assert temporaries(dest) == []
