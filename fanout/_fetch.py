@@ -30,7 +30,8 @@ MAX_BYTES = 1 << 30  # bytes one fetch may store per host, unless the caller say
 MAX_ENTRIES = 100_000  # entries one fetch may list per host (each costs the master some 500 bytes meanwhile)
 READ_SIZE = _fetch_remote.READ_MAX  # bytes asked for in one read (1 MiB): a reply is pickled, never a literal
 IN_FLIGHT_BYTES = 4 << 20  # bytes asked for and not yet received, per host: the memory a fetch holds
-IN_FLIGHT_CALLS = 16  # reads in flight per host: small files need many to hide the round trip
+IN_FLIGHT_CALLS = 16  # reads in flight per host
+BATCH_PIECES = _fetch_remote.BATCH_MAX  # pieces one read may ask for: small files travel many to a call
 OPEN_DIRS = 8  # directory descriptors a fetch keeps open, besides its base
 ERRORS_SHOWN = 5  # entries an error message names; the rest are counted (all are in Fetched.errors)
 
@@ -630,84 +631,129 @@ class _HostFetch:
     # -- pulling files ---------------------------------------------------------------------------
 
     def pull(self, entries: list[_Entry], local: _Local) -> None:
-        """Read the files in pieces, several in flight, in order; one file is being written at a time."""
-        pieces = _pieces(entries)
-        pending: collections.deque[tuple[_Entry, int, int, Future | None]] = collections.deque()
-        failed: dict[int, str] = {}  # id(entry) -> why
-        in_flight = 0
-        current: _Temporary | None = None
-        done = False
+        """Read the files in pieces, several in flight; small files many to a call."""
+        _Puller(self, local).run(entries)
 
-        def fill() -> None:
-            nonlocal in_flight, done
-            while not done and len(pending) < IN_FLIGHT_CALLS and in_flight < IN_FLIGHT_BYTES:
-                piece = next(pieces, None)
-                if piece is None:
-                    done = True
-                    return
-                entry, offset, size = piece
-                if id(entry) in failed:
-                    continue
-                future = None
-                if size:
-                    future = self.context.call_async(_fetch_remote.read, self.request.src, entry.rel, offset, size)
-                    in_flight += size
-                pending.append((entry, offset, size, future))
 
+Piece = tuple[_Entry, int, int]  # a file, an offset, a size
+
+
+class _Puller:
+    """One host's reads, in order: batches in flight within IN_FLIGHT_CALLS and IN_FLIGHT_BYTES, their
+    answers written as they come, one file being written at a time."""
+
+    def __init__(self, fetch: _HostFetch, local: _Local) -> None:
+        self.fetch = fetch
+        self.local = local
+        self.pending: collections.deque[tuple[list[Piece], Future]] = collections.deque()
+        self.failed: dict[int, str] = {}  # id(entry) -> why, until its error is filed
+        self.in_flight = 0
+        self.current: _Temporary | None = None
+
+    def run(self, entries: list[_Entry]) -> None:
+        batches = _batches(entries)
         try:
-            fill()
-            while pending:
-                entry, offset, size, future = pending.popleft()
-                try:
-                    data = self.wait(future) if future is not None else b""
-                except RemoteError as exc:  # gone, or unreadable, since the listing: this file alone
-                    failed.setdefault(id(entry), f"cannot read it on the host: {exc.type_name}: {exc.message}")
-                    data = b""
-                in_flight -= size
-                if type(data) is not bytes:
-                    raise self.fail(f"it answered a read with {type(data).__name__}, not bytes")
-                if len(data) > size:
-                    raise self.fail(f"it sent {len(data)} bytes for a read of {size}")
-                self.fetched.bytes_received += len(data)
-                if self.fetched.bytes_received > self.request.max_bytes:  # cannot happen: reads stay within sizes
-                    raise self.fail(f"it sent more than max_bytes={self.request.max_bytes}")
-                if id(entry) not in failed:
-                    if len(data) < size:
-                        failed[id(entry)] = "it changed while being read: shorter than listed"
-                    else:
-                        try:
-                            if offset == 0:
-                                current = _Temporary(local, entry, self.temporary_name())
-                            assert current is not None
-                            current.write(data)
-                            if offset + size == entry.size:
-                                current.finish()
-                                current.discard()
-                                current = None
-                                self.fetched.changed.append(local.path(entry.parts))
-                        except (_Refused, OSError) as exc:
-                            reason = str(exc) if isinstance(exc, _Refused) else f"{type(exc).__name__}: {exc}"
-                            failed[id(entry)] = reason
-                if id(entry) in failed and current is not None and current.entry is entry:
-                    current.discard()
-                    current = None
-                if id(entry) in failed and offset + size == entry.size:
-                    self.fetched.errors.append((local.path(entry.parts), failed.pop(id(entry))))
-                fill()
+            self.fill(batches)
+            while self.pending:
+                batch, future = self.pending.popleft()
+                self.in_flight -= sum(size for _, _, size in batch)
+                for piece, data in zip(batch, self.answers(batch, future), strict=True):
+                    self.take(piece, data)
+                self.fill(batches)
         finally:
-            if current is not None:
-                current.discard()
+            if self.current is not None:
+                self.current.discard()
         for entry in entries:  # failed before their last piece was asked for
-            if id(entry) in failed:
-                self.fetched.errors.append((local.path(entry.parts), failed.pop(id(entry))))
+            self.file_error(entry)
+
+    def fill(self, batches: Iterator[list[Piece]]) -> None:
+        while len(self.pending) < IN_FLIGHT_CALLS and self.in_flight < IN_FLIGHT_BYTES:
+            batch = next(batches, None)
+            if batch is None:
+                return
+            batch = [piece for piece in batch if id(piece[0]) not in self.failed]
+            if not batch:
+                continue
+            asked = [(entry.rel, offset, size) for entry, offset, size in batch]
+            future = self.fetch.context.call_async(_fetch_remote.read_many, self.fetch.request.src, asked)
+            self.in_flight += sum(size for _, _, size in batch)
+            self.pending.append((batch, future))
+
+    def answers(self, batch: list[Piece], future: Future) -> list:
+        """What the host sent for ``batch``: bytes, or why a piece could not be read; checked for shape."""
+        try:
+            answers = self.fetch.wait(future)
+        except RemoteError as exc:  # the whole batch: none of its files can be written
+            return [f"{exc.type_name}: {exc.message}"] * len(batch)
+        if type(answers) is not list or len(answers) != len(batch):
+            raise self.fetch.fail(f"it answered a read of {len(batch)} pieces with something else")
+        for (_, _, size), data in zip(batch, answers, strict=True):
+            if type(data) not in (bytes, str):
+                raise self.fetch.fail(f"it answered a read with {type(data).__name__}, not bytes")
+            if type(data) is bytes and len(data) > size:
+                raise self.fetch.fail(f"it sent {len(data)} bytes for a read of {size}")
+        return answers
+
+    def take(self, piece: Piece, data: bytes | str) -> None:
+        """Write one piece into its file's temporary; the last one checks and renames it."""
+        entry, offset, size = piece
+        fetched = self.fetch.fetched
+        if type(data) is str:
+            self.failed.setdefault(id(entry), f"cannot read it on the host: {data[:500]}")
+            data = b""
+        fetched.bytes_received += len(data)
+        if fetched.bytes_received > self.fetch.request.max_bytes:  # cannot happen: reads stay within sizes
+            raise self.fetch.fail(f"it sent more than max_bytes={self.fetch.request.max_bytes}")
+        if id(entry) not in self.failed:
+            if len(data) < size:
+                self.failed[id(entry)] = "it changed while being read: shorter than listed"
+            else:
+                try:
+                    if offset == 0:
+                        self.current = _Temporary(self.local, entry, self.fetch.temporary_name())
+                    assert self.current is not None and self.current.entry is entry
+                    self.current.write(data)
+                    if offset + size == entry.size:
+                        self.current.finish()
+                        self.current.discard()
+                        self.current = None
+                        fetched.changed.append(self.local.path(entry.parts))
+                except (_Refused, OSError) as exc:
+                    reason = str(exc) if isinstance(exc, _Refused) else f"{type(exc).__name__}: {exc}"
+                    self.failed[id(entry)] = reason
+        if id(entry) in self.failed:
+            if self.current is not None and self.current.entry is entry:
+                self.current.discard()
+                self.current = None
+            if offset + size == entry.size:
+                self.file_error(entry)
+
+    def file_error(self, entry: _Entry) -> None:
+        reason = self.failed.pop(id(entry), None)
+        if reason is not None:
+            self.fetch.fetched.errors.append((self.local.path(entry.parts), reason))
 
 
-def _pieces(entries: list[_Entry]) -> Iterator[tuple[_Entry, int, int]]:
+def _pieces(entries: list[_Entry]) -> Iterator[Piece]:
     for entry in entries:
         if entry.size == 0:
-            yield entry, 0, 0
+            yield entry, 0, 0  # read all the same: the file must still be there
         for offset in range(0, entry.size, READ_SIZE):
             yield entry, offset, min(READ_SIZE, entry.size - offset)
+
+
+def _batches(entries: list[_Entry]) -> Iterator[list[Piece]]:
+    """Pieces grouped into calls of at most READ_SIZE bytes and BATCH_PIECES pieces, in order."""
+    batch: list[Piece] = []
+    total = 0
+    for piece in _pieces(entries):
+        if batch and (total + piece[2] > READ_SIZE or len(batch) >= BATCH_PIECES):
+            yield batch
+            batch, total = [], 0
+        batch.append(piece)
+        total += piece[2]
+    if batch:
+        yield batch
 
 
 # -- entry points ----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from fanout import _tree
 
 PAGE = 1000  # entries per answer: well within a literal's limits on the master
 READ_MAX = 1 << 20  # bytes one read may ask for
+BATCH_MAX = 256  # pieces one read_many may ask for
 _KEPT_SCANS = 8  # listings kept for their next pages: a master that never comes back costs at most these
 
 _scans = {}  # token -> the entries of a listing not yet paged out in full
@@ -73,3 +74,19 @@ def read(src, relpath, offset, size):
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
     finally:
         os.close(fd)
+
+
+def read_many(src, pieces):
+    """Several ``(relpath, offset, size)`` pieces in one call (small files): for each, its bytes as
+    :func:`read` gives them, or why it could not be read (a str); the others are read all the same."""
+    if len(pieces) > BATCH_MAX or sum(size for _, _, size in pieces) > READ_MAX:
+        raise ValueError(
+            "a read of %d pieces is over the limits (%d pieces, %d bytes)" % (len(pieces), BATCH_MAX, READ_MAX)
+        )
+    answers = []
+    for relpath, offset, size in pieces:
+        try:
+            answers.append(read(src, relpath, offset, size))
+        except (OSError, ValueError) as exc:
+            answers.append("%s: %s" % (type(exc).__name__, exc))
+    return answers

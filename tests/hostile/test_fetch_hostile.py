@@ -28,14 +28,17 @@ COUNT = {count!r}
 CONTENT = {content!r}
 
 
+def read_one(rel, offset, size):
+    return {read}
+
+
 def answer(name, args):
     if name == "scan":
         return {scan}
     if name == "page":
         return {page}
-    if name == "read":
-        src, rel, offset, size = args
-        return {read}
+    if name == "read_many":
+        return {read_many}
     return None
 
 
@@ -51,8 +54,9 @@ for kind, rid, body in frames():
 MTIME = 1_600_000_000_000_000_000
 
 
-def attack(listing, *, count=None, content=None, scan="(COUNT, LISTING)", page=None, read=None) -> str:
-    """A child that lists ``listing`` and answers reads from ``content`` (relpath -> bytes), unless told otherwise."""
+def attack(listing, *, count=None, content=None, scan="(COUNT, LISTING)", page=None, read=None, read_many=None) -> str:
+    """A child that lists ``listing`` and answers each piece read from ``content`` (relpath -> bytes), unless
+    told otherwise (``read``: an expression of rel, offset, size)."""
     return ATTACK.format(
         listing=listing,
         count=len(listing) if count is None else count,
@@ -60,6 +64,7 @@ def attack(listing, *, count=None, content=None, scan="(COUNT, LISTING)", page=N
         scan=scan,
         page=page or "LISTING[args[1] : args[1] + 1000]",
         read=read or "CONTENT.get(rel, b'')[offset : offset + size]",
+        read_many=read_many or "[read_one(*piece) for piece in args[1]]",
     )
 
 
@@ -206,7 +211,9 @@ def test_names_and_links_not_written_here_are_refused_and_the_rest_fetched(
     [
         ("longer chunk", {"read": "CONTENT['x'][offset : offset + size] + b'!'"}, "sent 6 bytes for a read of 5"),
         ("far longer chunk", {"read": "b'!' * (8 << 20)"}, f"sent {8 << 20} bytes for a read of 5"),
-        ("not bytes", {"read": "'text'"}, "not bytes"),
+        ("not bytes", {"read": "12345"}, "int, not bytes"),
+        ("pieces missing", {"read_many": "[]"}, "answered a read of 1 pieces with something else"),
+        ("not a list", {"read_many": "b'12345'"}, "answered a read of 1 pieces with something else"),
         ("malformed scan", {"scan": "'nonsense'"}, "not (count, entries)"),
         ("huge count", {"scan": "(10 ** 9, LISTING)"}, "announces 1000000000 entries"),
         ("more than announced", {"count": 1}, "more entries than the 1 it announced"),
