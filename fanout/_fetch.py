@@ -455,9 +455,9 @@ class _HostFetch:
         self.request = request
         self.wait = wait
         if request.flat:
-            base, name = os.path.dirname(request.dest) or ".", None
+            self.shown_base = os.path.dirname(request.dest)  # "" for a name in the working directory
+            base, name = self.shown_base or ".", None
             prefix: tuple[str, ...] = (os.path.basename(request.dest),)
-            self.shown_base = base
         else:
             base, name = request.dest, host
             prefix = request.parts

@@ -143,8 +143,11 @@ def test_a_file_whose_local_copy_differs_is_sent_again_and_mode_and_mtime_follow
     check_tree(local, tree)
 
 
-def test_flat_stores_a_file_at_dest_or_under_its_name(tree, tmp_path) -> None:
+def test_flat_stores_a_file_at_dest_or_under_its_name(tree, tmp_path, monkeypatch) -> None:
     src = tree.make_tree(str(tmp_path / "src"))
+    monkeypatch.chdir(tmp_path)
+    assert _fetch.fetch(FakeContext(), f"{src}/a.txt", "here.txt", flat=True).dest == "here.txt"
+    assert (tmp_path / "here.txt").read_bytes() == b"alpha\n"
     fetched = _fetch.fetch(FakeContext(), f"{src}/a.txt", tmp_path / "out" / "a.web1", flat=True)
     assert fetched.dest == str(tmp_path / "out" / "a.web1")
     assert (tmp_path / "out" / "a.web1").read_bytes() == b"alpha\n"
