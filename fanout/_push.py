@@ -33,7 +33,9 @@ CACHE_BYTES = 16 * 1024 * 1024  # chunks kept for hosts a little behind the firs
 PAGE_ENTRIES = 4096  # entries per page of the list a host pulls (the first page travels with the call)
 MAX_POOL_THREADS = 32  # threads of the pool a push starts when no pool serves children
 MAX_MODE = 0o7777
+MAX_CHUNK = 16 * 1024 * 1024  # bytes per piece at most: a reply stays well under a frame's 64 MiB
 SERVICE_NAME = "fanout._push.FileChunks"
+CHUNK = _tree.CHUNK  # bytes per piece a host pulls, unless a push says otherwise
 
 __all__ = ["CACHE_BYTES", "FileChunks", "PushFailed", "Transfer", "prepare", "put", "remote_root", "serving"]
 
@@ -100,6 +102,7 @@ class Plan:
     group: str | int | None
     delete: bool
     fsync: bool
+    chunk: int = _tree.CHUNK  # bytes per piece a host pulls
 
     @property
     def size(self) -> int:
@@ -109,10 +112,10 @@ class Plan:
         """Chunk ``index`` of entry ``file``; short if the file shrank since it was hashed (the host sees it)."""
         relpath, size = self.entries[file][0], self.entries[file][4]
         path = os.path.join(self.local, relpath) if relpath else self.local
-        offset = index * _tree.CHUNK
+        offset = index * self.chunk
         fd = os.open(path, os.O_RDONLY | (0 if file == 0 else getattr(os, "O_NOFOLLOW", 0)))
         try:
-            return os.pread(fd, min(_tree.CHUNK, size - offset), offset)
+            return os.pread(fd, min(self.chunk, size - offset), offset)
         finally:
             os.close(fd)
 
@@ -154,9 +157,12 @@ def prepare(
     group: str | int | None = None,
     delete: bool = False,
     fsync: bool = False,
+    chunk: int = _tree.CHUNK,
 ) -> Plan:
     """Check a push's arguments and walk and hash its source: all before anything connects."""
     check_options(mode, owner, group, delete)
+    if type(chunk) is not int or not 0 < chunk <= MAX_CHUNK:
+        raise ValueError(f"chunk must be a number of bytes from 1 to {MAX_CHUNK}, not {chunk!r}")
     if not isinstance(dest, str) or not dest.startswith("/"):
         raise ValueError(f"the destination must be an absolute path, not {dest!r}")
     if "\x00" in dest:
@@ -171,7 +177,7 @@ def prepare(
         raise ValueError(f"delete=True is for a directory, and {local} is a file")
     if delete and root == "/":
         raise ValueError("delete=True with / as the destination would empty the host: refused")
-    return Plan(local, root, entries, mode, owner, group, delete, bool(fsync))
+    return Plan(local, root, entries, mode, owner, group, delete, bool(fsync), chunk)
 
 
 # -- the service -----------------------------------------------------------------------------
@@ -286,7 +292,7 @@ class FileChunks(service.Service):
         file, index = kwargs["file"], kwargs["index"]
         if not 0 <= file < len(entries) or entries[file][1] != _tree.FILE:
             return None, "no such file in this push"
-        if not 0 <= index < _tree.chunks(entries[file][4]):
+        if not 0 <= index < _tree.chunks(entries[file][4], offer.plan.chunk):
             return None, "no such chunk of this file"
         return offer, ""
 
@@ -347,6 +353,7 @@ class Offer:
             "group": plan.group,
             "delete": plan.delete,
             "fsync": plan.fsync,
+            "chunk": plan.chunk,
         }
 
     def start(self, context: Any) -> Future:

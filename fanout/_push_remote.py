@@ -31,7 +31,7 @@ _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
-class _Changed(Exception):
+class SourceChanged(Exception):
     """The master's file changed while it was being read: what arrived is not what was hashed."""
 
 
@@ -56,14 +56,14 @@ def _now_ns():
 class _Incoming:
     """A file being pulled: its temporary, and how many of its pieces are still to settle."""
 
-    def __init__(self, index, entry, path, temporary):
+    def __init__(self, index, entry, path, temporary, chunk):
         self.index = index
         self.entry = entry
         self.path = path
         self.temporary = temporary
         self.fd = None
         self.created = False
-        self.left = max(_tree.chunks(entry[4]), 1)  # an empty file still has one step: its creation
+        self.left = max(_tree.chunks(entry[4], chunk), 1)  # an empty file still has one step: its creation
         self.error = None
         self.lock = threading.Lock()
 
@@ -100,6 +100,10 @@ class _Push:
         self.parent = parent()
         self.root = plan["dest"]
         self.token = plan["token"]
+        self.chunk = plan["chunk"]
+        if type(self.chunk) is not int or self.chunk < 1:
+            raise ValueError("a push's pieces must be at least a byte, not %r" % (self.chunk,))
+        self.root_error = None  # a single file's failure: raised, so the host fails with its own error
         self.uid, self.gid = _files._ids(plan["owner"], plan["group"])
         self.lock = threading.Lock()
         self.entries = self._all_entries()
@@ -133,6 +137,8 @@ class _Push:
         if path is None:
             path = self.path(self.entries[index][0]) if index >= 0 else self.root
         message = "%s: %s" % (path, _describe(error, path))
+        if index == 0 and self.entries[0][1] != _tree.DIR:
+            self.root_error = _named(error, path, message)
         with self.lock:
             if index >= 0:
                 self.status[index] = FAILED
@@ -180,6 +186,8 @@ class _Push:
                     self.finish_directory(index, self.entries[index])
                 except Exception as exc:
                     self.fail(index, exc)
+        if self.root_error is not None:
+            raise self.root_error
         return {
             "status": "".join(self.status),
             "errors": self.errors,
@@ -313,7 +321,7 @@ class _Push:
         for index in self.needed:
             entry = self.entries[index]
             path = self.path(entry[0])
-            incoming = _Incoming(index, entry, path, _files._temporary(path, self.token))
+            incoming = _Incoming(index, entry, path, _files._temporary(path, self.token), self.chunk)
             self.open_files.add(incoming)
             for piece in range(incoming.left):
                 yield incoming, piece
@@ -339,12 +347,12 @@ class _Push:
         size = incoming.entry[4]
         if not size:
             return
-        offset = number * _tree.CHUNK
+        offset = number * self.chunk
         data = self.parent.call_service(
             self.plan["service"], "read", token=self.token, file=incoming.index, index=number
         )
-        if type(data) is not bytes or len(data) != min(_tree.CHUNK, size - offset):
-            raise _Changed("the master's copy changed size while it was being read: not replaced")
+        if type(data) is not bytes or len(data) != min(self.chunk, size - offset):
+            raise SourceChanged("the master's copy changed while it was being read (its size differs)")
         view = memoryview(data)
         while view:
             written = os.pwrite(fd, view, offset)
@@ -360,7 +368,7 @@ class _Push:
             if self.plan["fsync"]:
                 os.fsync(fd)
             if _digest(fd) != entry[5]:
-                raise _Changed("the master's copy changed while it was being read (its sha256 differs): not replaced")
+                raise SourceChanged("the master's copy changed while it was being read (its sha256 differs)")
             if (self.uid, self.gid) != (-1, -1):
                 os.fchown(fd, self.uid, self.gid)
             os.fchmod(fd, self.file_mode(entry))
@@ -415,7 +423,7 @@ class _Push:
 
 def _describe(error, path):
     """An error's text for a message that already names ``path``."""
-    if isinstance(error, _Changed):
+    if isinstance(error, SourceChanged):
         return str(error)
     if isinstance(error, OSError) and error.strerror:
         other = error.filename if error.filename not in (None, path) else None
@@ -423,6 +431,13 @@ def _describe(error, path):
             other = None  # its temporary: the path named is what the user knows
         return error.strerror if other is None else "%s (%s)" % (error.strerror, other)
     return "%s: %s" % (type(error).__name__, error)
+
+
+def _named(error, path, message):
+    """``error`` as the host's failure: its own type where that takes the path, else SourceChanged or OSError."""
+    if isinstance(error, OSError) and error.errno is not None:
+        return type(error)(error.errno, _describe(error, path), path)
+    return SourceChanged(message) if isinstance(error, SourceChanged) else OSError(message)
 
 
 def _is_temporary(name):

@@ -178,6 +178,6 @@ def check_entry(entry):
     return (relpath, kind, mode, mtime_ns, size, sha256, target)
 
 
-def chunks(size):
-    """How many CHUNK pieces a file of ``size`` bytes is sent in (an empty file: none)."""
-    return (size + CHUNK - 1) // CHUNK
+def chunks(size, chunk=CHUNK):
+    """How many pieces of ``chunk`` bytes a file of ``size`` bytes is sent in (an empty file: none)."""
+    return (size + chunk - 1) // chunk

@@ -508,11 +508,12 @@ class Fleet:
         (files), ``owner`` and ``group`` (names or ids; root's to change, see
         :meth:`Fleet.become`) override them. ``delete`` removes what the source
         lacks. The source is read once for the whole fleet (see docs/files.rst).
-        A host where anything failed ends failed, with a
-        :class:`~fanout.fleet.PushFailed` whose ``transfer`` says what was done;
-        each host has its own ``timeout``.
+        A host where a single file failed ends failed with the error it raised; where
+        entries of a tree failed, with a :class:`~fanout.fleet.PushFailed` whose
+        ``transfer`` says what was done. Each host has its own ``timeout``.
         """
-        plan = _push.prepare(src, dest, mode=mode, owner=owner, group=group, delete=delete, fsync=fsync)
+        options = {"mode": mode, "owner": owner, "group": group, "delete": delete, "fsync": fsync}
+        plan = _push.prepare(src, dest, **options, chunk=PUT_CHUNK)
         self._deadline(timeout)
         if not self._connected:
             self.connect()
@@ -777,6 +778,9 @@ def _with_modules(options: Mapping[str, Any], extra: dict[str, tuple[str, ...]])
         if names:
             merged[key] = (*_names(merged.get(key, ())), *names)
     return merged
+
+
+PUT_CHUNK = _push.CHUNK  # bytes per piece a host pulls in a put
 
 
 def _failed(error: BaseException) -> Future:

@@ -40,6 +40,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from .engine import FleetUnavailable
 from .images import image_tag
 
+SMALL_DISK = "/mnt/small"  # a small tmpfs in every host, for tests of a full disk
+SMALL_DISK_BYTES = 4 * 1024 * 1024
 USER = "tester"  # the default login user: sudo and doas with TESTER_PASSWORD
 TESTER_PASSWORD = "tester-pw-1"
 NOPASS_USER = "nopass"  # NOPASSWD sudo to any user; doas nopass as root and app
@@ -253,6 +255,7 @@ def _start_host(client, run_id: str, name: str, suite: str, key_path: Path, publ
             detach=True,
             network_mode="host",
             environment={"SSH_PORT": str(port), "LISTEN_ADDRESS": ADDRESS, "AUTHORIZED_KEY": public_key},
+            tmpfs={SMALL_DISK: f"size={SMALL_DISK_BYTES},mode=1777"},  # a disk that fills: push's disk-full test
             labels={RUN_LABEL: run_id, OWNER_LABEL: _owner(), SUITE_LABEL: suite, PORT_LABEL: str(port)},
         )
         try:
