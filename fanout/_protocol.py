@@ -174,7 +174,10 @@ class MasterProtocol:
     def service_reply(self, request_id: int, outcome: tuple) -> bytes:
         """The answer to a child's service call: ``("ok", value)`` or ``("error", type, message, traceback)``."""
         self._service_bytes -= self._services_in_flight.pop(request_id, 0)
-        return _wire.encode_frame(_wire.SERVICE_REPLY, request_id, _codec.dumps(outcome), compress=True)
+        # Bytes (file chunks, mostly) are not compressed: zlib would cost ~5 ms per 256 KiB per host, and is
+        # wasted on what is compressed already; other values are small, or compress well.
+        raw = outcome[0] == "ok" and isinstance(outcome[1], (bytes, bytearray))
+        return _wire.encode_frame(_wire.SERVICE_REPLY, request_id, _codec.dumps(outcome), compress=not raw)
 
     def shutdown(self) -> bytes:
         return _wire.encode_frame(_wire.SHUTDOWN, 0)

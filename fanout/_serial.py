@@ -4,7 +4,9 @@ Each :class:`~fanout.Context` has two: one that answers the child (module
 sources, service replies: work that may wait for the host to read), and one
 that runs user code (future callbacks, ``on_output``, logging handlers). A
 host that stops reading, or a callback that blocks, holds up that host's
-runner and nothing else. The thread exists only while jobs wait.
+runner and nothing else. The thread exists only while jobs wait, and for
+:data:`LINGER` after: a burst (replies to a host pulling file chunks) then
+costs one thread start, not one per job.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import threading
 from collections.abc import Callable
 
 _log = logging.getLogger("fanout")
+LINGER = 0.05  # seconds a runner's thread waits for another job before it ends
 
 
 class SerialRunner:
@@ -26,6 +29,7 @@ class SerialRunner:
         self._jobs: collections.deque[Callable[[], None]] = collections.deque()
         self._lock = threading.Lock()
         self._running = False
+        self._wake = threading.Condition(self._lock)
         self._current: threading.Thread | None = None
 
     def post(self, job: Callable[[], None], *, force: bool = False) -> bool:
@@ -38,6 +42,7 @@ class SerialRunner:
                 return False
             self._jobs.append(job)
             if self._running:
+                self._wake.notify()
                 return True
             self._running = True
             thread = self._current = threading.Thread(target=self._drain, name=self.name, daemon=True)
@@ -52,8 +57,10 @@ class SerialRunner:
         while True:
             with self._lock:
                 if not self._jobs:
-                    self._running = False
-                    return
+                    self._wake.wait(LINGER)
+                    if not self._jobs:
+                        self._running = False
+                        return
                 job = self._jobs.popleft()
             try:
                 job()
