@@ -32,6 +32,9 @@ from fanout.errors import CallTimeout, FanoutError, escape
 CACHE_BYTES = 16 * 1024 * 1024  # chunks kept for hosts a little behind the first: the master's memory per push
 PAGE_ENTRIES = 4096  # entries per page of the list a host pulls (the first page travels with the call)
 MAX_POOL_THREADS = 32  # threads of the pool a push starts when no pool serves children
+# Service calls a host may have in flight (sent, reply not yet written) for a read to be served: its push pulls
+# with WORKERS at a time. A host asking many without reading the replies would otherwise hold a chunk per reply.
+MAX_CALLS_IN_FLIGHT = 8 * _push_remote.WORKERS
 MAX_MODE = 0o7777
 MAX_CHUNK = 16 * 1024 * 1024  # bytes per piece at most: a reply stays well under a frame's 64 MiB
 SERVICE_NAME = "fanout._push.FileChunks"
@@ -184,36 +187,48 @@ def prepare(
 
 
 class _Cache:
-    """Chunks recently read, least recently used first out, within ``limit`` bytes."""
+    """Chunks read, within ``limit`` bytes: one every host has taken goes at once, the rest least recently used
+    first. So the cache holds what lies between the slowest host and the fastest, and a host that falls further
+    behind than ``limit`` reads its chunks again (from the page cache, most likely)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.size = 0
         self.peak = 0
-        self._chunks: collections.OrderedDict[tuple, bytes] = collections.OrderedDict()
+        self._chunks: collections.OrderedDict[tuple, list] = collections.OrderedDict()  # key -> [data, takers]
         self._lock = threading.Lock()
 
     def get(self, key: tuple) -> bytes | None:
         with self._lock:
-            data = self._chunks.get(key)
-            if data is not None:
-                self._chunks.move_to_end(key)
-            return data
+            kept = self._chunks.get(key)
+            if kept is None:
+                return None
+            self._chunks.move_to_end(key)
+            return kept[0]
 
     def put(self, key: tuple, data: bytes) -> None:
         with self._lock:
             if key in self._chunks or len(data) > self.limit:
                 return
             while self.size + len(data) > self.limit:
-                self.size -= len(self._chunks.popitem(last=False)[1])
-            self._chunks[key] = data
+                self.size -= len(self._chunks.popitem(last=False)[1][0])
+            self._chunks[key] = [data, 0]
             self.size += len(data)
             self.peak = max(self.peak, self.size)
+
+    def taken(self, key: tuple, hosts: int) -> None:
+        """A host got the chunk: once ``hosts`` have, nobody will ask for it again (but to retry)."""
+        with self._lock:
+            kept = self._chunks.get(key)
+            if kept is not None:
+                kept[1] += 1
+                if kept[1] >= hosts:
+                    self.size -= len(self._chunks.pop(key)[0])
 
     def drop(self, token: str) -> None:
         with self._lock:
             for key in [k for k in self._chunks if k[0] == token]:
-                self.size -= len(self._chunks.pop(key))
+                self.size -= len(self._chunks.pop(key)[0])
 
 
 class _ChunkInvoker(service.DeduplicatingInvoker):
@@ -233,7 +248,8 @@ class _ChunkInvoker(service.DeduplicatingInvoker):
             return refused
         future = super().invoke(method_name, kwargs, caller)
         if method_name == "read":
-            future.add_done_callback(lambda done: offer._served(caller.name, done))
+            key = (kwargs["token"], kwargs["file"], kwargs["index"])
+            future.add_done_callback(lambda done: offer._served(caller.name, done, chunks.cache, key))
         return future
 
     def _execute(self, key: Any, method: Callable, kwargs: dict[str, Any]) -> None:
@@ -262,9 +278,9 @@ class FileChunks(service.Service):
         self.on_read: Callable[[str, int, int, int], None] | None = None
 
     @contextlib.contextmanager
-    def offer(self, plan: Plan, callers: Mapping[str, str]) -> Iterator[Offer]:
-        """Serve ``plan`` to the contexts named in ``callers`` (context name -> host) while the block runs."""
-        offer = Offer(plan, dict(callers))
+    def offer(self, plan: Plan, contexts: Mapping[str, Any]) -> Iterator[Offer]:
+        """Serve ``plan`` to ``contexts`` (host name -> its context) while the block runs."""
+        offer = Offer(plan, dict(contexts))
         with self._lock:
             self._offers[offer.token] = offer
         try:
@@ -281,6 +297,8 @@ class FileChunks(service.Service):
             offer = self._offers.get(token) if type(token) is str else None
         if offer is None or caller.name not in offer.callers:
             return None, f"no push in progress for {caller.name} with that token"
+        if _calls_in_flight(offer.callers[caller.name][1]) > MAX_CALLS_IN_FLIGHT:
+            return None, f"{caller.name} has over {MAX_CALLS_IN_FLIGHT} service calls in flight: a push makes fewer"
         wanted = {"read": ("token", "file", "index"), "entries": ("token", "page")}.get(method)
         if wanted is None or sorted(kwargs) != sorted(wanted):
             return None, f"{SERVICE_NAME} has no method {method[:64]!r} with these arguments"
@@ -330,15 +348,22 @@ class FileChunks(service.Service):
         return offer.plan.entries[page * PAGE_ENTRIES : (page + 1) * PAGE_ENTRIES]
 
 
+def _calls_in_flight(context: Any) -> int:
+    """Service calls ``context``'s child has sent whose replies are not written yet (its protocol counts them)."""
+    protocol = getattr(context, "_protocol", None)
+    return len(getattr(protocol, "_services_in_flight", ()))
+
+
 class Offer:
     """One push being served: its token (known to its hosts only), and what each host pulled."""
 
-    def __init__(self, plan: Plan, callers: dict[str, str]) -> None:
+    def __init__(self, plan: Plan, contexts: dict[str, Any]) -> None:
         self.token = secrets.token_hex(16)
         self.plan = plan
-        self.callers = callers
+        # A service call names the context that made it: the host's own, or its become context (web1/root).
+        self.callers = {context.name: (host, context) for host, context in contexts.items()}
         self.pages = max(1, -(-len(plan.entries) // PAGE_ENTRIES))
-        self.sent = dict.fromkeys(callers.values(), 0)
+        self.sent = dict.fromkeys(contexts, 0)
         self.bytes_read = 0
         self._lock = threading.Lock()
         self.call = {
@@ -360,11 +385,12 @@ class Offer:
         """The host's one call: compare, pull, replace."""
         return context.call_async(_push_remote.apply, self.call)
 
-    def _served(self, caller: str, done: Future) -> None:
+    def _served(self, caller: str, done: Future, cache: _Cache, key: tuple) -> None:
         if done.exception() is None:
-            host = self.callers[caller]
+            host = self.callers[caller][0]
             with self._lock:
                 self.sent[host] += len(done.result())
+            cache.taken(key, len(self.callers))
 
     def outcome(self, host: str, summary: Any) -> tuple[Transfer, PushFailed | None]:
         """The host's summary, checked, as a Transfer; and a PushFailed if anything failed there."""
@@ -373,8 +399,8 @@ class Offer:
         try:
             status, errors, error_count, deleted, deleted_count = check_summary(summary, len(self.plan.entries))
         except ValueError as exc:
-            error = PushFailed(host, (f"its summary of the push is not valid: {exc}",), 1)
-            return Transfer(self.plan.dest, False, self.plan.size, "", bytes_sent=sent), error
+            nothing = Transfer(self.plan.dest, False, self.plan.size, "", bytes_sent=sent)
+            return nothing, PushFailed(host, (f"its summary of the push is not valid: {exc}",), 1, nothing)
         changed: list[str] = []
         unchanged: list[str] = []
         failed: list[str] = []
@@ -506,7 +532,7 @@ def put(
     """:meth:`fanout.Context.put`: push to one context; a :class:`Transfer`, or :class:`PushFailed` raised."""
     plan = prepare(src, dest, mode=mode, owner=owner, group=group, delete=delete, fsync=fsync)
     seconds = check_timeout("timeout", timeout, allow_none=True)
-    with serving(pool_threads(1)) as chunks, chunks.offer(plan, {context.name: context.name}) as offer:
+    with serving(pool_threads(1)) as chunks, chunks.offer(plan, {context.name: context}) as offer:
         future = offer.start(context)
         try:
             summary = future.result(timeout=seconds)

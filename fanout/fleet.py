@@ -519,14 +519,14 @@ class Fleet:
             self.connect()
         names = list(self.hosts)
         with self._lock:
-            callers = {context.name: name for name, context in self._contexts.items()}
+            contexts = dict(self._contexts)
         results: dict[str, Result] = {}
         enabled = _progress.wanted(len(names), self.progress)
         pool = ThreadPoolExecutor(max_workers=min(self.forks, max(len(names), 1)))
         try:
             with (
-                _push.serving(_push.pool_threads(len(callers))) as chunks,
-                chunks.offer(plan, callers) as offer,
+                _push.serving(_push.pool_threads(len(contexts))) as chunks,
+                chunks.offer(plan, contexts) as offer,
                 _progress.Progress(f"put {plan.dest}", len(names), enabled) as bar,
             ):
                 pending = [pool.submit(self._put_one, name, offer, timeout) for name in names]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
+import types
 import uuid
 from concurrent.futures import Future
 from pathlib import Path
@@ -117,6 +119,14 @@ def test_a_plan_is_the_walked_source(tmp_path) -> None:
 # -- the chunk service, in this process ------------------------------------------------------------
 
 
+class FakeContext:
+    """What the service knows of a context: its name, and its calls in flight."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._protocol = types.SimpleNamespace(_services_in_flight={})
+
+
 @pytest.fixture
 def served(tmp_path):
     """A FileChunks service on a pool of its own, offering a three-chunk file to hosts "h1" to "h5"."""
@@ -125,7 +135,8 @@ def served(tmp_path):
     plan = _push.prepare(path, "/tmp/f")
     with service.Pool(8) as pool:
         chunks = pool.add(FileChunks())
-        with chunks.offer(plan, {f"h{i}": f"host{i}" for i in range(1, 6)}) as offer:
+        contexts = {f"host{i}": FakeContext(f"h{i}") for i in range(1, 6)}  # a call names its context: h1 ...
+        with chunks.offer(plan, contexts) as offer:
             yield pool, chunks, offer, path.read_bytes()
 
 
@@ -158,6 +169,18 @@ def test_chunks_are_served_to_the_push_s_hosts_only(served) -> None:
     assert chunks.reads == 1 and offer.sent == {f"host{i}": (CHUNK - 10 if i == 1 else 0) for i in range(1, 6)}
 
 
+def test_a_host_with_too_many_calls_in_flight_is_refused_reads(served) -> None:
+    """A host that asks without reading the replies would make the master hold a chunk for each."""
+    pool, _, offer, _ = served
+    flooding = offer.callers["h2"][1]._protocol._services_in_flight
+    flooding.update(dict.fromkeys(range(_push.MAX_CALLS_IN_FLIGHT), 100))
+    assert ask(pool, "h2", token=offer.token, file=0, index=0).result()  # at the limit: served
+    flooding[-1] = 100
+    with pytest.raises(service.CallRefused, match="calls in flight"):
+        ask(pool, "h2", token=offer.token, file=0, index=0).result()
+    assert ask(pool, "h1", token=offer.token, file=0, index=0).result()  # others are not held up
+
+
 def test_identical_requests_from_many_hosts_are_one_read(served) -> None:
     pool, chunks, offer, data = served
     reading, release = threading.Event(), threading.Event()
@@ -174,10 +197,13 @@ def test_identical_requests_from_many_hosts_are_one_read(served) -> None:
     others = [ask(pool, f"h{i}", token=offer.token, file=0, index=1) for i in range(2, 6)]
     release.set()
     assert {future.result() for future in [first, *others]} == {data[CHUNK : 2 * CHUNK]}
-    later = ask(pool, "h3", token=offer.token, file=0, index=1).result()  # after: from the cache
-    assert later == data[CHUNK : 2 * CHUNK]
-    assert chunks.reads == 1 and chunks.bytes_read == CHUNK
-    assert offer.sent == {"host1": CHUNK, "host2": CHUNK, "host3": 2 * CHUNK, "host4": CHUNK, "host5": CHUNK}
+    assert chunks.cache.get((offer.token, 0, 1)) is None  # every host of the push took it: gone from the cache
+    ask(pool, "h3", token=offer.token, file=0, index=2).result()
+    later = ask(pool, "h4", token=offer.token, file=0, index=2).result()  # after: from the cache
+    assert later == data[2 * CHUNK :]
+    assert chunks.reads == 2 and chunks.bytes_read == CHUNK + len(data) - 2 * CHUNK
+    tail = len(data) - 2 * CHUNK
+    assert offer.sent == {"host1": CHUNK, "host2": CHUNK, "host3": CHUNK + tail, "host4": CHUNK + tail, "host5": CHUNK}
 
 
 def test_the_cache_is_bounded_and_dropped_with_its_push(tmp_path) -> None:
@@ -193,6 +219,10 @@ def test_the_cache_is_bounded_and_dropped_with_its_push(tmp_path) -> None:
     assert cache.size == 10 and cache.peak == 30
     cache.put(("big", 0, 0), bytes(31))  # larger than the whole cache: not kept
     assert cache.get(("big", 0, 0)) is None
+    cache.taken(("u", 0, 0), 2)
+    assert cache.get(("u", 0, 0)) is not None
+    cache.taken(("u", 0, 0), 2)  # every host has it: nobody will ask again
+    assert cache.get(("u", 0, 0)) is None and cache.size == 0
 
 
 def test_a_push_starts_a_pool_when_none_serves_children_and_closes_it_after() -> None:
@@ -401,6 +431,15 @@ def test_a_file_that_changes_while_being_read_is_never_half_sent(open_child, tmp
         remove(context, dest)
 
 
+def running(observer: fanout.Context, pid: int) -> bool:
+    """Whether process ``pid`` runs on the observer's host (a zombie has ended)."""
+    try:
+        line = observer.call(Path.read_text, Path(f"/proc/{pid}/stat"))
+    except RemoteError:
+        return False
+    return line.rpartition(")")[2].split()[0] != "Z"
+
+
 def test_a_child_ended_mid_push_leaves_no_temporary(open_child, tmp_path, own_pool) -> None:
     context, observer = open_child(), open_child()
     path = tmp_path / "f.bin"
@@ -426,9 +465,13 @@ def test_a_child_ended_mid_push_leaves_no_temporary(open_child, tmp_path, own_po
     try:
         assert reading.wait(30)
         assert [n for n in names_in(observer, dest) if n.endswith(".tmp")] != []  # being written
+        pid = context.pid
         context.close()
         pushing.join(30)
         assert outcome and isinstance(outcome[0], fanout.ConnectionLost)
+        deadline = time.monotonic() + 30
+        while running(observer, pid) and time.monotonic() < deadline:  # close() does not wait for its end
+            time.sleep(0.05)
         assert names_in(observer, dest) == []  # the child deleted its temporary as it ended
     finally:
         release.set()
