@@ -106,6 +106,7 @@ class Plan:
     delete: bool
     fsync: bool
     chunk: int = _tree.CHUNK  # bytes per piece a host pulls
+    contents: bool = False  # a directory's contents, into dest (which is left as it is if it exists)
 
     @property
     def size(self) -> int:
@@ -180,7 +181,8 @@ def prepare(
         raise ValueError(f"delete=True is for a directory, and {local} is a file")
     if delete and root == "/":
         raise ValueError("delete=True with / as the destination would empty the host: refused")
-    return Plan(local, root, entries, mode, owner, group, delete, bool(fsync), chunk)
+    contents = is_dir and root == posixpath.normpath(dest)  # "site/": dest is where the contents go
+    return Plan(local, root, entries, mode, owner, group, delete, bool(fsync), chunk, contents)
 
 
 # -- the service -----------------------------------------------------------------------------
@@ -379,6 +381,7 @@ class Offer:
             "delete": plan.delete,
             "fsync": plan.fsync,
             "chunk": plan.chunk,
+            "contents": plan.contents,
         }
 
     def start(self, context: Any) -> Future:

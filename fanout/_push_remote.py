@@ -40,9 +40,11 @@ def apply(plan):
 
     ``plan``: ``service`` and ``token`` (where chunks come from), ``dest`` (the
     root), ``entries`` (the first page), ``count`` and ``page`` (how many entries,
-    and how many a page holds), ``mode``, ``owner``, ``group``, ``delete``,
-    ``fsync``. The summary: ``status`` (a character per entry: u unchanged, c
-    written, m mode or owner fixed, f failed, s skipped), ``errors`` (the first
+    and how many a page holds), ``chunk`` (bytes per piece), ``mode``, ``owner``,
+    ``group``, ``delete``, ``fsync``, and ``contents`` (a directory's contents
+    go into ``dest``, which is left as it is if it exists). The summary:
+    ``status`` (a character per entry: u unchanged, c written, m mode or owner
+    fixed, f failed, s skipped), ``errors`` (the first
     failures, as (entry index or -1, message)), ``error_count``, ``deleted``
     (the first paths deleted) and ``deleted_count``.
     """
@@ -218,6 +220,8 @@ class _Push:
             self.status[index] = CONTENT
         else:
             self.status[index] = UNCHANGED
+            if index == 0 and self.plan["contents"]:
+                return  # the directory the contents went into (/tmp, say) is the user's: left as it is
         self.dirs.append(index)
 
     def finish_directory(self, index, entry):

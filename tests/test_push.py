@@ -289,7 +289,7 @@ def test_a_tree_arrives_whole_then_only_what_changed_travels(open_child, tmp_pat
         assert listing(context.call(_tree.walk, dest)) == want
         content = sum(e[3] for e in want.values())
         assert first.changed and first.bytes_sent == first.size == content
-        assert set(first.changed_paths) - {""} == set(want) and first.unchanged_paths == ()
+        assert set(first.changed_paths) == set(want) and first.unchanged_paths == ("",)  # "": dest, left as it is
 
         again = context.put(str(site) + "/", dest)
         assert not again.changed and again.bytes_sent == 0 and again.changed_paths == ()
@@ -312,13 +312,33 @@ def test_the_directory_itself_or_its_contents(open_child, tmp_path) -> None:
     try:
         itself = context.put(site, dest)  # no trailing slash: dest/site
         assert itself.path == f"{dest}/site" and names_in(context, dest) == ["site"]
-        one = context.put(site / "a.txt", dest + "/")
-        assert one.path == f"{dest}/a.txt" and one.changed_paths == ("",)
-        assert context.call(_tree.file_sha256, f"{dest}/a.txt")[0] == hashlib.sha256(b"alpha\n").hexdigest()
+        assert context.call(os.stat, f"{dest}/site").st_mode & 0o7777 == site.stat().st_mode & 0o7777
+        context.call(os.chmod, dest, 0o711)
+        contents = context.put(str(site) + "/", dest)  # the contents, into a directory that is the user's
+        assert "" not in contents.changed_paths and context.call(os.stat, dest).st_mode & 0o7777 == 0o711
+        created = context.put(str(site) + "/", f"{dest}/new")  # ... or made for them, as the source
+        assert context.call(os.stat, f"{dest}/new").st_mode & 0o7777 == site.stat().st_mode & 0o7777
+        assert "" in created.changed_paths
+        one = context.put(site / "a.txt", f"{dest}/site/sub/")  # a file, into a directory
+        assert one.path == f"{dest}/site/sub/a.txt" and one.changed_paths == ("",)
+        assert context.call(_tree.file_sha256, one.path)[0] == hashlib.sha256(b"alpha\n").hexdigest()
         renamed = context.put(site / "a.txt", f"{dest}/b.conf", mode=0o600)
         assert context.call(os.stat, f"{dest}/b.conf").st_mode & 0o7777 == 0o600 and renamed.changed
         mode_only = context.put(site / "a.txt", f"{dest}/b.conf", mode=0o644)
         assert mode_only.changed and mode_only.bytes_sent == 0
+    finally:
+        remove(context, dest)
+
+
+def test_a_long_list_of_entries_travels_in_pages(open_child, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(_push, "PAGE_ENTRIES", 3)  # the first page with the call, the others asked for
+    context = open_child()
+    site = make_tree(tmp_path / "site")
+    dest = remote_dir(context)
+    try:
+        sent = context.put(str(site) + "/", dest)
+        assert listing(context.call(_tree.walk, dest)) == listing(_tree.walk(site)) and len(_tree.walk(site)) > 9
+        assert set(sent.changed_paths) == set(listing(_tree.walk(site)))
     finally:
         remove(context, dest)
 
@@ -381,7 +401,7 @@ def test_a_large_file(open_child, tmp_path) -> None:
         f.truncate(BIG_FILE)
     dest = remote_dir(context)
     try:
-        sent = context.put(big, dest + "/")
+        sent = context.put(big, dest + "/", fsync=True)
         assert sent.bytes_sent == BIG_FILE and sent.sha256 == _tree.file_sha256(big)[0]
         assert context.call(_tree.file_sha256, f"{dest}/big.bin") == _tree.file_sha256(big)
     finally:
@@ -533,7 +553,7 @@ def test_owner_and_group_as_root(host, tmp_path) -> None:
             assert again.ok and not again.value.changed
             regrouped = root.put(str(site) + "/", dest, group=hosts.APP_USER)[host.name]
             assert regrouped.ok and regrouped.value.bytes_sent == 0
-            assert set(regrouped.value.changed_paths) == {e[0] for e in _tree.walk(site)}
+            assert set(regrouped.value.changed_paths) == {e[0] for e in _tree.walk(site)} - {""}  # dest: as it was
             (site / "a.txt").write_bytes(b"new content")
             denied = the_fleet.put(str(site) + "/", dest)[host.name]  # the login user cannot write there
             assert denied.status == FAILED and "Permission denied" in str(denied.error)
