@@ -49,8 +49,8 @@ class Transfer:
 
     ``path`` is the destination's root on the host; the ``*_paths`` are relative
     to it ("" is ``path`` itself): written or with mode or owner fixed,
-    already right, deleted (``delete=True``; the first
-    :data:`~fanout._push_remote.MAX_DELETED_LISTED` of ``deleted_count``), and
+    already right, deleted (``delete=True``; the first 10,000 of
+    ``deleted_count``), and
     failed or skipped. ``size`` is the source's bytes of file content, ``sha256``
     a single file's digest ("" for a tree), ``bytes_sent`` the content this host
     pulled.
