@@ -149,8 +149,8 @@ class _Push:
             self.error_count += 1
             if len(self.errors) < MAX_ERRORS:
                 self.errors.append((index, message[:MAX_MESSAGE]))
-            if isinstance(error, OSError) and error.errno in FATAL_ERRNOS:
-                self.aborted = True
+            if (isinstance(error, OSError) and error.errno in FATAL_ERRNOS) or type(error).__name__ == "CallRefused":
+                self.aborted = True  # the disk is full, or the push has ended on the master (Ctrl-C, a timeout)
 
     def owner_differs(self, info):
         return (self.uid != -1 and info.st_uid != self.uid) or (self.gid != -1 and info.st_gid != self.gid)

@@ -500,6 +500,44 @@ def test_a_child_ended_mid_push_leaves_no_temporary(open_child, tmp_path, own_po
         remove(observer, dest)
 
 
+def test_a_push_abandoned_by_the_master_stops_and_leaves_no_temporary(
+    open_child, tmp_path, own_pool, monkeypatch
+) -> None:
+    """Ctrl-C or a timeout on the master: the host's next chunk is refused, and it stops there."""
+    context = open_child()
+    site = tmp_path / "site"
+    site.mkdir()
+    for i in range(20):
+        (site / f"f{i:02}").write_bytes(os.urandom(2 * CHUNK))
+    reading, release = threading.Event(), threading.Event()
+
+    def hold(token: str, file: int, index: int, size: int) -> None:
+        reading.set()
+        release.wait(30)
+
+    own_pool.on_read = hold
+    calls: list[Future] = []
+    start = _push.Offer.start
+    monkeypatch.setattr(_push.Offer, "start", lambda offer, context: calls.append(start(offer, context)) or calls[-1])
+    dest = remote_dir(context)
+    try:
+        with pytest.raises(fanout.CallTimeout):
+            context.put(str(site) + "/", dest, timeout=1)
+        assert reading.is_set()
+        release.set()  # the reads held are answered; the next ones are refused: the push has ended
+        summary = calls[0].result(timeout=30)  # the host's call, which the master no longer waits for
+        assert summary["error_count"] >= 1 and "no push in progress" in summary["errors"][0][1]
+        names = names_in(context, dest)
+        assert len(names) < 20 and not [n for n in names if n.endswith(".tmp")]
+        for name in names:  # the files done before the end are whole
+            assert context.call(_tree.file_sha256, f"{dest}/{name}") == _tree.file_sha256(site / name)
+        assert own_pool.reads <= 2 * _push_remote.WORKERS  # it stopped at the first refusal
+    finally:
+        release.set()
+        own_pool.on_read = None
+        remove(context, dest)
+
+
 # -- on the test fleet: several hosts, become, a full disk ----------------------------------------------
 
 
