@@ -250,8 +250,12 @@ class _ChunkInvoker(service.DeduplicatingInvoker):
             return refused
         future = super().invoke(method_name, kwargs, caller)
         if method_name == "read":
-            key = (kwargs["token"], kwargs["file"], kwargs["index"])
-            future.add_done_callback(lambda done: offer._served(caller.name, done, chunks.cache, key))
+            keys = [(kwargs["token"], kwargs["file"], kwargs["index"])]
+        elif method_name == "read_batch":
+            keys = [(kwargs["token"], file, 0) for file in kwargs["files"]]
+        else:
+            return future
+        future.add_done_callback(lambda done: offer._served(caller.name, done, chunks.cache, keys))
         return future
 
     def _execute(self, key: Any, method: Callable, kwargs: dict[str, Any]) -> None:
@@ -301,12 +305,15 @@ class FileChunks(service.Service):
             return None, f"no push in progress for {caller.name} with that token"
         if _calls_in_flight(offer.callers[caller.name][1]) > MAX_CALLS_IN_FLIGHT:
             return None, f"{caller.name} has over {MAX_CALLS_IN_FLIGHT} service calls in flight: a push makes fewer"
-        wanted = {"read": ("token", "file", "index"), "entries": ("token", "page")}.get(method)
-        if wanted is None or sorted(kwargs) != sorted(wanted):
+        wanted = {"read": ("token", "file", "index"), "entries": ("token", "page"), "read_batch": ("token", "files")}
+        names = wanted.get(method)
+        if names is None or sorted(kwargs) != sorted(names):
             return None, f"{SERVICE_NAME} has no method {method[:64]!r} with these arguments"
-        if any(type(kwargs[name]) is not int for name in wanted[1:]):
-            return None, "chunks are asked for by whole numbers"
         entries = offer.plan.entries
+        if method == "read_batch":
+            return (offer, "") if _small_files(kwargs["files"], entries, offer.plan.chunk) else (None, "no such batch")
+        if any(type(kwargs[name]) is not int for name in names[1:]):
+            return None, "chunks are asked for by whole numbers"
         if method == "entries":
             return (offer, "") if 1 <= kwargs["page"] < offer.pages else (None, "no such page of entries")
         file, index = kwargs["file"], kwargs["index"]
@@ -340,6 +347,12 @@ class FileChunks(service.Service):
         return data
 
     @service.expose(service.AllowAny())
+    @service.arg_spec({"token": str, "files": list})
+    def read_batch(self, token: str, files: list) -> list:
+        """Small files of the push, whole (each a chunk or less, together a chunk at most): one request for many."""
+        return [self.read(token, file, 0) for file in files]
+
+    @service.expose(service.AllowAny())
     @service.arg_spec({"token": str, "page": int})
     def entries(self, token: str, page: int) -> list:
         """Page ``page`` of the push's entries (page 0 travels with the call)."""
@@ -348,6 +361,18 @@ class FileChunks(service.Service):
         if offer is None:
             raise service.CallRefused("the push has ended")
         return offer.plan.entries[page * PAGE_ENTRIES : (page + 1) * PAGE_ENTRIES]
+
+
+def _small_files(files: Any, entries: list, chunk: int) -> bool:
+    """Whether ``files`` names distinct small files of the push, together a chunk at most."""
+    if type(files) is not list or not 0 < len(files) <= _push_remote.MAX_BATCH_FILES:
+        return False
+    total = 0
+    for file in files:
+        if type(file) is not int or not 0 <= file < len(entries) or entries[file][1] != _tree.FILE:
+            return False
+        total += entries[file][4]
+    return len(set(files)) == len(files) and total <= chunk
 
 
 def _calls_in_flight(context: Any) -> int:
@@ -388,12 +413,14 @@ class Offer:
         """The host's one call: compare, pull, replace."""
         return context.call_async(_push_remote.apply, self.call)
 
-    def _served(self, caller: str, done: Future, cache: _Cache, key: tuple) -> None:
+    def _served(self, caller: str, done: Future, cache: _Cache, keys: list[tuple]) -> None:
         if done.exception() is None:
+            value = done.result()
             host = self.callers[caller][0]
             with self._lock:
-                self.sent[host] += len(done.result())
-            cache.taken(key, len(self.callers))
+                self.sent[host] += len(value) if isinstance(value, bytes) else sum(len(piece) for piece in value)
+            for key in keys:
+                cache.taken(key, len(self.callers))
 
     def outcome(self, host: str, summary: Any) -> tuple[Transfer, PushFailed | None]:
         """The host's summary, checked, as a Transfer; and a PushFailed if anything failed there."""

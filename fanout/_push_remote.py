@@ -19,6 +19,7 @@ import time
 from fanout import _files, _tree
 
 WORKERS = 4  # chunks in flight per host: enough to fill a link whose round trip is a few milliseconds
+MAX_BATCH_FILES = 256  # small files asked for in one request (together at most a chunk): a round trip each no more
 MAX_ERRORS = 100  # failures listed in the summary (all are counted)
 MAX_MESSAGE = 1000  # characters of one failure's message
 MAX_DELETED_LISTED = 10_000  # deleted paths listed in the summary (all are counted)
@@ -322,13 +323,24 @@ class _Push:
             incoming.discard()
 
     def _jobs(self):
+        """What the workers do, in order: a file's pieces, or small files (a chunk or less) together."""
+        batch, batched = [], 0
         for index in self.needed:
             entry = self.entries[index]
             path = self.path(entry[0])
             incoming = _Incoming(index, entry, path, _files._temporary(path, self.token), self.chunk)
             self.open_files.add(incoming)
+            if 0 < entry[4] < self.chunk:
+                if batch and (batched + entry[4] > self.chunk or len(batch) == MAX_BATCH_FILES):
+                    yield batch, None
+                    batch, batched = [], 0
+                batch.append(incoming)
+                batched += entry[4]
+                continue
             for piece in range(incoming.left):
                 yield incoming, piece
+        if batch:
+            yield batch, None
 
     def _work(self):
         while True:
@@ -336,6 +348,9 @@ class _Push:
                 job = None if self.aborted else next(self.jobs, None)
             if job is None:
                 return
+            if job[1] is None:
+                self.batch(job[0])
+                continue
             incoming, piece = job
             error = None
             if incoming.error is None:
@@ -346,20 +361,52 @@ class _Push:
             if incoming.settle(error):
                 self.complete(incoming)
 
+    def batch(self, incomings):
+        """Small files, each one piece, asked for in one request."""
+        errors = {}
+        for incoming in incomings:
+            try:
+                incoming.open()
+            except Exception as exc:
+                errors[incoming] = exc
+        wanted = [incoming for incoming in incomings if incoming not in errors]
+        try:
+            if len(wanted) == 1:
+                self.piece(wanted[0], 0)
+            elif wanted:
+                files = [incoming.index for incoming in wanted]
+                pieces = self.parent.call_service(self.plan["service"], "read_batch", token=self.token, files=files)
+                if type(pieces) is not list or len(pieces) != len(wanted):
+                    raise ValueError("the master answered a batch of %d files with something else" % len(wanted))
+                for number, incoming in enumerate(wanted):  # (no zip(strict=) before Python 3.10)
+                    try:
+                        self.write(incoming, pieces[number], 0)
+                    except Exception as exc:
+                        errors[incoming] = exc
+        except Exception as exc:
+            for incoming in wanted:
+                errors.setdefault(incoming, exc)
+        for incoming in incomings:
+            if incoming.settle(errors.get(incoming)):
+                self.complete(incoming)
+
     def piece(self, incoming, number):
-        fd = incoming.open()
-        size = incoming.entry[4]
-        if not size:
+        incoming.open()
+        if not incoming.entry[4]:
             return
-        offset = number * self.chunk
         data = self.parent.call_service(
             self.plan["service"], "read", token=self.token, file=incoming.index, index=number
         )
-        if type(data) is not bytes or len(data) != min(self.chunk, size - offset):
+        self.write(incoming, data, number)
+
+    def write(self, incoming, data, number):
+        """Piece ``number`` of a file, as the master sent it, at its place in the temporary."""
+        offset = number * self.chunk
+        if type(data) is not bytes or len(data) != min(self.chunk, incoming.entry[4] - offset):
             raise SourceChanged("the master's copy changed while it was being read (its size differs)")
         view = memoryview(data)
         while view:
-            written = os.pwrite(fd, view, offset)
+            written = os.pwrite(incoming.fd, view, offset)
             view, offset = view[written:], offset + written
 
     def complete(self, incoming):

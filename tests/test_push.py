@@ -169,6 +169,36 @@ def test_chunks_are_served_to_the_push_s_hosts_only(served) -> None:
     assert chunks.reads == 1 and offer.sent == {f"host{i}": (CHUNK - 10 if i == 1 else 0) for i in range(1, 6)}
 
 
+def test_small_files_are_asked_for_together(tmp_path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    sizes = {"a": 10, "b": 20, "big": CHUNK, "empty": 0, "half": CHUNK // 2, "half2": CHUNK // 2 + 1}
+    for name, size in sizes.items():
+        (site / name).write_bytes(os.urandom(size))
+    plan = _push.prepare(str(site) + "/", "/tmp/site")
+    index = {e[0]: i for i, e in enumerate(plan.entries)}
+    with service.Pool(4) as pool:
+        chunks = pool.add(FileChunks())
+        with chunks.offer(plan, {"host1": FakeContext("h1"), "host2": FakeContext("h2")}) as offer:
+            pieces = ask(pool, "h1", "read_batch", token=offer.token, files=[index["a"], index["b"]]).result()
+            assert pieces == [(site / "a").read_bytes(), (site / "b").read_bytes()]
+            assert offer.sent == {"host1": 30, "host2": 0}
+            for files in (
+                [index["a"], index["a"]],  # twice
+                [index["half"], index["half2"]],  # over a chunk together
+                [index["big"], index["a"]],
+                [0],  # the root: a directory
+                [],
+                [len(plan.entries)],
+                [True],
+                (index["a"],),
+                [index["a"]] * (_push_remote.MAX_BATCH_FILES + 1),
+            ):
+                with pytest.raises(service.CallRefused):
+                    ask(pool, "h1", "read_batch", token=offer.token, files=files).result()
+            assert chunks.reads == 2
+
+
 def test_a_host_with_too_many_calls_in_flight_is_refused_reads(served) -> None:
     """A host that asks without reading the replies would make the master hold a chunk for each."""
     pool, _, offer, _ = served
@@ -339,6 +369,24 @@ def test_a_long_list_of_entries_travels_in_pages(open_child, tmp_path, monkeypat
         sent = context.put(str(site) + "/", dest)
         assert listing(context.call(_tree.walk, dest)) == listing(_tree.walk(site)) and len(_tree.walk(site)) > 9
         assert set(sent.changed_paths) == set(listing(_tree.walk(site)))
+    finally:
+        remove(context, dest)
+
+
+def test_many_small_files_travel_together(open_child, tmp_path, own_pool) -> None:
+    context = open_child()
+    site = tmp_path / "site"
+    for d in range(3):
+        (site / f"d{d}").mkdir(parents=True)
+        for i in range(100):
+            (site / f"d{d}" / f"f{i:03}").write_bytes(os.urandom(i))  # one empty: no request for it
+    dest = remote_dir(context)
+    try:
+        sent = context.put(str(site) + "/", dest)
+        assert listing(context.call(_tree.walk, dest)) == listing(_tree.walk(site))
+        assert sent.bytes_sent == sum(e[4] for e in _tree.walk(site))
+        requests = own_pool._pool.invoker(_push.SERVICE_NAME).executions
+        assert requests == 2  # 297 files with content: 256, then 41
     finally:
         remove(context, dest)
 
