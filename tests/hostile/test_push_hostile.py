@@ -97,6 +97,9 @@ requests = [
     ("_admit", {"token": token, "file": 0, "index": 0}),
     ("__init__", {"token": token}),
     ("offer", {"token": token, "file": 0, "index": 0}),
+    ("read_batch", {"token": token, "files": [0]}),  # a file larger than a chunk
+    ("read_batch", {"token": token, "files": list(range(300))}),
+    ("read_batch", {"token": token, "files": "0"}),
     ("read", {"token": token, "file": 0, "index": 0}),  # the one fair request, last
 ]
 for rid, (method, arguments) in enumerate(requests, 1):
