@@ -348,9 +348,17 @@ class FileChunks(service.Service):
 
     @service.expose(service.AllowAny())
     @service.arg_spec({"token": str, "files": list})
-    def read_batch(self, token: str, files: list) -> list:
-        """Small files of the push, whole (each a chunk or less, together a chunk at most): one request for many."""
-        return [self.read(token, file, 0) for file in files]
+    def read_batch(self, token: str, files: list) -> bytes:
+        """Small files of the push, whole and end to end (each under a chunk, together a chunk at most): one
+        request for many, one bytes (which the protocol sends as it is)."""
+        with self._lock:
+            offer = self._offers.get(token)
+        if offer is None:
+            raise service.CallRefused("the push has ended")
+        pieces = [self.read(token, file, 0) for file in files]
+        if any(len(piece) != offer.plan.entries[file][4] for piece, file in zip(pieces, files, strict=True)):
+            raise ValueError("a file of the batch changed size while it was being read: ask for each alone")
+        return b"".join(pieces)
 
     @service.expose(service.AllowAny())
     @service.arg_spec({"token": str, "page": int})
@@ -418,7 +426,7 @@ class Offer:
             value = done.result()
             host = self.callers[caller][0]
             with self._lock:
-                self.sent[host] += len(value) if isinstance(value, bytes) else sum(len(piece) for piece in value)
+                self.sent[host] += len(value)
             for key in keys:
                 cache.taken(key, len(self.callers))
 

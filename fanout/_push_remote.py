@@ -370,22 +370,28 @@ class _Push:
             except Exception as exc:
                 errors[incoming] = exc
         wanted = [incoming for incoming in incomings if incoming not in errors]
-        try:
-            if len(wanted) == 1:
-                self.piece(wanted[0], 0)
-            elif wanted:
-                files = [incoming.index for incoming in wanted]
-                pieces = self.parent.call_service(self.plan["service"], "read_batch", token=self.token, files=files)
-                if type(pieces) is not list or len(pieces) != len(wanted):
-                    raise ValueError("the master answered a batch of %d files with something else" % len(wanted))
-                for number, incoming in enumerate(wanted):  # (no zip(strict=) before Python 3.10)
-                    try:
-                        self.write(incoming, pieces[number], 0)
-                    except Exception as exc:
+        data = None
+        if len(wanted) > 1:
+            files = [incoming.index for incoming in wanted]
+            try:
+                data = self.parent.call_service(self.plan["service"], "read_batch", token=self.token, files=files)
+            except Exception as exc:
+                if type(exc).__name__ == "CallRefused":  # the push has ended: nothing more will come
+                    for incoming in wanted:
                         errors[incoming] = exc
-        except Exception as exc:
-            for incoming in wanted:
-                errors.setdefault(incoming, exc)
+                    wanted = []
+            if data is not None and (type(data) is not bytes or len(data) != sum(i.entry[4] for i in wanted)):
+                data = None
+        offset = 0
+        for incoming in wanted:
+            start, offset = offset, offset + incoming.entry[4]
+            try:
+                if data is None:  # one alone, or a batch that failed: each file asked for alone says which
+                    self.piece(incoming, 0)
+                else:
+                    self.write(incoming, data[start:offset], 0)
+            except Exception as exc:
+                errors[incoming] = exc
         for incoming in incomings:
             if incoming.settle(errors.get(incoming)):
                 self.complete(incoming)
