@@ -286,7 +286,15 @@ def stalls_after_the_first_piece(size: int, action: str) -> str:
     return attack([root(), file("big", data)], content={"big": data}, read=read)
 
 
-def test_ctrl_c_mid_fetch_leaves_no_partial_file(hostile_child, tmp_path, scene) -> None:
+@pytest.fixture
+def default_ctrl_c():
+    """Ctrl-C raising KeyboardInterrupt, as Python's default handler does, whatever an earlier test left."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_mid_fetch_leaves_no_partial_file(hostile_child, tmp_path, scene, default_ctrl_c) -> None:
     src, dest = scene
     evil = hostile_child(stalls_after_the_first_piece(3 * _fetch.READ_SIZE, "time.sleep(3600)"))
     interrupted = threading.Event()
