@@ -121,6 +121,7 @@ def test_a_service_class_from_main_is_refused_before_sending(child) -> None:
         child.call_service(stray, "anything")
 
 
+@pytest.mark.fleet  # starts processes: out of the fast subset
 def test_the_self_contained_example_runs(tmp_path) -> None:
     import subprocess
     import sys

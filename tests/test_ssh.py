@@ -216,6 +216,7 @@ def test_local_child_killed_mid_call_raises_connection_lost() -> None:
             future.result(timeout=2)
 
 
+@pytest.mark.fleet  # starts processes: out of the fast subset
 def test_local_child_exits_when_the_master_dies(tmp_path) -> None:
     script = "import fanout, sys; c = fanout.local(); print(c.pid, flush=True); sys.stdin.read()"
     master = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
