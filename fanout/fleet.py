@@ -225,19 +225,14 @@ class Fleet:
         same fleet. Closing it leaves the connections open; closing this fleet closes both.
         """
         given = {"user": user, "method": method, "password": password, "exe": exe, "flags": flags}
-        return self._become_view(given, host_first=False)
-
-    def _become_view(self, given: Mapping[str, Any], *, host_first: bool) -> Fleet:
-        """:meth:`become`; with ``host_first`` (the command line's -b, as Ansible's), a host's own become
-        options win over ``given``."""
         given = {key: value for key, value in given.items() if value is not None}
         for name in self.hosts:  # bad options fail here, before anything opens
-            _become.plan(**_become_options(self.hosts[name].get("become"), given, host_first))
-        key = (host_first, *sorted((k, repr(v) if k != "password" else hash(v)) for k, v in given.items()))
+            _become.plan(**_become_options(self.hosts[name].get("become"), given))
+        key = tuple(sorted((k, repr(v) if k != "password" else hash(v)) for k, v in given.items()))
         with self._lock:
             view = self._views.get(key)
             if view is None:
-                view = self._views[key] = _BecomeFleet(self, given, host_first)
+                view = self._views[key] = _BecomeFleet(self, given)
             return view
 
     def _login(self, name: str) -> tuple[Any, BaseException | None]:
@@ -668,23 +663,20 @@ class Fleet:
 BECOME_OPTIONS = ("user", "method", "password", "exe", "flags")
 
 
-def _become_options(
-    host_options: Mapping[str, Any] | None, given: Mapping[str, Any], host_first: bool = False
-) -> dict[str, Any]:
-    """A host's become options: what the caller gave, else the host's own (its inventory's), else the defaults;
-    ``host_first``: the host's own, else what the caller gave. ``enabled`` says whether the host's calls
-    go through become by default."""
+def _become_options(host_options: Mapping[str, Any] | None, given: Mapping[str, Any]) -> dict[str, Any]:
+    """A host's become options: what the caller gave, else the host's own (its inventory's), else the defaults.
+    (``enabled``, whether the host's calls go through become by default, is the host's alone.)"""
     own = {k: v for k, v in (host_options or {}).items() if v is not None and k != "enabled"}
     unknown = sorted(set(own) - set(BECOME_OPTIONS))
     if unknown:
         raise ValueError(f"unknown become options {unknown}: fanout knows {list(BECOME_OPTIONS)}")
-    return {**given, **own} if host_first else {**own, **given}
+    return {**own, **given}
 
 
 class _BecomeFleet(Fleet):
     """:meth:`Fleet.become`: the same hosts, each through a become context on its login connection."""
 
-    def __init__(self, base: Fleet, given: Mapping[str, Any], host_first: bool) -> None:
+    def __init__(self, base: Fleet, given: Mapping[str, Any]) -> None:
         super().__init__(
             {name: {} for name in base.hosts},
             forks=base.forks,
@@ -694,7 +686,6 @@ class _BecomeFleet(Fleet):
         )
         self._base = base
         self._given = dict(given)
-        self._host_first = host_first
 
     def _open(self, name: str) -> str:
         login, failure = self._base._login(name)
@@ -703,7 +694,7 @@ class _BecomeFleet(Fleet):
                 self._failures[name] = failure or Unreachable(f"{name}: not connected")
             return status_of(self._failures[name])
         try:
-            options = _become_options(self._base.hosts[name].get("become"), self._given, self._host_first)
+            options = _become_options(self._base.hosts[name].get("become"), self._given)
             context = login.become(**options)
         except Exception as exc:
             with self._lock:
