@@ -801,7 +801,9 @@ def _order(repeat: int, kinds: Sequence[str]) -> list[str]:
     return [*kinds[shift:], *kinds[:shift]]
 
 
-def measure(plan: Plan, hosts: Hosts, repeat: int, workdir: Path) -> Results:
+def measure(
+    plan: Plan, hosts: Hosts, repeat: int, workdir: Path, ops: Sequence[str] = OPS, kinds: Sequence[str] = KINDS
+) -> Results:
     """``repeat`` rounds; in each, every operation by every contender, contenders alternating, each in a worker."""
     spec = workdir / "plan.json"
     spec.write_text(plan.to_json())
@@ -811,16 +813,18 @@ def measure(plan: Plan, hosts: Hosts, repeat: int, workdir: Path) -> Results:
         log(f"bench: {kind} skipped: {reason}")
     sources = source_files(plan)
     for index in range(repeat):
-        hosts.reset(KINDS)
+        hosts.reset(kinds)
         broken: dict[str, set[str]] = {}  # per contender, the operations that failed in this repeat
         for op in OPS:
-            for kind in _order(index, KINDS):
+            if op not in ops:
+                continue
+            for kind in _order(index, kinds):
                 reason = unavailable(missing, kind, op)
                 if reason:
                     results.skipped[(kind, op)] = reason
                     continue
                 need = NEEDS.get(op)
-                if need and (need in broken.get(kind, ()) or (kind, need) in results.skipped):
+                if need and (need in broken.get(kind, ()) or (kind, need) in results.skipped or need not in ops):
                     sample = Sample(kind, op, error=f"not run: {NEEDS[op]} failed or was skipped in this repeat")
                 else:
                     if op in PUSH_OPS:
@@ -1112,6 +1116,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="small sizes, 2 hosts, 1 repeat (what is given explicitly still wins)"
     )
+    parser.add_argument(
+        "--ops", default=",".join(OPS), help=f"operations to measure, comma-separated (all: {','.join(OPS)})"
+    )
+    parser.add_argument(
+        "--kinds", default=",".join(KINDS), help=f"contenders, comma-separated (all: {','.join(KINDS)}; sftp is needed)"
+    )
     parser.add_argument("--worker", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--op", choices=OPS, help=argparse.SUPPRESS)
     parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
@@ -1120,6 +1130,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, QUICK[name] if args.quick else value)
+    args.ops, args.kinds = args.ops.split(","), args.kinds.split(",")
+    if not set(args.ops) <= set(OPS) or not set(args.kinds) <= set(KINDS) or not {"sftp", "fanout"} <= set(args.kinds):
+        parser.error(f"--ops takes some of {', '.join(OPS)}; --kinds some of {', '.join(KINDS)}, with sftp and fanout")
     if min(args.hosts, args.repeat, args.file_mib, args.tree_files, args.tree_mib) < 1:
         parser.error("--hosts, --repeat, --file-mib, --tree-files and --tree-mib must be positive")
     return args
@@ -1170,7 +1183,7 @@ def main(argv: list[str] | None = None) -> int:
                 hosts = Hosts(plan.entries)
                 try:
                     cipher = paramiko_cipher(plan.entries[0])
-                    results = measure(plan, hosts, args.repeat, workdir)
+                    results = measure(plan, hosts, args.repeat, workdir, args.ops, args.kinds)
                 finally:
                     hosts.close()
             print(header())

@@ -92,6 +92,22 @@ def dumps(value: Any) -> bytes:
     return b"p" + pickle.dumps(value, protocol=PICKLE_PROTOCOL)
 
 
+def _ok_bytes_head() -> bytes:
+    """What dumps(("ok", data)) puts before ``data``'s length and bytes; checked here, at import."""
+    head = dumps(("ok", None))[:-1] + b"s"  # None is marshal's one byte "N"; "s" is a bytes object
+    probe = b"\x00\x01probe"
+    if marshal.loads(head[1:] + len(probe).to_bytes(4, "little") + probe) != ("ok", probe):
+        raise ImportError("marshal's layout of a tuple holding bytes is not the one fanout expects")
+    return head
+
+
+def ok_bytes_parts(data: bytes) -> tuple[bytes, bytes]:
+    """dumps(("ok", data)) as two parts, ``data`` itself the second: a file chunk is never copied to encode."""
+    return _OK_BYTES_HEAD + len(data).to_bytes(4, "little"), data
+
+
+_OK_BYTES_HEAD = _ok_bytes_head()
+
 _KEYWORDS = {b"None": None, b"True": True, b"False": False}
 
 # CPython before 3.12 keeps the AST constructor's recursion depth in global state:

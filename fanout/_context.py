@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
@@ -62,8 +62,26 @@ BECOME_TIMEOUT = 30.0  # seconds a become child may take to start: sudo's passwo
 SEND_STALL_TIMEOUT = 30.0  # seconds a write to a host may make no progress before the host is dropped
 END_ACCOUNT_WAIT = 10.0  # seconds a failed write waits for the child's own account of its end (it takes <= 3 s)
 WRITE_PIECE = 256 * 1024  # bytes written at a time, so progress on a large send is seen
+HEAD_MERGE = 32 * 1024  # a frame's header is sent joined to this much of what follows (one SSH packet)
 MAX_UNDELIVERED_OUTPUT = 16 * 1024 * 1024  # bytes (by _output.weight) of lines waiting for on_output/logging, per host
 MAX_ANSWERS_WAITING = 2 * 256 + 16  # module requests and service calls queued for answering, per host
+
+
+def _pieces(data: bytes | tuple[bytes, ...]) -> Iterator[bytes | memoryview]:
+    """``data`` in pieces of WRITE_PIECE bytes at most, views where they are large; a small leading part
+    (a frame's header) travels with the start of the next, so it costs no SSH packet of its own."""
+    parts = [data] if isinstance(data, bytes) else list(data)
+    if len(parts) > 1 and len(parts[0]) < HEAD_MERGE:
+        head, rest = parts[0], memoryview(parts[1])
+        parts[:2] = [head + rest[: HEAD_MERGE - len(head)].tobytes(), rest[HEAD_MERGE - len(head) :]]
+    for part in parts:
+        if len(part) <= WRITE_PIECE:
+            if len(part):
+                yield part
+            continue
+        view = memoryview(part)
+        for start in range(0, len(view), WRITE_PIECE):
+            yield view[start : start + WRITE_PIECE]
 
 
 class CallFuture(Future):
@@ -432,13 +450,17 @@ class Context:
         with self._send_lock:
             self._write(data)
 
-    def _write(self, data: bytes) -> None:
-        """Write under ``_send_lock``, in pieces, each watched for progress (see :data:`SEND_STALL_TIMEOUT`)."""
+    def _write(self, data: bytes | tuple[bytes, ...]) -> None:
+        """Write under ``_send_lock``, in pieces, each watched for progress (see :data:`SEND_STALL_TIMEOUT`).
+
+        ``data`` may be a frame's parts (a header, then a file chunk shared by every host it goes to): they
+        are sent as views, never joined into a copy per host.
+        """
         try:
-            for start in range(0, len(data), WRITE_PIECE):  # bytes, not a memoryview: paramiko coerces those slowly
+            for piece in _pieces(data):
                 self._stall.started()
-                self._transport.send(data if len(data) <= WRITE_PIECE else data[start : start + WRITE_PIECE])
-            self._bytes_sent += len(data)
+                self._transport.send(piece)
+                self._bytes_sent += len(piece)
         except Exception as exc:
             # The child may have just ended (a missing python, say): its own account of how is
             # worth a short wait, except on the thread that produces that account.

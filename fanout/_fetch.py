@@ -449,11 +449,14 @@ def _parent(local: _Local, entry: _Entry) -> int:
 class _HostFetch:
     """One host's fetch, start to end, on the caller's thread; every wait goes through ``wait``."""
 
-    def __init__(self, context: Any, host: str, request: Request, wait: Wait) -> None:
+    def __init__(
+        self, context: Any, host: str, request: Request, wait: Wait, on_bytes: Callable[[int], None] | None = None
+    ) -> None:
         self.context = context
         self.host = host
         self.request = request
         self.wait = wait
+        self.on_bytes = on_bytes  # told of each piece's bytes as it arrives (a progress bar)
         if request.flat:
             self.shown_base = os.path.dirname(request.dest)  # "" for a name in the working directory
             base, name = self.shown_base or ".", None
@@ -702,6 +705,8 @@ class _Puller:
             self.failed.setdefault(id(entry), f"cannot read it on the host: {data[:500]}")
             data = b""
         fetched.bytes_received += len(data)
+        if self.fetch.on_bytes is not None:
+            self.fetch.on_bytes(len(data))
         if fetched.bytes_received > self.fetch.request.max_bytes:  # cannot happen: reads stay within sizes
             raise self.fetch.fail(f"it sent more than max_bytes={self.fetch.request.max_bytes}")
         if id(entry) not in self.failed:
@@ -786,14 +791,17 @@ class Waiter:
         raise self.timed_out()
 
 
-def fetch_host(context: Any, host: str, request: Request, wait: Wait) -> Fetched:
-    """One host's fetch (a fleet's): raises FetchError, with what was done in ``fetched``, if it is incomplete."""
+def fetch_host(
+    context: Any, host: str, request: Request, wait: Wait, on_bytes: Callable[[int], None] | None = None
+) -> Fetched:
+    """One host's fetch (a fleet's): raises FetchError, with what was done in ``fetched``, if it is incomplete.
+    ``on_bytes(n)`` is told of each piece received (from the thread that writes it)."""
     if not request.flat:
         try:
             check_host_name(host)
         except ValueError as exc:
             raise FetchError(host, str(exc)) from None
-    return _HostFetch(context, host, request, wait).run()
+    return _HostFetch(context, host, request, wait, on_bytes).run()
 
 
 def fetch(

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 FEW_HOSTS = 4
+
+
+def human_bytes(count: float) -> str:
+    """1536 -> "1.5 KiB": a count of bytes as people read it."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
 
 
 def _isatty(stream: Any) -> bool:
@@ -42,6 +52,7 @@ class Progress:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
+                TextColumn("{task.fields[moved]}"),
                 TextColumn("{task.fields[tally]}"),
                 console=Console(file=sys.stderr),
                 transient=True,
@@ -53,7 +64,8 @@ class Progress:
     def __enter__(self) -> Progress:
         if self._bar is not None:
             self._bar.start()
-            self._task = self._bar.add_task(self._description, total=self._total, tally="")
+            self._task = self._bar.add_task(self._description, total=self._total, tally="", moved="")
+            self._started = time.monotonic()
         return self
 
     def advance(self, status: str) -> None:
@@ -62,6 +74,17 @@ class Progress:
         self._counts[status] = self._counts.get(status, 0) + 1
         tally = " ".join(f"{name}={count}" for name, count in sorted(self._counts.items()))
         self._bar.update(self._task, advance=1, tally=tally)
+
+    @property
+    def shown(self) -> bool:
+        return self._bar is not None
+
+    def moved(self, nbytes: int) -> None:
+        """Bytes transferred so far, all hosts together: shown with the rate since the start."""
+        if self._bar is None:
+            return
+        elapsed = max(time.monotonic() - self._started, 1e-3)
+        self._bar.update(self._task, moved=f"{human_bytes(nbytes)} at {human_bytes(nbytes / elapsed)}/s")
 
     def __exit__(self, *exc_info: object) -> None:
         if self._bar is not None:

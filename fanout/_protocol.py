@@ -113,6 +113,7 @@ Event = (
 MAX_MODULE_REQUESTS_IN_FLIGHT = 256  # past this the child is dropped: it asks without waiting
 MAX_SERVICE_CALLS_IN_FLIGHT = 256  # past this each further call is refused at once, and runs nothing
 MAX_SERVICE_BYTES_IN_FLIGHT = 64 * 1024 * 1024  # arguments of the calls in flight, on the wire: likewise
+JOINED_BYTES = 64 * 1024  # a service reply of bytes up to this size is one joined frame; larger go as parts
 
 
 def _check(condition: bool, what: str) -> None:
@@ -171,11 +172,20 @@ class MasterProtocol:
         self._pending_calls.add(call_id)
         return call_id, _wire.encode_frame(_wire.CALL, call_id, payload, compress=True)
 
-    def service_reply(self, request_id: int, outcome: tuple) -> bytes:
-        """The answer to a child's service call: ``("ok", value)`` or ``("error", type, message, traceback)``."""
+    def service_reply(self, request_id: int, outcome: tuple) -> bytes | tuple[bytes, bytes]:
+        """The answer to a child's service call: ``("ok", value)`` or ``("error", type, message, traceback)``.
+
+        Bytes (file chunks, mostly) come back as two parts, the frame's start and the bytes themselves, so
+        a chunk going to many hosts is not copied for each; nor compressed: zlib would cost ~5 ms per
+        256 KiB per host, wasted on what is compressed already. Other values are small, or compress well.
+        """
         self._service_bytes -= self._services_in_flight.pop(request_id, 0)
-        # Bytes (file chunks, mostly) are not compressed: zlib would cost ~5 ms per 256 KiB per host, and is
-        # wasted on what is compressed already; other values are small, or compress well.
+        if outcome[0] == "ok" and type(outcome[1]) is bytes and len(outcome[1]) > JOINED_BYTES:
+            head, data = _codec.ok_bytes_parts(outcome[1])
+            size = len(head) + len(data)
+            if size > _wire.MAX_BODY:
+                raise ValueError(f"a service reply of {size} bytes exceeds a frame's {_wire.MAX_BODY}")
+            return _wire.HEADER.pack(size, _wire.SERVICE_REPLY, 0, request_id) + head, data
         raw = outcome[0] == "ok" and isinstance(outcome[1], (bytes, bytearray))
         return _wire.encode_frame(_wire.SERVICE_REPLY, request_id, _codec.dumps(outcome), compress=not raw)
 

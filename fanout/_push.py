@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from fanout import _push_remote, _tree, service
+from fanout import _digests, _push_remote, _tree, service
 from fanout._timeouts import check_timeout
 from fanout.errors import CallTimeout, FanoutError, escape
 
@@ -112,10 +112,14 @@ class Plan:
     def size(self) -> int:
         return sum(entry[4] for entry in self.entries)
 
+    def path(self, file: int) -> str:
+        relpath = self.entries[file][0]
+        return os.path.join(self.local, relpath) if relpath else self.local
+
     def read(self, file: int, index: int) -> bytes:
-        """Chunk ``index`` of entry ``file``; short if the file shrank since it was hashed (the host sees it)."""
-        relpath, size = self.entries[file][0], self.entries[file][4]
-        path = os.path.join(self.local, relpath) if relpath else self.local
+        """Chunk ``index`` of entry ``file``; short if the file shrank since it was walked (the host sees it)."""
+        size = self.entries[file][4]
+        path = self.path(file)
         offset = index * self.chunk
         fd = os.open(path, os.O_RDONLY | (0 if file == 0 else getattr(os, "O_NOFOLLOW", 0)))
         try:
@@ -163,7 +167,8 @@ def prepare(
     fsync: bool = False,
     chunk: int = _tree.CHUNK,
 ) -> Plan:
-    """Check a push's arguments and walk and hash its source: all before anything connects."""
+    """Check a push's arguments and walk its source: all before anything connects (files are hashed as they
+    are served, see :mod:`fanout._digests`)."""
     check_options(mode, owner, group, delete)
     if type(chunk) is not int or not 0 < chunk <= MAX_CHUNK:
         raise ValueError(f"chunk must be a number of bytes from 1 to {MAX_CHUNK}, not {chunk!r}")
@@ -174,7 +179,7 @@ def prepare(
     local = os.fsdecode(os.fspath(src))
     if not os.path.exists(local):
         raise FileNotFoundError(errno.ENOENT, "no such file or directory to put", local)
-    entries = _tree.walk(local)
+    entries = _tree.walk(local, hashes=False)
     is_dir = entries[0][1] == _tree.DIR
     root = remote_root(local, dest, is_dir)
     if delete and not is_dir:
@@ -253,9 +258,12 @@ class _ChunkInvoker(service.DeduplicatingInvoker):
             keys = [(kwargs["token"], kwargs["file"], kwargs["index"])]
         elif method_name == "read_batch":
             keys = [(kwargs["token"], file, 0) for file in kwargs["files"]]
+        elif method_name == "digests":
+            return future
         else:
             return future
-        future.add_done_callback(lambda done: offer._served(caller.name, done, chunks.cache, keys))
+        digests = _push_remote.DIGEST_SIZE * len(keys) if method_name == "read_batch" else 0  # not content
+        future.add_done_callback(lambda done: offer._served(caller.name, done, chunks.cache, keys, digests))
         return future
 
     def _execute(self, key: Any, method: Callable, kwargs: dict[str, Any]) -> None:
@@ -287,6 +295,7 @@ class FileChunks(service.Service):
     def offer(self, plan: Plan, contexts: Mapping[str, Any]) -> Iterator[Offer]:
         """Serve ``plan`` to ``contexts`` (host name -> its context) while the block runs."""
         offer = Offer(plan, dict(contexts))
+        offer.digests.on_whole_read = lambda file, size: self._count(offer, file, -1, size)
         with self._lock:
             self._offers[offer.token] = offer
         try:
@@ -305,13 +314,20 @@ class FileChunks(service.Service):
             return None, f"no push in progress for {caller.name} with that token"
         if _calls_in_flight(offer.callers[caller.name][1]) > MAX_CALLS_IN_FLIGHT:
             return None, f"{caller.name} has over {MAX_CALLS_IN_FLIGHT} service calls in flight: a push makes fewer"
-        wanted = {"read": ("token", "file", "index"), "entries": ("token", "page"), "read_batch": ("token", "files")}
+        wanted = {
+            "read": ("token", "file", "index"),
+            "entries": ("token", "page"),
+            "read_batch": ("token", "files"),
+            "digests": ("token", "files"),
+        }
         names = wanted.get(method)
         if names is None or sorted(kwargs) != sorted(names):
             return None, f"{SERVICE_NAME} has no method {method[:64]!r} with these arguments"
         entries = offer.plan.entries
         if method == "read_batch":
             return (offer, "") if _small_files(kwargs["files"], entries, offer.plan.chunk) else (None, "no such batch")
+        if method == "digests":
+            return (offer, "") if _some_files(kwargs["files"], entries) else (None, "no such files to hash")
         if any(type(kwargs[name]) is not int for name in names[1:]):
             return None, "chunks are asked for by whole numbers"
         if method == "entries":
@@ -336,21 +352,16 @@ class FileChunks(service.Service):
         if offer is None:
             raise service.CallRefused("the push has ended")
         data = offer.plan.read(file, index)
+        offer.digests.seen(file, index, data)
         self.cache.put(key, data)
-        with self._lock:
-            self.reads += 1
-            self.bytes_read += len(data)
-            offer.bytes_read += len(data)
-        hook = self.on_read
-        if hook is not None:
-            hook(token, file, index, len(data))
+        self._count(offer, file, index, len(data))
         return data
 
     @service.expose(service.AllowAny())
     @service.arg_spec({"token": str, "files": list})
     def read_batch(self, token: str, files: list) -> bytes:
-        """Small files of the push, whole and end to end (each under a chunk, together a chunk at most): one
-        request for many, one bytes (which the protocol sends as it is)."""
+        """Small files of the push, whole (each under a chunk, together a chunk at most): one request for many,
+        one bytes (which the protocol sends as it is): each file's sha256 (32 bytes), then the files end to end."""
         with self._lock:
             offer = self._offers.get(token)
         if offer is None:
@@ -358,7 +369,38 @@ class FileChunks(service.Service):
         pieces = [self.read(token, file, 0) for file in files]
         if any(len(piece) != offer.plan.entries[file][4] for piece, file in zip(pieces, files, strict=True)):
             raise ValueError("a file of the batch changed size while it was being read: ask for each alone")
-        return b"".join(pieces)
+        try:
+            digests = [bytes.fromhex(offer.digests.get(file)) for file in files]
+        except _digests.Changed:
+            raise ValueError("a file of the batch changed while it was being read: ask for each alone") from None
+        return b"".join(digests + pieces)
+
+    @service.expose(service.AllowAny())
+    @service.arg_spec({"token": str, "files": list})
+    def digests(self, token: str, files: list) -> list:
+        """The sha256 of each of ``files``, as hex; for a file that changed while being pushed, why (not 64
+        characters). A file not served yet is read whole for it (once for the whole fleet)."""
+        with self._lock:
+            offer = self._offers.get(token)
+        if offer is None:
+            raise service.CallRefused("the push has ended")
+        answers = []
+        for file in files:
+            try:
+                answers.append(offer.digests.get(file))
+            except _digests.Changed as exc:
+                answers.append(f"the master's copy changed while it was being read: {exc}")
+        return answers
+
+    def _count(self, offer: Offer, file: int, index: int, size: int) -> None:
+        """A read from disk: a chunk, or a whole file to hash it (``index`` -1)."""
+        with self._lock:
+            self.reads += 1
+            self.bytes_read += size
+            offer.bytes_read += size
+        hook = self.on_read
+        if hook is not None:
+            hook(offer.token, file, index, size)
 
     @service.expose(service.AllowAny())
     @service.arg_spec({"token": str, "page": int})
@@ -383,6 +425,15 @@ def _small_files(files: Any, entries: list, chunk: int) -> bool:
     return len(set(files)) == len(files) and total <= chunk
 
 
+def _some_files(files: Any, entries: list) -> bool:
+    """Whether ``files`` names distinct files of the push, at most MAX_DIGESTS of them."""
+    if type(files) is not list or not 0 < len(files) <= _push_remote.MAX_DIGESTS:
+        return False
+    if any(type(file) is not int or not 0 <= file < len(entries) or entries[file][1] != _tree.FILE for file in files):
+        return False
+    return len(set(files)) == len(files)
+
+
 def _calls_in_flight(context: Any) -> int:
     """Service calls ``context``'s child has sent whose replies are not written yet (its protocol counts them)."""
     protocol = getattr(context, "_protocol", None)
@@ -398,6 +449,7 @@ class Offer:
         # A service call names the context that made it: the host's own, or its become context (web1/root).
         self.callers = {context.name: (host, context) for host, context in contexts.items()}
         self.pages = max(1, -(-len(plan.entries) // PAGE_ENTRIES))
+        self.digests = _digests.Digests(plan.entries, plan.chunk, plan.path)
         self.sent = dict.fromkeys(contexts, 0)
         self.bytes_read = 0
         self._lock = threading.Lock()
@@ -417,18 +469,28 @@ class Offer:
             "contents": plan.contents,
         }
 
+    def sent_total(self) -> int:
+        """Bytes of content the hosts have pulled so far, all together (a progress bar reads it)."""
+        with self._lock:
+            return sum(self.sent.values())
+
     def start(self, context: Any) -> Future:
         """The host's one call: compare, pull, replace."""
         return context.call_async(_push_remote.apply, self.call)
 
-    def _served(self, caller: str, done: Future, cache: _Cache, keys: list[tuple]) -> None:
+    def _served(self, caller: str, done: Future, cache: _Cache, keys: list[tuple], overhead: int) -> None:
         if done.exception() is None:
             value = done.result()
             host = self.callers[caller][0]
             with self._lock:
-                self.sent[host] += len(value)
+                self.sent[host] += len(value) - overhead
             for key in keys:
                 cache.taken(key, len(self.callers))
+
+    def _digest(self) -> str:
+        """A single file's sha256, as served: known once a host compared or pulled it ("" before, or if the
+        file changed while being pushed)."""
+        return self.digests.known(0) or ""
 
     def outcome(self, host: str, summary: Any) -> tuple[Transfer, PushFailed | None]:
         """The host's summary, checked, as a Transfer; and a PushFailed if anything failed there."""
@@ -449,7 +511,7 @@ class Offer:
             self.plan.dest,
             bool(changed or deleted_count),
             self.plan.size,
-            self.plan.entries[0][5] if single else "",
+            self._digest() if single else "",
             changed_paths=tuple(changed),
             unchanged_paths=tuple(unchanged),
             deleted_paths=tuple(deleted),

@@ -20,6 +20,8 @@ from fanout import _files, _tree
 
 WORKERS = 4  # chunks in flight per host: enough to fill a link whose round trip is a few milliseconds
 MAX_BATCH_FILES = 256  # small files asked for in one request (together at most a chunk): a round trip each no more
+MAX_DIGESTS = 1024  # the master's digests asked for in one request (files here of the size it has)
+DIGEST_SIZE = 32  # bytes of a sha256, as read_batch sends each file's
 MAX_ERRORS = 100  # failures listed in the summary (all are counted)
 MAX_MESSAGE = 1000  # characters of one failure's message
 MAX_DELETED_LISTED = 10_000  # deleted paths listed in the summary (all are counted)
@@ -28,6 +30,7 @@ MAX_DELETED_CHARS = 1 << 20  # characters of the deleted paths listed, together
 FATAL_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EROFS", "EIO") if hasattr(errno, name))
 
 UNCHANGED, CONTENT, METADATA, FAILED, SKIPPED = "u", "c", "m", "f", "s"
+_EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # of no bytes at all
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
@@ -117,6 +120,8 @@ class _Push:
         self.failed_dirs = set()
         self.dirs = []
         self.needed = []
+        self.candidates = []  # files here of the master's size: the same only if the sha256 is too
+        self.theirs = {}  # entry index -> the master's sha256 (hex), as it told
         self.deleted = []
         self.deleted_chars = 0
         self.deleted_count = 0
@@ -179,6 +184,8 @@ class _Push:
                 if index == 0:
                     raise  # the destination itself: the host fails, naming it
                 self.fail(index, exc)
+        if self.candidates and not self.aborted:
+            self.compare()
         if self.needed and not self.aborted:
             self.pull()
         if self.plan["delete"] and not self.error_count:
@@ -235,6 +242,10 @@ class _Push:
         if changed and self.status[index] == UNCHANGED:
             self.status[index] = METADATA
 
+    def differs(self, info, mode, mtime_ns):
+        """Whether owner, mode or time differ from what ``info`` (a stat) says."""
+        return self.owner_differs(info) or stat.S_IMODE(info.st_mode) != mode or info.st_mtime_ns != mtime_ns
+
     def fix(self, fd, info, mode, mtime_ns):
         """Set owner, mode and time where they differ; True if the owner or the mode did."""
         owner = self.owner_differs(info)
@@ -282,7 +293,7 @@ class _Push:
             os.utime(path, ns=(atime_ns, mtime_ns), follow_symlinks=False)
 
     def file(self, index, entry):
-        path, size, digest = self.path(entry[0]), entry[4], entry[5]
+        path, size = self.path(entry[0]), entry[4]
         if index == 0:
             parent = os.path.dirname(path) or "."
             if not os.path.isdir(parent):
@@ -299,15 +310,83 @@ class _Push:
             self.in_the_way(path)
             info = None
         if info is not None and stat.S_ISREG(info.st_mode) and info.st_size == size:
-            fd = os.open(path, os.O_RDONLY | (0 if index == 0 else _NOFOLLOW))
-            try:
-                if _digest(fd) == digest:
-                    changed = self.fix(fd, os.fstat(fd), self.file_mode(entry), entry[3])
-                    self.status[index] = METADATA if changed else UNCHANGED
-                    return
-            finally:
-                os.close(fd)
+            self.candidates.append(index)
+            return
         self.needed.append(index)
+
+    def compare(self):
+        """Files here of the master's size: kept if their sha256 is the master's too (hashed here while the
+        master is asked), pulled otherwise."""
+        asked = [index for index in self.candidates if self.entries[index][4]]
+        answers = {}
+        asker = threading.Thread(target=self._ask_digests, args=(asked, answers), daemon=True)
+        asker.start()
+        ours = {}  # index -> (sha256, stat), or what went wrong
+        for index in asked:
+            try:
+                fd = os.open(self.path(self.entries[index][0]), os.O_RDONLY | (0 if index == 0 else _NOFOLLOW))
+                try:
+                    ours[index] = (_digest(fd), os.fstat(fd))
+                finally:
+                    os.close(fd)
+            except Exception as exc:
+                ours[index] = exc
+        asker.join()
+        for index in self.candidates:
+            entry = self.entries[index]
+            try:
+                info = None
+                if entry[4]:
+                    for value in (ours[index], answers.get(index)):
+                        if isinstance(value, Exception):
+                            raise value
+                    digest, info = ours[index]
+                    if digest != self.master_digest(index, answers.get(index)):
+                        self.needed.append(index)
+                        continue
+                changed = False
+                mode = self.file_mode(entry)
+                if info is None or self.differs(info, mode, entry[3]):  # opened again only to fix something
+                    fd = os.open(self.path(entry[0]), os.O_RDONLY | (0 if index == 0 else _NOFOLLOW))
+                    try:
+                        changed = self.fix(fd, os.fstat(fd), mode, entry[3])
+                    finally:
+                        os.close(fd)
+                self.status[index] = METADATA if changed else UNCHANGED
+            except Exception as exc:
+                if index == 0:
+                    raise
+                self.fail(index, exc)
+        self.needed.sort()
+
+    def _ask_digests(self, asked, answers):
+        for start in range(0, len(asked), MAX_DIGESTS):
+            files = asked[start : start + MAX_DIGESTS]
+            try:
+                found = self.parent.call_service(self.plan["service"], "digests", token=self.token, files=files)
+                if type(found) is not list or len(found) != len(files):
+                    raise ValueError("the master's digests are not a list of %d" % len(files))
+            except Exception as exc:
+                found = [exc] * len(files)
+            for number, file in enumerate(files):
+                answers[file] = found[number]
+
+    def master_digest(self, index, told=None):
+        """The master's sha256 of entry ``index`` (asked for now if it was not told); SourceChanged if the
+        master says the file changed while being pushed."""
+        if told is None:
+            told = self.theirs.get(index)
+        if told is None and not self.entries[index][4]:
+            told = _EMPTY_SHA256
+        if told is None:
+            found = self.parent.call_service(self.plan["service"], "digests", token=self.token, files=[index])
+            told = found[0] if type(found) is list and len(found) == 1 else None
+        if type(told) is not str:
+            raise ValueError("the master's digest of this file is not a string")
+        if len(told) != 64 or told.strip("0123456789abcdef"):
+            raise SourceChanged(told[:MAX_MESSAGE])
+        self.theirs[index] = told
+        return told
 
     # -- pulling files -----------------------------------------------------------------
 
@@ -380,8 +459,14 @@ class _Push:
                     for incoming in wanted:
                         errors[incoming] = exc
                     wanted = []
-            if data is not None and (type(data) is not bytes or len(data) != sum(i.entry[4] for i in wanted)):
-                data = None
+            if data is not None:
+                head = DIGEST_SIZE * len(wanted)
+                if type(data) is not bytes or len(data) != head + sum(i.entry[4] for i in wanted):
+                    data = None
+                else:
+                    for number, incoming in enumerate(wanted):
+                        self.theirs[incoming.index] = data[number * DIGEST_SIZE : (number + 1) * DIGEST_SIZE].hex()
+                    data = memoryview(data)[head:]
         offset = 0
         for incoming in wanted:
             start, offset = offset, offset + incoming.entry[4]
@@ -408,7 +493,7 @@ class _Push:
     def write(self, incoming, data, number):
         """Piece ``number`` of a file, as the master sent it, at its place in the temporary."""
         offset = number * self.chunk
-        if type(data) is not bytes or len(data) != min(self.chunk, incoming.entry[4] - offset):
+        if type(data) not in (bytes, memoryview) or len(data) != min(self.chunk, incoming.entry[4] - offset):
             raise SourceChanged("the master's copy changed while it was being read (its size differs)")
         view = memoryview(data)
         while view:
@@ -424,7 +509,7 @@ class _Push:
             fd = incoming.fd
             if self.plan["fsync"]:
                 os.fsync(fd)
-            if _digest(fd) != entry[5]:
+            if _digest(fd) != self.master_digest(index):
                 raise SourceChanged("the master's copy changed while it was being read (its sha256 differs)")
             if (self.uid, self.gid) != (-1, -1):
                 os.fchown(fd, self.uid, self.gid)

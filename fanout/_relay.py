@@ -74,8 +74,9 @@ class RelayTransport:
             frames.append(self.parent._addressed(self.parent._protocol.open_child(self.id, self.plan.open_args())))
             root._write(b"".join(frames))
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes | memoryview) -> None:
         """Called with the connection's send lock held (a relayed context shares it)."""
+        data = bytes(data)  # a piece may be a view of a chunk other hosts are sent too: the envelope holds a copy
         if self._replay is not None:
             self._replay_size += len(data)
             self._replay.append(data)

@@ -8,6 +8,7 @@ needs, and no more.
 from __future__ import annotations
 
 import contextlib
+import errno
 import getpass
 import os
 import random
@@ -33,6 +34,7 @@ from fanout._transport import StderrTail
 from fanout.errors import AuthenticationFailed, ConnectTimeout, HostKeyError, Unreachable
 
 HOST_KEY_POLICIES = ("strict", "accept-new", "ignore")
+PACKET = 32768  # bytes handed to paramiko at a time: the SSH packet every server accepts (RFC 4254, 5.2)
 _DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
 _SYSTEM_KNOWN_HOSTS = Path("/etc/ssh/ssh_known_hosts")
 
@@ -353,8 +355,17 @@ class SSHTransport:
         """Take the child's output straight from paramiko's receiving thread (see :class:`_ChannelFeed`)."""
         take_channel_input(self.channel, _ChannelFeed(self.channel, on_data, on_end))
 
-    def send(self, data: bytes) -> None:
-        self.channel.sendall(data)
+    def send(self, data: bytes | memoryview) -> None:
+        """Send in SSH packets of PACKET bytes: paramiko's sendall re-slices what is left after each packet,
+        which copies a large ``data`` over and over."""
+        view = memoryview(data)
+        for start in range(0, len(view), PACKET):
+            packet = view[start : start + PACKET].tobytes()
+            while packet:
+                sent = self.channel.send(packet)
+                if sent == 0:
+                    raise OSError(errno.EPIPE, "the channel closed while sending")
+                packet = packet[sent:]
 
     def close(self) -> None:
         try:

@@ -25,7 +25,7 @@ class Transport(Protocol):
     """What a :class:`~fanout.Context` needs from the way it reaches a child."""
 
     def start(self, on_data: Callable[[bytes], None], on_end: Callable[[], None]) -> None: ...
-    def send(self, data: bytes) -> None: ...
+    def send(self, data: bytes | memoryview) -> None: ...
     def close(self) -> None: ...
     def describe_end(self) -> str: ...  # how the child ended, for ConnectionLost
 
@@ -87,7 +87,7 @@ class LocalTransport:
         )
         self._stderr_thread.start()
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         while view:
             view = view[self.process.stdin.write(view) :]

@@ -525,10 +525,8 @@ class Fleet:
                 _progress.Progress(f"put {plan.dest}", len(names), enabled) as bar,
             ):
                 pending = [pool.submit(self._put_one, name, offer, timeout) for name in names]
-                for done in concurrent.futures.as_completed(pending):
-                    result = done.result()
+                for result in _gather(pending, bar, offer.sent_total):
                     results[result.host] = result
-                    bar.advance(result.status)
         except BaseException:  # Ctrl-C: return at once; hosts still pulling are refused from now on, and end
             pool.shutdown(wait=False, cancel_futures=True)
             raise
@@ -628,12 +626,12 @@ class Fleet:
         pool = ThreadPoolExecutor(max_workers=min(self.forks, max(len(names), 1)))
         try:
             enabled = _progress.wanted(len(names), self.progress)
+            received = _Counter()
             with _progress.Progress(f"fetch {request.src}", len(names), enabled) as bar:
-                pending = [pool.submit(self._fetch_one, name, request, timeout, stop) for name in names]
-                for done in concurrent.futures.as_completed(pending):
-                    result = done.result()
+                on_bytes = received.add if bar.shown else None
+                pending = [pool.submit(self._fetch_one, name, request, timeout, stop, on_bytes) for name in names]
+                for result in _gather(pending, bar, received.value):
                     results[result.host] = result
-                    bar.advance(result.status)
         except BaseException:  # Ctrl-C: each host stops at its next piece and removes its temporary file
             stop.set_result(None)
             pool.shutdown(wait=True, cancel_futures=True)
@@ -641,7 +639,9 @@ class Fleet:
         pool.shutdown()
         return Results({name: results[name] for name in names})
 
-    def _fetch_one(self, name: str, request: Any, timeout: float | None, stop: Future) -> Result:
+    def _fetch_one(
+        self, name: str, request: Any, timeout: float | None, stop: Future, on_bytes: Callable[[int], None] | None
+    ) -> Result:
         """One host's fetch, within ``timeout`` from its start; its failure is its Result."""
         from fanout import _fetch
 
@@ -653,11 +653,42 @@ class Fleet:
             return Result(name, status_of(failure), error=failure) if failure else Result(name, UNREACHABLE)
         wait = _fetch.Waiter(deadline, lambda: self._timed_out(name, deadline), stop)
         try:
-            return Result(name, OK, value=_fetch.fetch_host(context, name, request, wait))
+            return Result(name, OK, value=_fetch.fetch_host(context, name, request, wait, on_bytes))
         except _fetch.FetchError as exc:
             return Result(name, FAILED, value=exc.fetched, error=exc)
         except Exception as exc:
             return Result(name, status_of(exc), error=exc)
+
+
+class _Counter:
+    """A sum that threads add to."""
+
+    def __init__(self) -> None:
+        self._value = 0
+        self._lock = threading.Lock()
+
+    def add(self, amount: int) -> None:
+        with self._lock:
+            self._value += amount
+
+    def value(self) -> int:
+        with self._lock:
+            return self._value
+
+
+def _gather(pending: list[Future], bar: _progress.Progress, moved: Callable[[], int]) -> Iterator[Result]:
+    """The hosts' results as they finish; meanwhile, if the bar is shown, the bytes moved so far (``moved()``),
+    every PROGRESS_REFRESH seconds."""
+    waiting = set(pending)
+    refresh = PROGRESS_REFRESH if bar.shown else None
+    while waiting:
+        done, waiting = concurrent.futures.wait(waiting, refresh, concurrent.futures.FIRST_COMPLETED)
+        if bar.shown:
+            bar.moved(moved())
+        for future in done:
+            result = future.result()
+            bar.advance(result.status)
+            yield result
 
 
 BECOME_OPTIONS = ("user", "method", "password", "exe", "flags")
@@ -772,6 +803,7 @@ def _with_modules(options: Mapping[str, Any], extra: dict[str, tuple[str, ...]])
 
 
 PUT_CHUNK = _push.CHUNK  # bytes per piece a host pulls in a put
+PROGRESS_REFRESH = 0.2  # seconds between updates of the bytes a put or a fetch shows on a terminal
 
 
 def _failed(error: BaseException) -> Future:

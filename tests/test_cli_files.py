@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 import pytest
 
 from fanout import cli
 from tests.conftest import fleet_suites
 from tests.fleet import hosts
+from tests.fleet.inventories import write_inventory
 from tests.test_cli_become import inventory_line
-from tests.test_cli_fleet import fanout_cmd
+from tests.test_cli_fleet import _run_on_a_terminal, fanout_cmd
 
 
 @pytest.mark.parametrize(
@@ -65,3 +69,21 @@ def test_copy_then_fetch_a_tree(suite, fleet, tmp_path) -> None:
     assert (landed / "index.html").read_text() == "<h1>hello</h1>\n"
     assert (landed / "css" / "a.css").read_text() == "body {}\n"
     assert oct((landed / "index.html").stat().st_mode & 0o777) == oct(0o640)
+
+
+def test_copy_and_fetch_show_the_bytes_moved_on_a_terminal(fleet, tmp_path) -> None:
+    inventory = str(write_inventory(fleet, tmp_path))
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(os.urandom(3 << 20))
+    remote = f"/tmp/{tmp_path.name[-12:]}.bin"
+    status, shown = _run_on_a_terminal(["-i", inventory, "docker", "--copy", str(payload), remote], columns=200)
+    assert status == 0, shown.decode(errors="replace")
+    hosts_count = len(fleet.hosts)
+    moved = re.findall(rb"([\d.]+) MiB at [\d.]+ [KMG]?i?B/s", shown)  # the last frame: every host's bytes
+    assert moved and float(moved[-1]) == pytest.approx(3 * hosts_count, abs=0.1), shown[-2000:]
+    status, shown = _run_on_a_terminal(["-i", inventory, "docker", "--fetch", remote, str(tmp_path / "b")], columns=200)
+    assert status == 0, shown.decode(errors="replace")
+    moved = re.findall(rb"([\d.]+) MiB at [\d.]+ [KMG]?i?B/s", shown)
+    assert moved and float(moved[-1]) == pytest.approx(3 * hosts_count, abs=0.1), shown[-2000:]
+    piped = fanout_cmd("-i", inventory, "docker", "--copy", str(payload), remote)  # unchanged; and no bar
+    assert piped.returncode == 0 and " at " not in piped.stderr and "\x1b" not in piped.stderr

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pty
 import select
 import shutil
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -108,9 +111,10 @@ def test_a_broken_inventory_is_refused_with_its_file_and_line(tmp_path) -> None:
     assert done.returncode == 1 and f"{bad}:2" in done.stderr
 
 
-def _run_on_a_terminal(args: list[str], timeout: float = 120) -> tuple[int, bytes]:
+def _run_on_a_terminal(args: list[str], timeout: float = 120, columns: int = 80) -> tuple[int, bytes]:
     """Run the command with a pseudo-terminal as stdout and stderr; returns its status and all it wrote."""
     leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     process = subprocess.Popen([fanout_exe(), *args], stdin=subprocess.DEVNULL, stdout=follower, stderr=follower)
     os.close(follower)
     output = b""

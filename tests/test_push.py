@@ -109,7 +109,7 @@ def test_bad_arguments_fail_before_anything_connects(tmp_path) -> None:
 def test_a_plan_is_the_walked_source(tmp_path) -> None:
     make_tree(tmp_path / "site")
     plan = _push.prepare(str(tmp_path / "site") + "/", "/srv/site", mode=0o600, owner="www", group=33)
-    assert plan.dest == "/srv/site" and plan.entries == _tree.walk(tmp_path / "site")
+    assert plan.dest == "/srv/site" and plan.entries == _tree.walk(tmp_path / "site", hashes=False)  # hashed later
     assert plan.size == sum(e[4] for e in plan.entries) and (plan.mode, plan.owner, plan.group) == (0o600, "www", 33)
     index = next(i for i, e in enumerate(plan.entries) if e[0] == "sub/three-chunks.bin")
     data = (tmp_path / "site" / "sub" / "three-chunks.bin").read_bytes()
@@ -162,6 +162,13 @@ def test_chunks_are_served_to_the_push_s_hosts_only(served) -> None:
         ask(pool, "h1", "entries", token=offer.token, page=1),  # one page in all
         ask(pool, "h1", "_admit", token=offer.token, file=0, index=0),
         ask(pool, "h1", "offer", token=offer.token, file=0, index=0),
+        ask(pool, "h1", "digests", token=offer.token, files=[]),
+        ask(pool, "h1", "digests", token=offer.token, files=[0, 0]),
+        ask(pool, "h1", "digests", token=offer.token, files=[1]),
+        ask(pool, "h1", "digests", token=offer.token, files=[True]),
+        ask(pool, "h1", "digests", token=offer.token, files=(0,)),
+        ask(pool, "h1", "digests", token=offer.token, files=[0] * (_push_remote.MAX_DIGESTS + 1)),
+        ask(pool, "stranger", "digests", token=offer.token, files=[0]),
     ]
     for future in refused:
         with pytest.raises(service.CallRefused):
@@ -181,7 +188,9 @@ def test_small_files_are_asked_for_together(tmp_path) -> None:
         chunks = pool.add(FileChunks())
         with chunks.offer(plan, {"host1": FakeContext("h1"), "host2": FakeContext("h2")}) as offer:
             pieces = ask(pool, "h1", "read_batch", token=offer.token, files=[index["a"], index["b"]]).result()
-            assert pieces == (site / "a").read_bytes() + (site / "b").read_bytes()  # end to end: one bytes
+            a, b = (site / "a").read_bytes(), (site / "b").read_bytes()
+            digests = hashlib.sha256(a).digest() + hashlib.sha256(b).digest()
+            assert pieces == digests + a + b  # each file's sha256, then the files end to end: one bytes
             assert offer.sent == {"host1": 30, "host2": 0}
             (site / "half").write_bytes(b"shorter")  # changed since it was hashed: the host asks for each alone
             with pytest.raises(ValueError, match="changed size"):
@@ -276,8 +285,10 @@ def test_a_push_starts_a_pool_when_none_serves_children_and_closes_it_after() ->
 
 
 def test_a_summary_becomes_a_transfer(served) -> None:
-    _, _, offer, data = served
+    pool, _, offer, data = served
     summary = {"status": "c", "errors": [], "error_count": 0, "deleted": [], "deleted_count": 0}
+    assert offer.outcome("host1", summary)[0].sha256 == ""  # no host has asked for the file's digest yet
+    assert ask(pool, "h1", "digests", token=offer.token, files=[0]).result() == [hashlib.sha256(data).hexdigest()]
     transfer, error = offer.outcome("host1", summary)
     assert error is None and transfer.changed and transfer.changed_paths == ("",)
     assert (transfer.size, transfer.sha256) == (len(data), hashlib.sha256(data).hexdigest())
@@ -678,7 +689,8 @@ def test_owner_and_group_as_root(host, tmp_path) -> None:
 
 
 def test_the_master_reads_the_source_once_for_the_whole_fleet(fleet, tmp_path, own_pool) -> None:
-    """Every host gets every byte; the master reads each chunk once (the tree fits in the cache)."""
+    """Every host gets every byte; the master reads each chunk once, and hashes what it read (the tree fits in
+    the cache)."""
     site = make_tree(tmp_path / "site")
     with (site / "sub" / "big.bin").open("wb") as f:
         f.write(os.urandom(_push.CACHE_BYTES // 2))
@@ -694,7 +706,8 @@ def test_the_master_reads_the_source_once_for_the_whole_fleet(fleet, tmp_path, o
                 _tree.chunks(e[4]) for e in _tree.walk(site)
             )
             again = the_fleet.put(str(site) + "/", dest)
-            assert {r.value.bytes_sent for r in again.values()} == {0} and own_pool.bytes_read == content
+            assert {r.value.bytes_sent for r in again.values()} == {0}
+            assert own_pool.bytes_read == 2 * content  # the second put read each file once, to hash it
         finally:
             the_fleet.run(f"rm -rf {dest}")
     assert own_pool.cache.size == 0 and own_pool.cache.peak <= _push.CACHE_BYTES
