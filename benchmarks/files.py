@@ -447,6 +447,10 @@ class Fanout:
         if self.fleet.failures:
             name, error = next(iter(self.fleet.failures.items()))
             raise RuntimeError(f"fanout: {len(self.fleet.failures)} host(s) not connected, {name}: {error}")
+        # The hosts' side of put and fetch imported before the clock starts, as SFTP's open_sftp() starts
+        # sftp-server on each host before its clock starts.
+        for module in ("fanout._push_remote", "fanout._fetch_remote"):
+            self._check(self.fleet.call(eval, f"__import__({module!r}) and None"), f"import {module}")
 
     def close(self) -> None:
         if self.fleet is not None:
@@ -1042,8 +1046,8 @@ def report(
         f"fanout: Fleet(hosts, forks={len(plan.entries)}).put(src, dest) and .fetch(src, dest_dir); "
         f"scp: scp -q [-r], one process per host; rsync: rsync -a -e ssh, one per host; "
         f"ssh for both: -F /dev/null, the host's key and known_hosts only, key exchange "
-        f"{plan.ssh_kex or 'ssh default'}, ssh's default cipher ({ssh_cipher()}); paramiko's (and fanout's) "
-        f"cipher: {cipher}",
+        f"{plan.ssh_kex or 'ssh default'}, ssh's default cipher ({ssh_cipher()}); ciphers: "
+        f"{cipher}",
         f"data: random bytes; the tree has {TREE_DIRS} directories of {SUBDIRS} subdirectories, {EMPTY_FILES} empty "
         f"files, sizes spread exponentially; {_versions()}; hosts: {len(fleet_hosts)} x {args.suite} "
         f"(Python {', '.join(versions)}), sshd in Docker on 127.0.0.1, logged in as {fleet_hosts[0].user}, "
@@ -1094,15 +1098,20 @@ def header() -> str:
 
 
 def paramiko_cipher(entry: HostEntry) -> str:
-    """The cipher and MAC paramiko (so the baseline and fanout) agrees on with this sshd."""
+    """The ciphers paramiko's defaults (the baseline) and fanout's transport agree on with this sshd."""
     from benchmarks.bootstrap import Endpoint, paramiko_connect
+    from benchmarks.fanout import fleet_hosts
+    from fanout.fleet import Fleet
 
     client = paramiko_connect(Endpoint(entry.port, entry.user, Path(entry.key_path), Path(entry.known_hosts)))
     try:
         transport = client.get_transport()
-        return f"{transport.local_cipher}, {transport.local_mac}"
+        baseline = f"{transport.local_cipher} with {transport.local_mac}"
     finally:
         client.close()
+    with Fleet(fleet_hosts([entry]), echo=False, progress=False) as fleet:
+        ours = fleet.contexts[entry.name]._transport.channel.get_transport().local_cipher
+    return f"{baseline} for sftp, {ours} for fanout (its transport prefers AES-GCM)"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

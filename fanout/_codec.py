@@ -101,7 +101,7 @@ def _ok_bytes_head() -> bytes:
     return head
 
 
-def ok_bytes_parts(data: bytes) -> tuple[bytes, bytes]:
+def ok_bytes_parts(data: bytes | memoryview) -> tuple[bytes, bytes | memoryview]:
     """dumps(("ok", data)) as two parts, ``data`` itself the second: a file chunk is never copied to encode."""
     return _OK_BYTES_HEAD + len(data).to_bytes(4, "little"), data
 

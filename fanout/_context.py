@@ -67,7 +67,7 @@ MAX_UNDELIVERED_OUTPUT = 16 * 1024 * 1024  # bytes (by _output.weight) of lines 
 MAX_ANSWERS_WAITING = 2 * 256 + 16  # module requests and service calls queued for answering, per host
 
 
-def _pieces(data: bytes | tuple[bytes, ...]) -> Iterator[bytes | memoryview]:
+def _pieces(data: bytes | tuple[bytes | memoryview, ...]) -> Iterator[bytes | memoryview]:
     """``data`` in pieces of WRITE_PIECE bytes at most, views where they are large; a small leading part
     (a frame's header) travels with the start of the next, so it costs no SSH packet of its own."""
     parts = [data] if isinstance(data, bytes) else list(data)
@@ -450,7 +450,7 @@ class Context:
         with self._send_lock:
             self._write(data)
 
-    def _write(self, data: bytes | tuple[bytes, ...]) -> None:
+    def _write(self, data: bytes | tuple[bytes | memoryview, ...]) -> None:
         """Write under ``_send_lock``, in pieces, each watched for progress (see :data:`SEND_STALL_TIMEOUT`).
 
         ``data`` may be a frame's parts (a header, then a file chunk shared by every host it goes to): they

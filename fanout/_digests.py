@@ -15,11 +15,13 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from typing import Any
 
 from fanout import _tree
+from fanout._digest_cache import DigestCache
 
 PENDING_BYTES = 8 * 1024 * 1024  # chunks of one file read ahead of its hashing, held; past this it is hashed again
 EMPTY = hashlib.sha256().hexdigest()
@@ -32,7 +34,19 @@ class Changed(Exception):
 class _File:
     """One file's digest in the making."""
 
-    __slots__ = ("chunks", "crcs", "digest", "hasher", "lock", "next", "pending", "pending_bytes", "problem", "whole")
+    __slots__ = (
+        "chunks",
+        "crcs",
+        "digest",
+        "hasher",
+        "lock",
+        "next",
+        "pending",
+        "pending_bytes",
+        "problem",
+        "started",
+        "whole",
+    )
 
     def __init__(self, chunks: int) -> None:
         self.chunks = chunks
@@ -43,6 +57,7 @@ class _File:
         self.pending_bytes = 0
         self.problem: str | None = None
         self.crcs: dict[int, int] = {}  # of each chunk's first read (files of more than one chunk)
+        self.started = 0  # time.time_ns() of the first read
         self.lock = threading.Lock()
         self.whole = threading.Lock()  # one whole read at a time
 
@@ -51,8 +66,11 @@ class Digests:
     """The digests of one push's files (``path_of(file)`` is where each is read); ``on_whole_read(file, size)``,
     if set, is told of each file read whole to hash it."""
 
-    def __init__(self, entries: list, chunk: int, path_of: Callable[[int], str]) -> None:
+    def __init__(
+        self, entries: list, chunk: int, path_of: Callable[[int], str], cache: DigestCache | None = None
+    ) -> None:
         self.on_whole_read: Callable[[int, int], None] | None = None
+        self.cache = cache  # digests remembered from earlier pushes (see fanout._digest_cache)
         self._entries = entries
         self._chunk = chunk
         self._path_of = path_of
@@ -79,6 +97,8 @@ class Digests:
         state = self._file(file)
         finished = False
         with state.lock:
+            if not state.started:
+                state.started = time.time_ns()
             if state.chunks > 1:
                 crc = zlib.crc32(data)
                 first = state.crcs.setdefault(index, crc)
@@ -109,7 +129,7 @@ class Digests:
                 digest, state.hasher = state.hasher.hexdigest(), None
                 finished = True
         if finished:
-            self._settle(file, state, digest)
+            self._settle(file, state, digest, state.started)
 
     def get(self, file: int) -> str:
         """The file's digest: streamed already, or read whole now; :class:`Changed` if the file changed."""
@@ -120,22 +140,51 @@ class Digests:
                     return state.digest
                 if state.problem is not None:
                     raise Changed(state.problem)
-            try:
-                digest, size = _tree.file_sha256(self._path_of(file), follow=file == 0)
-            except OSError as exc:
-                raise Changed(f"it could not be read again: {exc.strerror or exc}") from None
-            if self.on_whole_read is not None:
-                self.on_whole_read(file, size)
-            if size != self._entries[file][4]:
-                self._problem(state, f"its size went from {self._entries[file][4]} to {size} bytes")
-            else:
-                self._settle(file, state, digest)
+            if not self._remembered(file, state):
+                self._read_whole(file, state)
         with state.lock:
             if state.problem is not None:
                 raise Changed(state.problem)
             return state.digest  # type: ignore[return-value]
 
-    def _settle(self, file: int, state: _File, digest: str) -> None:
+    def _read_whole(self, file: int, state: _File) -> None:
+        started = time.time_ns()
+        try:
+            digest, size = _tree.file_sha256(self._path_of(file), follow=file == 0)
+        except OSError as exc:
+            raise Changed(f"it could not be read again: {exc.strerror or exc}") from None
+        if self.on_whole_read is not None:
+            self.on_whole_read(file, size)
+        if size != self._entries[file][4]:
+            self._problem(state, f"its size went from {self._entries[file][4]} to {size} bytes")
+        else:
+            self._settle(file, state, digest, started)
+
+    def _remembered(self, file: int, state: _File) -> bool:
+        """Whether the cache knew the file's digest (the file as walked): then it is the digest, unread."""
+        if self.cache is None:
+            return False
+        entry = self._entries[file]
+        try:
+            info = os.stat(self._path_of(file), follow_symlinks=file == 0)
+        except OSError:
+            return False
+        digest = self.cache.get(info) if (info.st_size, info.st_mtime_ns) == (entry[4], entry[3]) else None
+        if digest is None:
+            return False
+        with state.lock:
+            if state.digest is None:
+                state.digest = digest
+            elif state.digest != digest:
+                state.problem = state.problem or "two reads of it differed"
+        return True
+
+    def save(self) -> None:
+        """Keep what this push hashed for the next (a cache that cannot be written is no error)."""
+        if self.cache is not None:
+            self.cache.save()
+
+    def _settle(self, file: int, state: _File, digest: str, started: int) -> None:
         """A digest was computed: the file must still be as walked, and agree with any other digest of it."""
         entry = self._entries[file]
         try:
@@ -150,6 +199,9 @@ class Digests:
                 state.digest = digest
             elif state.digest != digest:
                 state.problem = state.problem or "two reads of it differed"
+            keep = state.problem is None and self.cache is not None
+        if keep:
+            self.cache.remember(info, digest, started)  # type: ignore[union-attr]
 
     @staticmethod
     def _problem(state: _File, problem: str) -> None:

@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fanout import _fetch_remote, _tree
-from fanout._terminal import escape
-from fanout.errors import CallTimeout, FanoutError, RemoteError
+from fanout.errors import CallTimeout, FetchError, RemoteError
 
 MAX_BYTES = 1 << 30  # bytes one fetch may store per host, unless the caller says otherwise
 MAX_ENTRIES = 100_000  # entries one fetch may list per host (each costs the master some 500 bytes meanwhile)
@@ -38,19 +37,6 @@ ERRORS_SHOWN = 5  # entries an error message names; the rest are counted (all ar
 _NOFOLLOW = os.O_NOFOLLOW
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _UNSAFE_NAME = ("\n", "\r", "\\")  # possible in a host's names, refused here (check_relpath says why)
-
-
-class FetchError(FanoutError):
-    """A fetch from one host failed or was incomplete: ``reason`` says why, ``fetched`` what was done anyway."""
-
-    def __init__(self, host: str, reason: str, fetched: Fetched | None = None) -> None:
-        super().__init__(host, reason)
-        self.host = host
-        self.reason = reason
-        self.fetched = fetched
-
-    def __str__(self) -> str:
-        return f"fetch from {escape(self.host)}: {escape(self.reason)}"
 
 
 class _Refused(Exception):

@@ -509,6 +509,7 @@ class ModuleIndex:
         self._shared_limit = shared_chars
         self._imports: dict[str, list[str]] = {}
         self._all_imports: dict[str, frozenset[str]] = {}
+        self._scanning: dict[tuple[int, str], threading.Lock] = {}  # scans in progress, one per module
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -581,15 +582,25 @@ class ModuleIndex:
         return self._scan(self._all_imports, module, all_imports)
 
     def _scan(self, cache: dict, module: ModuleSource, scan: Callable) -> Any:
+        """``scan(module)``, once: children asking for the same module at once (a fleet's first call) wait for
+        the first scan instead of each parsing it again while holding the GIL."""
         with self._lock:
             names = cache.get(module.name)
             known = self._cached(module.name) is module
-        if names is None or not known:
-            names = scan(module)
-            if known:  # only for modules kept here: a made-up ModuleSource adds nothing
+            if names is not None and known:
+                return names
+            scanning = self._scanning.setdefault((id(cache), module.name), threading.Lock()) if known else None
+        if scanning is None:  # a made-up ModuleSource: not kept, so scanned each time
+            return scan(module)
+        with scanning:
+            with self._lock:
+                names = cache.get(module.name)
+            if names is None:
+                names = scan(module)
                 with self._lock:
                     if self._cached(module.name) is module:
                         cache[module.name] = names
+                    self._scanning.pop((id(cache), module.name), None)
         return names
 
 

@@ -172,15 +172,16 @@ class MasterProtocol:
         self._pending_calls.add(call_id)
         return call_id, _wire.encode_frame(_wire.CALL, call_id, payload, compress=True)
 
-    def service_reply(self, request_id: int, outcome: tuple) -> bytes | tuple[bytes, bytes]:
+    def service_reply(self, request_id: int, outcome: tuple) -> bytes | tuple[bytes, bytes | memoryview]:
         """The answer to a child's service call: ``("ok", value)`` or ``("error", type, message, traceback)``.
 
-        Bytes (file chunks, mostly) come back as two parts, the frame's start and the bytes themselves, so
-        a chunk going to many hosts is not copied for each; nor compressed: zlib would cost ~5 ms per
-        256 KiB per host, wasted on what is compressed already. Other values are small, or compress well.
+        Bytes (file chunks, mostly: bytes, or a read-only view of a mapping) come back as two parts, the
+        frame's start and the bytes themselves, so a chunk going to many hosts is not copied for each; nor
+        compressed: zlib would cost ~5 ms per 256 KiB per host, wasted on what is compressed already. Other
+        values are small, or compress well.
         """
         self._service_bytes -= self._services_in_flight.pop(request_id, 0)
-        if outcome[0] == "ok" and type(outcome[1]) is bytes and len(outcome[1]) > JOINED_BYTES:
+        if outcome[0] == "ok" and type(outcome[1]) in (bytes, memoryview) and len(outcome[1]) > JOINED_BYTES:
             head, data = _codec.ok_bytes_parts(outcome[1])
             size = len(head) + len(data)
             if size > _wire.MAX_BODY:

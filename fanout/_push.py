@@ -16,6 +16,7 @@ import collections
 import concurrent.futures
 import contextlib
 import errno
+import mmap
 import os
 import posixpath
 import secrets
@@ -25,20 +26,30 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from fanout import _digests, _push_remote, _tree, service
+from fanout import _digest_cache, _digests, _push_remote, _tree, service
+from fanout._digest_cache import DigestCache
 from fanout._timeouts import check_timeout
-from fanout.errors import CallTimeout, FanoutError, escape
+from fanout.errors import CallTimeout, PushFailed
 
 CACHE_BYTES = 16 * 1024 * 1024  # chunks kept for hosts a little behind the first: the master's memory per push
 PAGE_ENTRIES = 4096  # entries per page of the list a host pulls (the first page travels with the call)
 MAX_POOL_THREADS = 32  # threads of the pool a push starts when no pool serves children
 # Service calls a host may have in flight (sent, reply not yet written) for a read to be served: its push pulls
 # with WORKERS at a time. A host asking many without reading the replies would otherwise hold a chunk per reply.
-MAX_CALLS_IN_FLIGHT = 8 * _push_remote.WORKERS
+MAX_CALLS_IN_FLIGHT = 4 * _push_remote.WORKERS
+# Bytes of chunks a push lets its hosts have in flight, all together: each pulls with as many threads (1 to
+# WORKERS) as keep the sum within it. Hosts that fall apart (one slower than the others) each hold chunks of
+# their own, and it is these, more than the cache, that make the master's memory grow with the hosts.
+IN_FLIGHT_BYTES = 16 * 1024 * 1024
 MAX_MODE = 0o7777
+MAPPED_CHUNK = 128 * 1024  # chunks from this size up are read into a mapping of their own (see Plan.read)
 MAX_CHUNK = 16 * 1024 * 1024  # bytes per piece at most: a reply stays well under a frame's 64 MiB
 SERVICE_NAME = "fanout._push.FileChunks"
-CHUNK = _tree.CHUNK  # bytes per piece a host pulls, unless a push says otherwise
+# Bytes per piece a host pulls, unless a push says otherwise. The master's CPU goes mostly to handling each
+# request (paramiko's packet, decoding, deduplicating, framing): 256 KiB pieces cost it 14-18 s of CPU for a
+# 256 MiB push to 8 hosts, 1 MiB pieces 9-11 s; but the chunks hosts hold in flight are the master's memory:
+# 512 KiB keeps 32 hosts within the 32 MiB the push may add (benchmarks/files.py, docs/files.rst).
+CHUNK = 512 * 1024
 
 __all__ = ["CACHE_BYTES", "FileChunks", "PushFailed", "Transfer", "prepare", "put", "remote_root", "serving"]
 
@@ -74,20 +85,26 @@ class Transfer:
         )
 
 
-class PushFailed(FanoutError):
-    """Entries of a push failed on a host (or it answered nonsense); ``transfer`` says what was done there."""
+# -- the digest cache ------------------------------------------------------------------------
 
-    def __init__(self, host: str, messages: tuple[str, ...], count: int, transfer: Transfer | None = None) -> None:
-        super().__init__(host, messages, count)
-        self.host = host
-        self.messages = messages  # the host's own words, the first few: escaped when shown
-        self.count = count
-        self.transfer = transfer
+CACHE_SETTING = "FANOUT_DIGEST_CACHE"  # "off" keeps pushes from remembering digests, here and on the hosts
+_ON, _OFF = ("", "1", "on", "yes", "true"), ("0", "off", "no", "false")
+_digest_caches: dict[int, DigestCache] = {}
+_digest_caches_lock = threading.Lock()
 
-    def __str__(self) -> str:
-        shown = "; ".join(escape(message) for message in self.messages[:3])
-        more = f" (and {self.count - 3} more)" if self.count > 3 else ""
-        return f"the push failed on {self.host} for {self.count} path{'s' * (self.count != 1)}: {shown}{more}"
+
+def digest_cache() -> DigestCache | None:
+    """This process's cache of digests (see fanout/_digest_cache.py), or None if FANOUT_DIGEST_CACHE is off."""
+    setting = os.environ.get(CACHE_SETTING, "").strip().lower()
+    if setting in _OFF:
+        return None
+    if setting not in _ON:
+        raise ValueError(f"{CACHE_SETTING}={setting!r}: it takes on or off")
+    racy = _digest_cache.RACY_NS
+    with _digest_caches_lock:
+        if racy not in _digest_caches:
+            _digest_caches[racy] = DigestCache(racy_ns=racy)
+        return _digest_caches[racy]
 
 
 # -- the arguments ---------------------------------------------------------------------------
@@ -105,7 +122,7 @@ class Plan:
     group: str | int | None
     delete: bool
     fsync: bool
-    chunk: int = _tree.CHUNK  # bytes per piece a host pulls
+    chunk: int = CHUNK  # bytes per piece a host pulls
     contents: bool = False  # a directory's contents, into dest (which is left as it is if it exists)
 
     @property
@@ -116,14 +133,25 @@ class Plan:
         relpath = self.entries[file][0]
         return os.path.join(self.local, relpath) if relpath else self.local
 
-    def read(self, file: int, index: int) -> bytes:
-        """Chunk ``index`` of entry ``file``; short if the file shrank since it was walked (the host sees it)."""
+    def read(self, file: int, index: int) -> bytes | memoryview:
+        """Chunk ``index`` of entry ``file``; short if the file shrank since it was walked (the host sees it).
+
+        A large chunk is read into an anonymous mapping of its own, returned as a read-only view: its memory
+        goes back to the system as soon as the last host's reply is written. Read as bytes, it went to
+        malloc's arenas (a thread's each), which kept it: a push to 32 hosts grew the master by 20 to 34 MiB
+        from one run to the next, instead of the chunks it held.
+        """
         size = self.entries[file][4]
         path = self.path(file)
         offset = index * self.chunk
+        length = min(self.chunk, size - offset)
         fd = os.open(path, os.O_RDONLY | (0 if file == 0 else getattr(os, "O_NOFOLLOW", 0)))
         try:
-            return os.pread(fd, min(self.chunk, size - offset), offset)
+            if length < MAPPED_CHUNK:
+                return os.pread(fd, length, offset)
+            buffer = mmap.mmap(-1, length)
+            got = os.preadv(fd, [buffer], offset)
+            return memoryview(buffer).toreadonly() if got == length else bytes(buffer[:got])
         finally:
             os.close(fd)
 
@@ -165,11 +193,12 @@ def prepare(
     group: str | int | None = None,
     delete: bool = False,
     fsync: bool = False,
-    chunk: int = _tree.CHUNK,
+    chunk: int = CHUNK,
 ) -> Plan:
     """Check a push's arguments and walk its source: all before anything connects (files are hashed as they
     are served, see :mod:`fanout._digests`)."""
     check_options(mode, owner, group, delete)
+    digest_cache()  # a bad FANOUT_DIGEST_CACHE is an error before connecting
     if type(chunk) is not int or not 0 < chunk <= MAX_CHUNK:
         raise ValueError(f"chunk must be a number of bytes from 1 to {MAX_CHUNK}, not {chunk!r}")
     if not isinstance(dest, str) or not dest.startswith("/"):
@@ -304,6 +333,7 @@ class FileChunks(service.Service):
             with self._lock:
                 del self._offers[offer.token]
             self.cache.drop(offer.token)
+            offer.digests.save()
 
     def _admit(self, method: str, kwargs: dict[str, Any], caller: service.Caller) -> tuple[Offer | None, str]:
         """The push a request belongs to, if the caller takes part in it and asks for what it holds."""
@@ -434,6 +464,11 @@ def _some_files(files: Any, entries: list) -> bool:
     return len(set(files)) == len(files)
 
 
+def workers_for(hosts: int, chunk: int) -> int:
+    """Threads each of ``hosts`` pulls with: within IN_FLIGHT_BYTES together, 1 to WORKERS each."""
+    return max(1, min(_push_remote.WORKERS, IN_FLIGHT_BYTES // max(1, hosts * chunk)))
+
+
 def _calls_in_flight(context: Any) -> int:
     """Service calls ``context``'s child has sent whose replies are not written yet (its protocol counts them)."""
     protocol = getattr(context, "_protocol", None)
@@ -449,7 +484,8 @@ class Offer:
         # A service call names the context that made it: the host's own, or its become context (web1/root).
         self.callers = {context.name: (host, context) for host, context in contexts.items()}
         self.pages = max(1, -(-len(plan.entries) // PAGE_ENTRIES))
-        self.digests = _digests.Digests(plan.entries, plan.chunk, plan.path)
+        cache = digest_cache()
+        self.digests = _digests.Digests(plan.entries, plan.chunk, plan.path, cache)
         self.sent = dict.fromkeys(contexts, 0)
         self.bytes_read = 0
         self._lock = threading.Lock()
@@ -467,6 +503,8 @@ class Offer:
             "fsync": plan.fsync,
             "chunk": plan.chunk,
             "contents": plan.contents,
+            "digest_cache": None if cache is None else cache.racy_ns,
+            "workers": workers_for(len(contexts), plan.chunk),
         }
 
     def sent_total(self) -> int:

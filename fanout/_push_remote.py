@@ -16,9 +16,9 @@ import stat
 import threading
 import time
 
-from fanout import _files, _tree
+from fanout import _digest_cache, _files, _tree
 
-WORKERS = 4  # chunks in flight per host: enough to fill a link whose round trip is a few milliseconds
+WORKERS = 4  # chunks in flight per host at most (a push of many hosts asks for fewer: see _push.IN_FLIGHT_BYTES)
 MAX_BATCH_FILES = 256  # small files asked for in one request (together at most a chunk): a round trip each no more
 MAX_DIGESTS = 1024  # the master's digests asked for in one request (files here of the size it has)
 DIGEST_SIZE = 32  # bytes of a sha256, as read_batch sends each file's
@@ -121,6 +121,9 @@ class _Push:
         self.dirs = []
         self.needed = []
         self.candidates = []  # files here of the master's size: the same only if the sha256 is too
+        self.found = {}  # entry index -> the stat of the candidate found here
+        racy = plan.get("digest_cache")  # None: no cache; else how recent a change keeps a digest out of it
+        self.cache = _cache(racy) if type(racy) is int and racy >= 0 else None
         self.theirs = {}  # entry index -> the master's sha256 (hex), as it told
         self.deleted = []
         self.deleted_chars = 0
@@ -196,6 +199,8 @@ class _Push:
                     self.finish_directory(index, self.entries[index])
                 except Exception as exc:
                     self.fail(index, exc)
+        if self.cache is not None:
+            self.cache.save()
         if self.root_error is not None:
             raise self.root_error
         return {
@@ -311,6 +316,7 @@ class _Push:
             info = None
         if info is not None and stat.S_ISREG(info.st_mode) and info.st_size == size:
             self.candidates.append(index)
+            self.found[index] = info
             return
         self.needed.append(index)
 
@@ -323,10 +329,17 @@ class _Push:
         asker.start()
         ours = {}  # index -> (sha256, stat), or what went wrong
         for index in asked:
+            remembered = self.cache.get(self.found[index]) if self.cache is not None else None
+            if remembered is not None:
+                ours[index] = (remembered, self.found[index])
+                continue
             try:
                 fd = os.open(self.path(self.entries[index][0]), os.O_RDONLY | (0 if index == 0 else _NOFOLLOW))
                 try:
+                    started = time.time_ns()
                     ours[index] = (_digest(fd), os.fstat(fd))
+                    if self.cache is not None:
+                        self.cache.remember(ours[index][1], ours[index][0], started)
                 finally:
                     os.close(fd)
             except Exception as exc:
@@ -350,6 +363,8 @@ class _Push:
                     fd = os.open(self.path(entry[0]), os.O_RDONLY | (0 if index == 0 else _NOFOLLOW))
                     try:
                         changed = self.fix(fd, os.fstat(fd), mode, entry[3])
+                        if self.cache is not None and info is not None:  # its new times, the same bytes
+                            self.cache.remember(os.fstat(fd), digest, time.time_ns(), written=True)
                     finally:
                         os.close(fd)
                 self.status[index] = METADATA if changed else UNCHANGED
@@ -393,7 +408,9 @@ class _Push:
     def pull(self):
         self.jobs = self._jobs()
         self.open_files = set()
-        workers = [threading.Thread(target=self._work, daemon=True) for _ in range(min(WORKERS, len(self.needed)))]
+        asked = self.plan.get("workers")
+        count = min(asked if type(asked) is int and asked >= 1 else WORKERS, WORKERS, len(self.needed))
+        workers = [threading.Thread(target=self._work, daemon=True) for _ in range(count)]
         for worker in workers:
             worker.start()
         for worker in workers:
@@ -519,6 +536,8 @@ class _Push:
             incoming.fd = None
             os.replace(incoming.temporary, incoming.path)
             _files._writing.discard(incoming.temporary)
+            if self.cache is not None:
+                self.cache.remember(os.lstat(incoming.path), self.theirs[index], time.time_ns(), written=True)
             incoming.created = False
             self.status[index] = CONTENT
         except Exception as exc:
@@ -561,6 +580,17 @@ class _Push:
                 if len(self.deleted) < MAX_DELETED_LISTED and self.deleted_chars + len(relpath) <= MAX_DELETED_CHARS:
                     self.deleted.append(relpath)
                     self.deleted_chars += len(relpath)
+
+
+_caches = {}  # racy_ns -> this process's DigestCache (a child serves many pushes)
+_caches_lock = threading.Lock()
+
+
+def _cache(racy_ns):
+    with _caches_lock:
+        if racy_ns not in _caches:
+            _caches[racy_ns] = _digest_cache.DigestCache(racy_ns=racy_ns)
+        return _caches[racy_ns]
 
 
 def _describe(error, path):

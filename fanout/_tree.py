@@ -17,9 +17,7 @@ import hashlib
 import os
 import stat
 
-# Bytes per chunk read, hashed and sent. 256 KiB: a push's reply being encoded on the master holds about three
-# copies of one chunk per host, so 32 hosts stay within ~24 MiB, while four chunks in flight per host (1 MiB)
-# still fill a link whose round trip is a few milliseconds.
+# Bytes per read when hashing a file, and the default piece of chunks() (a push's own is fanout._push.CHUNK).
 CHUNK = 256 * 1024
 MAX_ENTRIES = 1_000_000  # entries in one tree: a larger one is refused, not half-copied
 MAX_PATH = 4096  # characters in a relative path or a link's target (Linux's PATH_MAX)

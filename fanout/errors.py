@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fanout._terminal import escape
 from fanout._wire import ProtocolError
+
+if TYPE_CHECKING:
+    from fanout._fetch import Fetched
+    from fanout._push import Transfer
 
 __all__ = [
     "AuthenticationFailed",
@@ -13,8 +19,10 @@ __all__ = [
     "ConnectTimeout",
     "ConnectionLost",
     "FanoutError",
+    "FetchError",
     "HostKeyError",
     "ProtocolError",
+    "PushFailed",
     "RemoteError",
     "SerializationError",
     "Unreachable",
@@ -114,3 +122,32 @@ class CommandFailed(FanoutError):
         what = "timed out and was killed" if self.rc is None else f"exited with status {self.rc}"
         tail = self.stderr.rstrip("\n").splitlines()[-3:]
         return f"the command {what} on {self.host}" + (": " + " / ".join(escape(t) for t in tail) if tail else "")
+
+
+class PushFailed(FanoutError):
+    """Entries of a push failed on a host (or it answered nonsense); ``transfer`` says what was done there."""
+
+    def __init__(self, host: str, messages: tuple[str, ...], count: int, transfer: Transfer | None = None) -> None:
+        super().__init__(host, messages, count)
+        self.host = host
+        self.messages = messages  # the host's own words, the first few: escaped when shown
+        self.count = count
+        self.transfer = transfer
+
+    def __str__(self) -> str:
+        shown = "; ".join(escape(message) for message in self.messages[:3])
+        more = f" (and {self.count - 3} more)" if self.count > 3 else ""
+        return f"the push failed on {self.host} for {self.count} path{'s' * (self.count != 1)}: {shown}{more}"
+
+
+class FetchError(FanoutError):
+    """A fetch from one host failed or was incomplete: ``reason`` says why, ``fetched`` what was done anyway."""
+
+    def __init__(self, host: str, reason: str, fetched: Fetched | None = None) -> None:
+        super().__init__(host, reason)
+        self.host = host
+        self.reason = reason
+        self.fetched = fetched
+
+    def __str__(self) -> str:
+        return f"fetch from {escape(self.host)}: {escape(self.reason)}"

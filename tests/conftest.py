@@ -23,6 +23,11 @@ from tests.fleet import engine, hosts, images
 
 _FLEET_SUMMARY = pytest.StashKey[str]()
 
+# Pushes remember digests across runs (fanout/_digest_cache.py), in ~/.cache on the master and the hosts: the
+# tests count reads, so they run without it, here and in the command lines they start; the cache's own tests
+# turn it on, with its files in their temporary directories.
+os.environ["FANOUT_DIGEST_CACHE"] = "off"
+
 
 def in_ci() -> bool:
     """CI runs must fail, not skip, when the fleet is missing."""

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
+import signal
 import stat
+import tempfile
 import uuid
 from concurrent.futures import Future
 from pathlib import Path
@@ -508,3 +511,29 @@ def test_flat_from_a_fleet_of_one(host, tmp_path) -> None:
         assert result.ok, result
         assert isinstance(result.value, Fetched)
         assert (tmp_path / "hostname.txt").read_text().strip() == one.run("hostname")[host.name].value.stdout.strip()
+
+
+def test_a_connection_lost_mid_fetch_leaves_no_partial_file(open_child, tmp_path) -> None:
+    """The child is killed while a large file is arriving: the fetch fails, and nothing half-written stays."""
+    context, observer = open_child(), open_child()
+    remote = observer.call(tempfile.mkdtemp, prefix="fanout-fetch-")
+    big = f"{remote}/big.bin"
+    observer.call(Path.write_bytes, Path(big), os.urandom(16 << 20))
+    dest = tmp_path / "dest"
+    waits: list[int] = []
+
+    def wait(future):
+        waits.append(1)
+        if len(waits) == 3:  # the listing, then the first pieces of big.bin: a temporary is being written
+            assert [p for p in dest.rglob("*") if ".fanout-fetch-" in p.name]
+            observer.call(os.kill, context.pid, signal.SIGKILL)
+        return future.result(timeout=60)
+
+    request = _fetch.request(big, dest, flat=False, max_bytes=None, max_entries=None)
+    try:
+        with pytest.raises(fanout.ConnectionLost):
+            _fetch.fetch_host(context, "web1", request, wait)
+        assert len(waits) >= 3
+        assert [p for p in dest.rglob("*") if not p.is_dir()] == []  # no temporary, no partial big.bin
+    finally:
+        observer.call(shutil.rmtree, remote, True)

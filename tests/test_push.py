@@ -21,8 +21,8 @@ from fanout.fleet import FAILED, OK
 from tests.conftest import fleet_suites
 from tests.fleet import hosts
 
-CHUNK = _tree.CHUNK
-BIG_FILE = 20 * 1000 * 1000  # bytes of the large file pushed to every suite (the issue's 200 MB takes too long here)
+CHUNK = _push.CHUNK
+BIG_FILE = 200 * 1000 * 1000  # bytes of the large file pushed to every suite, as the issue asks
 MTIME = 1_600_000_000_123_456_789
 UNICODE = "ünïcødé ✓.txt"
 
@@ -113,7 +113,7 @@ def test_a_plan_is_the_walked_source(tmp_path) -> None:
     assert plan.size == sum(e[4] for e in plan.entries) and (plan.mode, plan.owner, plan.group) == (0o600, "www", 33)
     index = next(i for i, e in enumerate(plan.entries) if e[0] == "sub/three-chunks.bin")
     data = (tmp_path / "site" / "sub" / "three-chunks.bin").read_bytes()
-    assert b"".join(plan.read(index, n) for n in range(_tree.chunks(len(data)))) == data
+    assert b"".join(plan.read(index, n) for n in range(_tree.chunks(len(data), CHUNK))) == data
 
 
 # -- the chunk service, in this process ------------------------------------------------------------
@@ -454,13 +454,21 @@ def test_what_is_in_the_way(open_child, tmp_path) -> None:
         remove(context, dest)
 
 
-def test_a_large_file(open_child, tmp_path) -> None:
-    context = open_child()
-    big = tmp_path / "big.bin"
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory):
+    """BIG_FILE random bytes, made once for every target, and removed after."""
+    big = tmp_path_factory.mktemp("big") / "big.bin"
     with big.open("wb") as f:
         for _ in range(BIG_FILE // (1 << 20) + 1):
             f.write(os.urandom(1 << 20))
         f.truncate(BIG_FILE)
+    yield big
+    big.unlink()
+
+
+def test_a_large_file(open_child, big_file) -> None:
+    context = open_child()
+    big = big_file
     dest = remote_dir(context)
     try:
         sent = context.put(big, dest + "/", fsync=True)
@@ -703,7 +711,7 @@ def test_the_master_reads_the_source_once_for_the_whole_fleet(fleet, tmp_path, o
             assert len(results) >= 4 and all(r.status == OK for r in results.values()), results
             assert {r.value.bytes_sent for r in results.values()} == {content}
             assert own_pool.bytes_read == content and own_pool.reads == sum(
-                _tree.chunks(e[4]) for e in _tree.walk(site)
+                _tree.chunks(e[4], CHUNK) for e in _tree.walk(site)
             )
             again = the_fleet.put(str(site) + "/", dest)
             assert {r.value.bytes_sent for r in again.values()} == {0}

@@ -161,11 +161,11 @@ def own_pool():
 
 def test_a_hostile_host_gets_nothing_outside_its_push(hostile_child, healthy_children, own_pool, tmp_path) -> None:
     source = tmp_path / "f"
-    source.write_bytes(os.urandom(2 * _tree.CHUNK))
+    source.write_bytes(os.urandom(2 * _push.CHUNK))
     probe = hostile_child(PROBE)
     dest = tmp_path / "dest"
     transfer = probe.put(source, str(dest))  # it answers "all unchanged" only if every unfair request was refused
-    assert transfer.bytes_sent == _tree.CHUNK and not transfer.changed
+    assert transfer.bytes_sent == _push.CHUNK and not transfer.changed
     assert own_pool.reads == 1  # the one fair request; refusals read nothing
     [healthy] = healthy_children()
     assert healthy.put(source, str(dest)).bytes_sent == source.stat().st_size  # the service is unharmed
@@ -174,9 +174,9 @@ def test_a_hostile_host_gets_nothing_outside_its_push(hostile_child, healthy_chi
 
 def test_a_host_asking_without_reading_is_refused_past_its_share(hostile_child, own_pool, tmp_path) -> None:
     source = tmp_path / "f"
-    source.write_bytes(os.urandom(_tree.CHUNK))
+    source.write_bytes(os.urandom(_push.CHUNK))
     count = 4 * _push.MAX_CALLS_IN_FLIGHT
     flooding = hostile_child(FLOOD.replace("COUNT", str(count)).replace("LIMIT", str(_push.MAX_CALLS_IN_FLIGHT)))
     transfer = flooding.put(source, str(tmp_path / "dest"))  # "all unchanged" only if the flood was bounded
-    assert transfer.bytes_sent <= (_push.MAX_CALLS_IN_FLIGHT + 2) * _tree.CHUNK
+    assert transfer.bytes_sent <= (_push.MAX_CALLS_IN_FLIGHT + 2) * _push.CHUNK
     assert own_pool.bytes_read <= transfer.bytes_sent  # refusals read nothing
