@@ -179,6 +179,18 @@ class Digests:
                 state.problem = state.problem or "two reads of it differed"
         return True
 
+    def remembered_entries(self) -> list:
+        """The entries, with the sha256 of each file whose digest the cache remembers (the others have "")."""
+        if self.cache is None:
+            return self._entries
+        entries = list(self._entries)
+        for file, entry in enumerate(entries):
+            if entry[1] == _tree.FILE and entry[4] and self._remembered(file, self._file(file)):
+                digest = self.known(file)
+                if digest is not None:
+                    entries[file] = (*entry[:5], digest, entry[6])
+        return entries
+
     def save(self) -> None:
         """Keep what this push hashed for the next (a cache that cannot be written is no error)."""
         if self.cache is not None:

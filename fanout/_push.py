@@ -440,7 +440,7 @@ class FileChunks(service.Service):
             offer = self._offers.get(token)
         if offer is None:
             raise service.CallRefused("the push has ended")
-        return offer.plan.entries[page * PAGE_ENTRIES : (page + 1) * PAGE_ENTRIES]
+        return offer.entries[page * PAGE_ENTRIES : (page + 1) * PAGE_ENTRIES]
 
 
 def _small_files(files: Any, entries: list, chunk: int) -> bool:
@@ -486,6 +486,9 @@ class Offer:
         self.pages = max(1, -(-len(plan.entries) // PAGE_ENTRIES))
         cache = digest_cache()
         self.digests = _digests.Digests(plan.entries, plan.chunk, plan.path, cache)
+        # What the hosts get: the walk's entries, with the sha256 of each file the cache remembers (a host
+        # then compares without asking).
+        self.entries = self.digests.remembered_entries()
         self.sent = dict.fromkeys(contexts, 0)
         self.bytes_read = 0
         self._lock = threading.Lock()
@@ -493,7 +496,7 @@ class Offer:
             "service": SERVICE_NAME,
             "token": self.token,
             "dest": plan.dest,
-            "entries": plan.entries[:PAGE_ENTRIES],
+            "entries": self.entries[:PAGE_ENTRIES],
             "count": len(plan.entries),
             "page": PAGE_ENTRIES,
             "mode": plan.mode,

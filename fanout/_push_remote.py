@@ -323,12 +323,13 @@ class _Push:
     def compare(self):
         """Files here of the master's size: kept if their sha256 is the master's too (hashed here while the
         master is asked), pulled otherwise."""
-        asked = [index for index in self.candidates if self.entries[index][4]]
-        answers = {}
+        hashed = [index for index in self.candidates if self.entries[index][4]]  # an empty file is the same
+        answers = {index: self.entries[index][5] for index in hashed if self.entries[index][5]}  # told already
+        asked = [index for index in hashed if index not in answers]
         asker = threading.Thread(target=self._ask_digests, args=(asked, answers), daemon=True)
         asker.start()
         ours = {}  # index -> (sha256, stat), or what went wrong
-        for index in asked:
+        for index in hashed:
             remembered = self.cache.get(self.found[index]) if self.cache is not None else None
             if remembered is not None:
                 ours[index] = (remembered, self.found[index])
@@ -390,7 +391,7 @@ class _Push:
         """The master's sha256 of entry ``index`` (asked for now if it was not told); SourceChanged if the
         master says the file changed while being pushed."""
         if told is None:
-            told = self.theirs.get(index)
+            told = self.theirs.get(index) or self.entries[index][5] or None
         if told is None and not self.entries[index][4]:
             told = _EMPTY_SHA256
         if told is None:

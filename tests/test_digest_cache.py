@@ -47,7 +47,7 @@ def test_a_file_changed_within_a_tick_of_its_hashing_is_not_remembered(tmp_path)
 
 def test_a_malformed_or_huge_cache_file_is_a_miss_and_is_rewritten(tmp_path, monkeypatch) -> None:
     _, info, digest = a_file(tmp_path)
-    key = " ".join(str(part) for part in _digest_cache.key_of(info))
+    key = _digest_cache.key_of(info)
     store = tmp_path / "cache"
     store.write_bytes(
         b"garbage\n\xff\xfe\x00\n1 2 3\n"
@@ -55,6 +55,10 @@ def test_a_malformed_or_huge_cache_file_is_a_miss_and_is_rewritten(tmp_path, mon
         + f"x 2 3 4 5 {digest}\n{key} {digest}\n".encode()
     )
     assert DigestCache(str(store)).get(info) == digest  # the one good line
+    kept = DigestCache(str(store))
+    kept.remember(info, digest, info.st_ctime_ns + SECOND)
+    assert kept.save() and store.read_text() == f"{key} {digest}\n"  # the bad lines are not written back
+    store.write_bytes(b"junk\n" + f"{key} {digest}\n".encode())
     monkeypatch.setattr(_digest_cache, "MAX_FILE_BYTES", 10)
     assert DigestCache(str(store)).get(info) is None  # too big to read
     cache = DigestCache(str(store))

@@ -305,7 +305,7 @@ gone_bodies = (
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(gone_bodies)
 def test_any_gone_body_gives_a_child_gone_that_holds_its_limits_or_a_protocol_error(body) -> None:
     protocol = opened(5)

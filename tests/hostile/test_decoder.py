@@ -995,7 +995,7 @@ _OPCODES = [
 ]
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(st.lists(st.sampled_from(_OPCODES), max_size=60))
 def test_random_opcode_streams_are_values_or_refused(ops: list[bytes]) -> None:
     """Whatever a stream of opcodes builds: a value the C unpickler also builds from it, or UnsafeMessage."""
