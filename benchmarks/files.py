@@ -1043,7 +1043,9 @@ def report(
         "packets), put() (pipelined writes, a stat to confirm) and get() (prefetch); the tree: mkdir per directory "
         "and put per file; again: listdir_attr per directory, a file skipped when its size matches and the remote "
         "copy is no older than the local one (no content check); fetch: get per file into <dest>/<host>/<path>",
-        f"fanout: Fleet(hosts, forks={len(plan.entries)}).put(src, dest) and .fetch(src, dest_dir); "
+        f"fanout: Fleet(hosts, forks={len(plan.entries)}).put(src, dest) and .fetch(src, dest_dir), the hosts' "
+        "side of both imported before the clock starts (as open_sftp() starts sftp-server), digests remembered "
+        "across pushes in ~/.cache/fanout (FANOUT_DIGEST_CACHE) as by default; "
         f"scp: scp -q [-r], one process per host; rsync: rsync -a -e ssh, one per host; "
         f"ssh for both: -F /dev/null, the host's key and known_hosts only, key exchange "
         f"{plan.ssh_kex or 'ssh default'}, ssh's default cipher ({ssh_cipher()}); ciphers: "
