@@ -180,3 +180,61 @@ def test_a_host_asking_without_reading_is_refused_past_its_share(hostile_child, 
     transfer = flooding.put(source, str(tmp_path / "dest"))  # "all unchanged" only if the flood was bounded
     assert transfer.bytes_sent <= (_push.MAX_CALLS_IN_FLIGHT + 2) * _push.CHUNK
     assert own_pool.bytes_read <= transfer.bytes_sent  # refusals read nothing
+
+
+DIGESTS = r"""
+import marshal
+hello()
+for kind, call, body in frames():
+    if kind == CALL:
+        break
+spec, args, kwargs = marshal.loads(body[1:])
+plan = args[0]
+token, name = plan["token"], plan["service"]
+files = [index for index, entry in enumerate(plan["entries"]) if entry[1] == "file"]
+unfair = [
+    {"token": token, "files": []},
+    {"token": token, "files": files + files[:1]},  # a file twice
+    {"token": token, "files": [0]},  # the root: a directory
+    {"token": token, "files": [10 ** 6]},
+    {"token": token, "files": [True]},
+    {"token": token, "files": "1"},
+    {"token": token, "files": list(range(2000))},  # over MAX_DIGESTS
+    {"token": token, "files": files, "extra": 1},
+    {"token": "f" * 32, "files": files},
+]
+
+
+def ask(arguments, count):
+    for rid in range(1, count + 1):
+        send(encode_frame(SERVICE_CALL, rid, literal((name, "digests", arguments))))
+    replies = []
+    for kind, rid, reply in frames():
+        if kind == SERVICE_REPLY:
+            replies.append(marshal.loads(reply[1:]))
+            if len(replies) == count:
+                return replies
+
+
+refused = all(ask(arguments, 1)[0][1] == "fanout.service.CallRefused" for arguments in unfair)
+answers = []
+for _ in range(5):  # 40 requests for every digest, 8 at a time
+    answers += ask({"token": token, "files": files}, 8)
+same = all(answer == answers[0] for answer in answers) and answers[0][0] == "ok"
+summary = {"status": "u" * plan["count"], "errors": [], "error_count": 0, "deleted": [], "deleted_count": 0}
+send(encode_frame(RESULT, call, literal(summary if refused and same else [refused, answers[:2]])))
+for _ in frames():
+    pass
+"""
+
+
+def test_a_host_asking_for_digests_over_and_over_costs_one_read_of_each_file(hostile_child, own_pool, tmp_path) -> None:
+    """The digests method hashes a file the push has not served by reading it whole: once for the push."""
+    site = tmp_path / "site"
+    site.mkdir()
+    for name in "abc":
+        (site / name).write_bytes(os.urandom(100_000))
+    asking = hostile_child(DIGESTS)
+    transfer = asking.put(str(site) + "/", str(tmp_path / "dest"))  # "all unchanged" only if refused and same
+    assert not transfer.changed and transfer.bytes_sent == 0
+    assert own_pool.bytes_read == 3 * 100_000 and own_pool.reads == 3  # 40 requests: each file read once
