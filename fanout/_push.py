@@ -31,7 +31,7 @@ from fanout._digest_cache import DigestCache
 from fanout._timeouts import check_timeout
 from fanout.errors import CallTimeout, PushFailed
 
-CACHE_BYTES = 16 * 1024 * 1024  # chunks kept for hosts a little behind the first: the master's memory per push
+CACHE_BYTES = 8 * 1024 * 1024  # chunks kept for hosts a little behind the first: the master's memory per push
 PAGE_ENTRIES = 4096  # entries per page of the list a host pulls (the first page travels with the call)
 MAX_POOL_THREADS = 32  # threads of the pool a push starts when no pool serves children
 # Service calls a host may have in flight (sent, reply not yet written) for a read to be served: its push pulls
