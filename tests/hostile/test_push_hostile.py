@@ -77,7 +77,8 @@ def test_any_summary_is_checked_or_refused(summary) -> None:
 
 # -- a hostile child, end to end ------------------------------------------------------------------------
 
-PROBE = r"""
+# Every hostile child below begins so: hello, then the push's one call, whose plan it takes apart.
+TAKE_THE_PUSH = r"""
 import marshal
 hello()
 for kind, call, body in frames():
@@ -85,6 +86,11 @@ for kind, call, body in frames():
         break
 spec, args, kwargs = marshal.loads(body[1:])
 plan = args[0]
+"""
+
+PROBE = (
+    TAKE_THE_PUSH
+    + r"""
 token, name = plan["token"], plan["service"]
 requests = [
     ("read", {"token": token, "file": 0, "index": 10 ** 6}),
@@ -118,15 +124,11 @@ send(encode_frame(RESULT, call, literal(summary if refused and served else "some
 for _ in frames():
     pass
 """
+)
 
-FLOOD = r"""
-import marshal
-hello()
-for kind, call, body in frames():
-    if kind == CALL:
-        break
-spec, args, kwargs = marshal.loads(body[1:])
-plan = args[0]
+FLOOD = (
+    TAKE_THE_PUSH
+    + r"""
 read = literal((plan["service"], "read", {"token": plan["token"], "file": 0, "index": 0}))
 
 
@@ -151,6 +153,7 @@ send(encode_frame(RESULT, call, literal(summary if bounded and after == "ok" els
 for _ in frames():
     pass
 """
+)
 
 
 @pytest.fixture
@@ -182,14 +185,9 @@ def test_a_host_asking_without_reading_is_refused_past_its_share(hostile_child, 
     assert own_pool.bytes_read <= transfer.bytes_sent  # refusals read nothing
 
 
-DIGESTS = r"""
-import marshal
-hello()
-for kind, call, body in frames():
-    if kind == CALL:
-        break
-spec, args, kwargs = marshal.loads(body[1:])
-plan = args[0]
+DIGESTS = (
+    TAKE_THE_PUSH
+    + r"""
 token, name = plan["token"], plan["service"]
 files = [index for index, entry in enumerate(plan["entries"]) if entry[1] == "file"]
 unfair = [
@@ -226,6 +224,7 @@ send(encode_frame(RESULT, call, literal(summary if refused and same else [refuse
 for _ in frames():
     pass
 """
+)
 
 
 def test_a_host_asking_for_digests_over_and_over_costs_one_read_of_each_file(hostile_child, own_pool, tmp_path) -> None:
