@@ -25,6 +25,7 @@ from paramiko.common import cMSG_CHANNEL_REQUEST, cMSG_CHANNEL_WINDOW_ADJUST
 
 from fanout import _stage
 from fanout._context import Context
+from fanout._known_hosts import AcceptNew, KnownHosts
 from fanout._modules import ModulePolicy
 from fanout._paramiko_internals import Message, consume_window, send_message, take_channel_input
 from fanout._pipelined_auth import PipelinedTransport
@@ -149,19 +150,21 @@ def _client(known_hosts: str | os.PathLike | None, policy: str) -> paramiko.SSHC
         client.set_missing_host_key_policy(_AcceptAnyHostKey())
         return client
     user_file = Path(known_hosts).expanduser() if known_hosts else _DEFAULT_KNOWN_HOSTS.expanduser()
+    known = KnownHosts()
     if policy == "accept-new":
         user_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         user_file.touch(mode=0o600, exist_ok=True)
-        client.load_host_keys(str(user_file))  # new keys are saved here
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        known.read(user_file)
+        client.set_missing_host_key_policy(AcceptNew(user_file, known))  # new keys are appended here
     else:
         if known_hosts and not user_file.is_file():
             raise FileNotFoundError(f"known_hosts file not found: {user_file}")
         if user_file.is_file():
-            client.get_host_keys().load(str(user_file))
+            known.read(user_file)
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
     if not known_hosts and _SYSTEM_KNOWN_HOSTS.is_file():
-        client.get_host_keys().load(str(_SYSTEM_KNOWN_HOSTS))
+        known.read(_SYSTEM_KNOWN_HOSTS)
+    known.into(client.get_host_keys())
     return client
 
 
@@ -248,6 +251,8 @@ def _authenticate(
         saved = getattr(client.get_transport(), "saved_exception", None)
         if "No existing session" in str(exc) and isinstance(saved, Exception):
             exc = saved  # the transport's thread failed first, and knows why (a banner never sent, say)
+        if "marked @revoked" in str(exc):
+            raise HostKeyError(f"{name}: {exc}: refused") from exc
         if "not found in known_hosts" in str(exc):
             raise HostKeyError(
                 f"{name}: {dest.hostname}:{dest.port} is not in known_hosts and host key checking is strict; "
