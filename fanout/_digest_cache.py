@@ -130,3 +130,15 @@ class DigestCache:
         except OSError:
             return False
         return True
+
+
+_shared = {}  # racy_ns -> this process's cache: pushes one after another, master or child, share it
+_shared_lock = threading.Lock()
+
+
+def shared(racy_ns=RACY_NS):
+    """This process's DigestCache for ``racy_ns`` (made on first use)."""
+    with _shared_lock:
+        if racy_ns not in _shared:
+            _shared[racy_ns] = DigestCache(racy_ns=racy_ns)
+        return _shared[racy_ns]

@@ -89,8 +89,6 @@ class Transfer:
 
 CACHE_SETTING = "FANOUT_DIGEST_CACHE"  # "off" keeps pushes from remembering digests, here and on the hosts
 _ON, _OFF = ("", "1", "on", "yes", "true"), ("0", "off", "no", "false")
-_digest_caches: dict[int, DigestCache] = {}
-_digest_caches_lock = threading.Lock()
 
 
 def digest_cache() -> DigestCache | None:
@@ -100,11 +98,7 @@ def digest_cache() -> DigestCache | None:
         return None
     if setting not in _ON:
         raise ValueError(f"{CACHE_SETTING}={setting!r}: it takes on or off")
-    racy = _digest_cache.RACY_NS
-    with _digest_caches_lock:
-        if racy not in _digest_caches:
-            _digest_caches[racy] = DigestCache(racy_ns=racy)
-        return _digest_caches[racy]
+    return _digest_cache.shared(_digest_cache.RACY_NS)
 
 
 # -- the arguments ---------------------------------------------------------------------------

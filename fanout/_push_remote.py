@@ -123,7 +123,7 @@ class _Push:
         self.candidates = []  # files here of the master's size: the same only if the sha256 is too
         self.found = {}  # entry index -> the stat of the candidate found here
         racy = plan.get("digest_cache")  # None: no cache; else how recent a change keeps a digest out of it
-        self.cache = _cache(racy) if type(racy) is int and racy >= 0 else None
+        self.cache = _digest_cache.shared(racy) if type(racy) is int and racy >= 0 else None
         self.theirs = {}  # entry index -> the master's sha256 (hex), as it told
         self.deleted = []
         self.deleted_chars = 0
@@ -581,17 +581,6 @@ class _Push:
                 if len(self.deleted) < MAX_DELETED_LISTED and self.deleted_chars + len(relpath) <= MAX_DELETED_CHARS:
                     self.deleted.append(relpath)
                     self.deleted_chars += len(relpath)
-
-
-_caches = {}  # racy_ns -> this process's DigestCache (a child serves many pushes)
-_caches_lock = threading.Lock()
-
-
-def _cache(racy_ns):
-    with _caches_lock:
-        if racy_ns not in _caches:
-            _caches[racy_ns] = _digest_cache.DigestCache(racy_ns=racy_ns)
-        return _caches[racy_ns]
 
 
 def _describe(error, path):

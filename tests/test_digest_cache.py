@@ -108,9 +108,9 @@ def cache_on(tmp_path, monkeypatch):
     monkeypatch.setenv(_push.CACHE_SETTING, "on")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "master-cache"))
     monkeypatch.setattr(_digest_cache, "RACY_NS", 0)
-    _push._digest_caches.clear()
+    _digest_cache._shared.clear()
     yield
-    _push._digest_caches.clear()
+    _digest_cache._shared.clear()
 
 
 @pytest.fixture
