@@ -18,6 +18,7 @@ from fanout.errors import (
     SerializationError,
     Unreachable,
     UnsafeMessage,
+    UnsupportedPython,
 )
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ __all__ = [
     "SerializationError",
     "Unreachable",
     "UnsafeMessage",
+    "UnsupportedPython",
     "__version__",
     "connect",
     "local",

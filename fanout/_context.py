@@ -55,7 +55,16 @@ from fanout._relay import RelayTransport, Tree
 from fanout._serial import SerialRunner
 from fanout._timeouts import check_timeout
 from fanout._transport import LocalTransport, Transport
-from fanout.errors import AuthenticationFailed, BecomeFailed, ConnectionLost, ConnectTimeout, ProtocolError, RemoteError
+from fanout.errors import (
+    AuthenticationFailed,
+    BecomeFailed,
+    ConnectionLost,
+    ConnectTimeout,
+    FanoutError,
+    ProtocolError,
+    RemoteError,
+    UnsupportedPython,
+)
 
 _HELLO_TIMEOUT = 60.0
 BECOME_TIMEOUT = 30.0  # seconds a become child may take to start: sudo's password check and Python's start
@@ -224,7 +233,7 @@ class Context:
         except BaseException:  # a become whose login is already lost: nothing of it may stay registered
             STALLS.unregister(self._stall)
             raise
-        with contextlib.suppress(ConnectionLost):  # a child that died at once: its calls will say how
+        with contextlib.suppress(FanoutError):  # a child that died at once (or could not start): its calls say how
             bootstrap = self._protocol.bootstrap(config)
             self._send(
                 bootstrap if getattr(transport, "sends_stage1", True) else bootstrap[len(_stage.stage1_blob()) :]
@@ -520,7 +529,10 @@ class Context:
         except ProtocolError as exc:
             self._fail_all(f"it sent an invalid message ({exc}); the connection was dropped", exc)
         reason = "the connection closed" if self._closed else self._transport.describe_end()
-        self._fail_all(reason, getattr(self._transport, "end_error", None))
+        cause = getattr(self._transport, "end_error", None)
+        if cause is None and not self._closed and self._protocol.hello is None:  # its Python too old, or none found
+            cause = _stage.unsupported_python(self.name, getattr(self._transport, "stderr", None))
+        self._fail_all(reason, cause)
         for transport in list(self._root._tree.transports.values()):  # those below it cannot outlive it
             if transport.parent is self:
                 transport.ended(f"its parent {self.name} ended")
@@ -705,7 +717,7 @@ class Context:
 
     def _lost_error(self) -> Exception:
         reason, cause = self._lost or ("unknown", None)
-        if isinstance(cause, (AuthenticationFailed, BecomeFailed)):  # a become child that could not start
+        if isinstance(cause, (AuthenticationFailed, BecomeFailed, UnsupportedPython)):  # a child that could not start
             error = copy.copy(cause)  # one per waiting call, each with its own traceback; attributes kept
             error.__traceback__ = None
             return error

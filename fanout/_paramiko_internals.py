@@ -11,10 +11,11 @@ says what is missing, rather than somewhere in the middle of a connection.
 from __future__ import annotations
 
 import paramiko
+import paramiko.agent
 from paramiko.auth_handler import AuthHandler
 from paramiko.message import Message
 
-__all__ = ["AuthHandler", "Message", "consume_window", "send_message", "take_channel_input"]
+__all__ = ["AuthHandler", "Message", "agent_connected_to", "consume_window", "send_message", "take_channel_input"]
 
 _NEEDED = {
     (paramiko.Transport, "_send_user_message"): "sending a message without waiting for its reply",
@@ -51,3 +52,28 @@ def consume_window(channel: paramiko.Channel, size: int) -> int:
 def take_channel_input(channel: paramiko.Channel, feed: object) -> None:
     """Make ``feed`` the channel's input buffer: paramiko then hands it data as it arrives, on its own thread."""
     channel.in_buffer = feed
+
+
+# Replies to global requests, counted by fanout._pipelined_auth.PipelinedTransport for the keepalive.
+for _name in ("_parse_request_success", "_parse_request_failure"):
+    if not hasattr(paramiko.Transport, _name):
+        raise ImportError(
+            f"fanout needs Transport.{_name} (counting keepalive replies), which paramiko {paramiko.__version__} "
+            "lacks; install a paramiko version fanout supports (see pyproject.toml)"
+        )
+
+
+# An agent at a path of the user's choosing (ssh_config's IdentityAgent): paramiko.Agent only reads $SSH_AUTH_SOCK.
+if not hasattr(paramiko.agent.AgentSSH, "_connect"):
+    raise ImportError(
+        f"fanout needs AgentSSH._connect (an agent at IdentityAgent's path), which paramiko {paramiko.__version__} "
+        "lacks; install a paramiko version fanout supports (see pyproject.toml)"
+    )
+
+
+def agent_connected_to(sock: object) -> paramiko.Agent:
+    """A paramiko Agent talking over ``sock``, a connected UNIX socket."""
+    agent = paramiko.Agent.__new__(paramiko.Agent)
+    paramiko.agent.AgentSSH.__init__(agent)
+    agent._connect(sock)
+    return agent

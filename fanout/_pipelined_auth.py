@@ -46,7 +46,8 @@ PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 
 
 class PipelinedTransport(paramiko.Transport):
-    """A paramiko Transport whose public-key authentication is pipelined, and which prefers AES-GCM."""
+    """A paramiko Transport whose public-key authentication is pipelined, which prefers AES-GCM, and which counts
+    replies to global requests (the keepalive's evidence that the host is there)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -55,6 +56,16 @@ class PipelinedTransport(paramiko.Transport):
         options.ciphers = tuple(c for c in PREFERRED_CIPHERS if c in offered) + tuple(
             c for c in offered if c not in PREFERRED_CIPHERS
         )
+
+    global_replies = 0  # replies to global requests seen: what the keepalive (fanout/_keepalive.py) counts
+
+    def _parse_request_success(self, m: Message) -> None:
+        self.global_replies += 1
+        super()._parse_request_success(m)
+
+    def _parse_request_failure(self, m: Message) -> None:
+        self.global_replies += 1  # sshd answers keepalive@openssh.com with a failure: an answer all the same
+        super()._parse_request_failure(m)
 
     def auth_publickey(self, username, key, event=None):
         if not self.active or not self.initial_kex_done:

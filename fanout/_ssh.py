@@ -9,86 +9,222 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import getpass
 import os
 import random
 import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import paramiko
+from paramiko.auth_strategy import AuthFailure
 from paramiko.common import cMSG_CHANNEL_REQUEST, cMSG_CHANNEL_WINDOW_ADJUST
 
-from fanout import _stage
+from fanout import _keepalive, _ssh_auth, _stage
+from fanout._agent_forward import AgentForwarding, agent_socket
 from fanout._context import Context
-from fanout._known_hosts import AcceptNew, KnownHosts
+from fanout._known_hosts import UNKNOWN, AcceptNew, HostKeyCheck, HostKeyRefused, KnownHosts
 from fanout._modules import ModulePolicy
 from fanout._paramiko_internals import Message, consume_window, send_message, take_channel_input
 from fanout._pipelined_auth import PipelinedTransport
 from fanout._serial import SerialRunner
+from fanout._ssh_auth import Credentials, KeysAndAgent, _Unusable
+from fanout._ssh_config import SSHOptions, parse_ssh_args, quote
+from fanout._ssh_config import resolve as resolve_config
 from fanout._timeouts import check_timeout
 from fanout._transport import StderrTail
-from fanout.errors import AuthenticationFailed, ConnectTimeout, HostKeyError, Unreachable
+from fanout.errors import AuthenticationFailed, ConnectTimeout, HostKeyError, Unreachable, advise
 
-HOST_KEY_POLICIES = ("strict", "accept-new", "ignore")
+HOST_KEY_POLICIES = ("strict", "accept-new", "off", "ignore")  # "ignore": the name "off" had before
 PACKET = 32768  # bytes handed to paramiko at a time: the SSH packet every server accepts (RFC 4254, 5.2)
-_DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
-_SYSTEM_KNOWN_HOSTS = Path("/etc/ssh/ssh_known_hosts")
+DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds, when neither connect() nor ssh_config's ConnectTimeout says
+DEFAULT_KEEPALIVE = _keepalive.DEFAULT_INTERVAL
 
 
 @dataclass
 class Destination:
-    """Where and as whom to connect, after ~/.ssh/config and explicit arguments are merged."""
+    """One SSH connection to make (the host's, or a jump host's), after ssh_config and the arguments are merged."""
 
+    label: str  # how errors name it: the inventory host first, then the address
     hostname: str
     port: int
     user: str
-    identity_files: list[str] = field(default_factory=list)
+    credentials: Credentials = field(default_factory=Credentials)
     proxy_command: str | None = None
-    proxy_jump: str | None = None
-    explicit_identity: bool = False
+
+    @property
+    def address(self) -> str:
+        return f"{self.hostname}:{self.port}"
 
 
-def resolve(
-    host: str,
+@dataclass
+class Plan:
+    """Everything ``connect`` resolved before the first packet: the way there, host keys, keepalive, agent."""
+
+    hops: list[Destination]
+    destination: Destination
+    known_hosts: list[Path]
+    global_known_hosts: list[Path]
+    host_key_policy: str
+    hash_known_hosts: bool
+    connect_timeout: float
+    keepalive: tuple[float, int]
+    agent_socket: str | None
+
+
+def _command_line(
     port: int | None,
     user: str | None,
-    identity_file: str | os.PathLike | None,
-    ssh_config: bool | str | os.PathLike,
-) -> Destination:
-    """Merge ``~/.ssh/config`` (or the given file) with explicit arguments; arguments win."""
-    entry: dict = {}
-    if ssh_config:
-        path = Path("~/.ssh/config" if ssh_config is True else ssh_config).expanduser()
-        if path.is_file():
-            entry = paramiko.SSHConfig.from_path(str(path)).lookup(host)
-        elif ssh_config is not True:
-            raise FileNotFoundError(f"ssh_config file not found: {path}")
-    try:
-        port = int(port if port is not None else entry.get("port", 22))
-    except ValueError:
-        raise ValueError(f"{host}: port must be a number, not {entry.get('port')!r}") from None
-    if not 0 < port < 65536:
-        raise ValueError(f"{host}: port {port} is out of range")
-    identities = [os.fspath(identity_file)] if identity_file else list(entry.get("identityfile", []))
+    identity_files: list[str],
+    jump: str | None,
+    forward_agent: bool | None,
+    ssh_args: str | Sequence[str],
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """connect()'s arguments, then ``ssh_args``, as ssh command-line options (the first given wins)."""
+    options: list[tuple[str, str]] = []
+    if port is not None:
+        options.append(("Port", str(port)))
+    if user is not None:
+        options.append(("User", quote(user)))
+    for path in identity_files:
+        options.append(("IdentityFile", quote(path)))
+    if identity_files:
+        options.append(("IdentitiesOnly", "yes"))  # an identity named in the call is the one meant
+    if jump is not None:
+        options.append(("ProxyJump", quote(jump) if jump else "none"))
+    if forward_agent is not None:
+        options.append(("ForwardAgent", "yes" if forward_agent else "no"))
+    parsed, config_files = parse_ssh_args(ssh_args) if ssh_args else ([], [])
+    return options + parsed, config_files
 
-    def unless_none(key: str) -> str | None:
-        value = entry.get(key)
-        return None if value is None or value.lower() == "none" else value
 
-    return Destination(
-        hostname=entry.get("hostname", host),
-        port=port,
-        user=user or entry.get("user") or getpass.getuser(),
-        identity_files=[os.path.expanduser(p) for p in identities],
-        proxy_command=unless_none("proxycommand"),
-        proxy_jump=unless_none("proxyjump"),
-        explicit_identity=identity_file is not None,
+def _policy(given: str | None, strict_host_key_checking: str) -> str:
+    if given is not None:
+        if given not in HOST_KEY_POLICIES:
+            raise ValueError(f"host_key_policy must be one of {HOST_KEY_POLICIES[:3]}, not {given!r}")
+        return "off" if given == "ignore" else given
+    # OpenSSH's "ask" needs a person at a prompt: fanout never prompts mid-fan-out, so it is strict
+    return {"yes": "strict", "ask": "strict", "accept-new": "accept-new", "no": "off"}[strict_host_key_checking]
+
+
+def plan(
+    host: str,
+    *,
+    name: str | None = None,
+    port: int | None = None,
+    user: str | None = None,
+    identity_file: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    password: str | None = None,
+    passphrase: str | Mapping[str, str] | None = None,
+    known_hosts: str | os.PathLike | None = None,
+    host_key_policy: str | None = None,
+    connect_timeout: float | None = None,
+    ssh_config: bool | str | os.PathLike = True,
+    ssh_args: str | Sequence[str] = (),
+    jump: str | None = None,
+    jump_identity_file: str | os.PathLike | None = None,
+    forward_agent: bool | None = None,
+    keepalive: float | None = None,
+) -> Plan:
+    """Resolve a connection as ``ssh -G`` would, with connect()'s arguments as command-line options."""
+    label = name or host
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
+        raise ValueError(f"{label}: port must be a number from 1 to 65535; {port!r} is out of range")
+    if isinstance(identity_file, (str, os.PathLike)):
+        identity_files = [os.fspath(identity_file)]
+    else:
+        identity_files = [os.fspath(p) for p in identity_file or ()]
+    command_line, files_given = _command_line(port, user, identity_files, jump, forward_agent, ssh_args)
+    if files_given:
+        config_files: list[str] | None = files_given  # ssh -F: only these
+    elif ssh_config is True:
+        config_files = None
+    else:
+        config_files = [os.fspath(ssh_config)] if ssh_config else []
+    options = resolve_config(host, config_files=config_files, command_line=command_line)
+
+    def destination(resolved: SSHOptions, what: str, identities_only: bool | None = None) -> Destination:
+        return Destination(
+            label=what,
+            hostname=resolved.hostname,
+            port=resolved.port,
+            user=resolved.user,
+            credentials=Credentials(
+                identity_files=resolved.identity_files,
+                identities_given=resolved.identity_files_given,
+                identities_only=resolved.identities_only if identities_only is None else identities_only,
+                identity_agent=resolved.identity_agent,
+                certificate_files=resolved.certificate_files,
+                passphrase=passphrase,
+                password=password,
+            ),
+            proxy_command=resolved.proxy_command,
+        )
+
+    hops = []
+    for hop in [h for h in (options.proxy_jump or "").split(",") if h.strip()]:
+        hop_host, hop_user, hop_port = parse_jump(hop)
+        hop_line = [("Port", str(hop_port))] if hop_port is not None else []
+        hop_line += [("User", quote(hop_user))] if hop_user else []
+        if jump_identity_file is not None:
+            hop_line += [("IdentityFile", quote(os.fspath(jump_identity_file))), ("IdentitiesOnly", "yes")]
+        elif identity_files:
+            hop_line += [("IdentityFile", quote(p)) for p in identity_files] + [("IdentitiesOnly", "yes")]
+        hop_options = resolve_config(hop_host, config_files=config_files, command_line=hop_line)
+        hops.append(destination(hop_options, f"{label} (jump host {hop_host})"))
+    if connect_timeout is None:
+        connect_timeout = options.connect_timeout or DEFAULT_CONNECT_TIMEOUT
+    check_timeout("connect_timeout", connect_timeout)
+    if known_hosts is not None:
+        user_files, global_files = [Path(known_hosts).expanduser()], []
+    else:
+        user_files = [Path(p) for p in options.user_known_hosts_files if p != "none"]
+        global_files = [Path(p) for p in options.global_known_hosts_files if p != "none"]
+    if keepalive is None:
+        interval = float(options.server_alive_interval or DEFAULT_KEEPALIVE)
+    else:
+        interval = float(keepalive)
+        if interval < 0 or interval != interval:
+            raise ValueError(f"keepalive must be a number of seconds, 0 for none, not {keepalive!r}")
+    return Plan(
+        hops=hops,
+        destination=destination(options, label),
+        known_hosts=user_files,
+        global_known_hosts=global_files,
+        host_key_policy=_policy(host_key_policy, options.strict_host_key_checking),
+        hash_known_hosts=options.hash_known_hosts,
+        connect_timeout=connect_timeout,
+        keepalive=(interval, options.server_alive_count_max),
+        agent_socket=agent_socket(options.forward_agent, options.identity_agent),
     )
+
+
+def keys_needing_passphrase(options: Mapping[str, object]) -> list[str]:
+    """For a host's connect() options: the encrypted keys, held by no agent, it would need a passphrase for."""
+    wanted = {k: v for k, v in options.items() if k in _PLAN_OPTIONS}
+    way = plan(str(options.get("host")), **wanted)  # type: ignore[arg-type]
+    return _ssh_auth.keys_needing_passphrase(way.destination.credentials)
+
+
+_PLAN_OPTIONS = [
+    "port",
+    "user",
+    "identity_file",
+    "password",
+    "passphrase",
+    "known_hosts",
+    "host_key_policy",
+    "connect_timeout",
+    "ssh_config",
+    "ssh_args",
+    "jump",
+    "jump_identity_file",
+    "forward_agent",
+    "keepalive",
+]
 
 
 def parse_jump(spec: str) -> tuple[str, str | None, int | None]:
@@ -121,8 +257,8 @@ def _handshake_slot(name: str, dest: Destination, deadline: float) -> Iterator[N
         slot = _handshake_slots.setdefault(key, threading.BoundedSemaphore(MAX_HANDSHAKES_PER_SSHD))
     if not slot.acquire(timeout=max(deadline - time.monotonic(), 0)):
         raise ConnectTimeout(
-            f"{name}: waited out the connect timeout for one of the {MAX_HANDSHAKES_PER_SSHD} handshakes "
-            f"allowed at once to {dest.hostname}:{dest.port}"
+            f"{name} ({dest.address}): waited out the connect timeout for one of the {MAX_HANDSHAKES_PER_SSHD} "
+            "handshakes allowed at once to it"
         )
     try:
         yield
@@ -138,58 +274,68 @@ def _remaining(name: str, deadline: float, what: str) -> float:
 
 
 class _AcceptAnyHostKey(paramiko.MissingHostKeyPolicy):
-    """host_key_policy="ignore": the user chose to skip host key checking."""
+    """host_key_policy="off": the user chose to skip host key checking."""
 
     def missing_host_key(self, client, hostname, key) -> None:
         return None
 
 
-def _client(known_hosts: str | os.PathLike | None, policy: str) -> paramiko.SSHClient:
+def _client(plan: Plan, explicit_known_hosts: bool) -> tuple[paramiko.SSHClient, KnownHosts | None]:
+    """A client whose host key check is the plan's; with the known_hosts it checks against (None: "off")."""
     client = paramiko.SSHClient()
-    if policy == "ignore":
+    if plan.host_key_policy == "off":
         client.set_missing_host_key_policy(_AcceptAnyHostKey())
-        return client
-    user_file = Path(known_hosts).expanduser() if known_hosts else _DEFAULT_KNOWN_HOSTS.expanduser()
+        return client, None
     known = KnownHosts()
-    if policy == "accept-new":
-        user_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        user_file.touch(mode=0o600, exist_ok=True)
-        known.read(user_file)
-        client.set_missing_host_key_policy(AcceptNew(user_file, known))  # new keys are appended here
+    then: paramiko.MissingHostKeyPolicy
+    if plan.host_key_policy == "accept-new":
+        if not plan.known_hosts:
+            raise ValueError(
+                "host key policy accept-new needs a known_hosts file to add keys to (UserKnownHostsFile none)"
+            )
+        first = plan.known_hosts[0].expanduser()
+        first.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        first.touch(mode=0o600, exist_ok=True)
+        then = AcceptNew(first, known, hash_names=plan.hash_known_hosts)  # new keys are appended here
     else:
-        if known_hosts and not user_file.is_file():
-            raise FileNotFoundError(f"known_hosts file not found: {user_file}")
-        if user_file.is_file():
-            known.read(user_file)
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    if not known_hosts and _SYSTEM_KNOWN_HOSTS.is_file():
-        known.read(_SYSTEM_KNOWN_HOSTS)
-    known.into(client.get_host_keys())
-    return client
+        if explicit_known_hosts and not plan.known_hosts[0].is_file():
+            raise FileNotFoundError(f"known_hosts file not found: {plan.known_hosts[0]}")
+        then = paramiko.RejectPolicy()
+    for path in [*plan.known_hosts, *plan.global_known_hosts]:
+        path = path.expanduser()
+        if path.is_file():
+            known.read(path)
+    # Every decision is HostKeyCheck's (certificates, @revoked, patterns): paramiko's own table stays empty.
+    client.set_missing_host_key_policy(HostKeyCheck(known, then))
+    return client, known
 
 
-def _open_socket(name: str, dest: Destination, timeout: float, jump: paramiko.Transport | None = None):
+def _open_socket(dest: Destination, timeout: float, jump: paramiko.Transport | None = None):
+    name, address = dest.label, dest.address
     if jump is not None:
         try:
             return jump.open_channel("direct-tcpip", (dest.hostname, dest.port), ("127.0.0.1", 0), timeout=timeout)
         except paramiko.ChannelException as exc:
-            raise Unreachable(
-                f"{name}: the jump host could not reach {dest.hostname}:{dest.port}: {exc.text} ({exc.code})"
-            ) from exc
+            raise Unreachable(f"{name} ({address}): the jump host could not reach it: {exc.text} ({exc.code})") from exc
         except paramiko.SSHException as exc:
             if "timeout" in str(exc).lower():
-                raise ConnectTimeout(f"{name}: no channel through the jump host within {timeout:g} s") from exc
-            raise Unreachable(f"{name}: the jump host refused a channel to {dest.hostname}:{dest.port}: {exc}") from exc
+                raise ConnectTimeout(
+                    f"{name} ({address}): no channel through the jump host within {timeout:g} s"
+                ) from exc
+            raise Unreachable(f"{name} ({address}): the jump host refused a channel to it: {exc}") from exc
     if dest.proxy_command:
-        return paramiko.ProxyCommand(dest.proxy_command)
+        try:
+            return paramiko.ProxyCommand(dest.proxy_command)
+        except paramiko.SSHException as exc:
+            raise Unreachable(f"{name} ({address}): ProxyCommand {dest.proxy_command!r} failed: {exc}") from exc
     try:
         return _with_keepalive(socket.create_connection((dest.hostname, dest.port), timeout=timeout))
     except socket.gaierror as exc:
-        raise Unreachable(f"{name}: cannot resolve {dest.hostname}: {exc.strerror}") from exc
+        raise Unreachable(f"{name} ({address}): cannot resolve {dest.hostname}: {exc.strerror}") from exc
     except TimeoutError as exc:
-        raise ConnectTimeout(f"{name}: no answer from {dest.hostname}:{dest.port} within {timeout:g} s") from exc
+        raise ConnectTimeout(f"{name} ({address}): no answer within {timeout:g} s") from exc
     except OSError as exc:
-        raise Unreachable(f"{name}: cannot connect to {dest.hostname}:{dest.port}: {exc.strerror or exc}") from exc
+        raise Unreachable(f"{name} ({address}): cannot connect: {exc.strerror or exc}") from exc
 
 
 # A host that vanishes without closing (power cut, network partition) is found out after about
@@ -219,53 +365,87 @@ def _fingerprint(key: paramiko.PKey) -> str:
     return f"{key.get_name()} {key.fingerprint}"
 
 
+def _auth_failure(strategy: KeysAndAgent, failure: AuthFailure) -> str:
+    """What was offered and why each failed, one clause each: the key the user expected is named."""
+    tried = []
+    for source, result in failure.result:
+        if isinstance(source, _Unusable):
+            tried.append(f"{source.path}: {source.why}")
+            continue
+        what = {"Password": "the password"}.get(type(source).__name__)
+        if what is None:
+            key = source.pkey
+            where = getattr(source, "path", None) or f"the agent's {key.get_name()} key"
+            what = f"{where} ({key.fingerprint})"
+        why = (
+            "refused" if isinstance(result, paramiko.AuthenticationException) else f"{type(result).__name__}: {result}"
+        )
+        tried.append(f"{what}: {why}")
+    if not tried:
+        return "there was no key or password to offer: no agent, no identity file found, no password given"
+    return "; ".join(tried)
+
+
 def _authenticate(
-    name: str, client: paramiko.SSHClient, dest: Destination, sock, password: str | None, timeout: float
+    client: paramiko.SSHClient, known: KnownHosts | None, dest: Destination, sock, timeout: float
 ) -> None:
+    name, address = dest.label, dest.address
     started = time.monotonic()
+    strategy = KeysAndAgent(dest.user, dest.credentials)
     try:
         client.connect(
             dest.hostname,
             port=dest.port,
             username=dest.user,
-            password=password,
-            key_filename=dest.identity_files or None,
             timeout=timeout,
             banner_timeout=timeout,
             auth_timeout=timeout,
             channel_timeout=timeout,
-            allow_agent=not dest.explicit_identity,
-            look_for_keys=not dest.explicit_identity,
             sock=sock,
-            transport_factory=PipelinedTransport,
+            transport_factory=(
+                known.transport_factory(dest.hostname, dest.port, PipelinedTransport) if known else PipelinedTransport
+            ),
+            auth_strategy=strategy,
         )
     except paramiko.BadHostKeyException as exc:
         raise HostKeyError(
-            f"{name}: the host key of {dest.hostname}:{dest.port} does not match known_hosts "
+            f"{name} ({address}): the host key does not match known_hosts "
             f"(offered {_fingerprint(exc.key)}, expected {_fingerprint(exc.expected_key)}); "
             "someone may be intercepting the connection, or the host was reinstalled"
         ) from exc
+    except HostKeyRefused as exc:
+        error = HostKeyError(f"{name} ({address}): {exc}")
+        if exc.reason == UNKNOWN:
+            why = str(exc).partition("not found in known_hosts")[2]  # what the @cert-authority lines said, if any
+            error = HostKeyError(f"{name} ({address}) is not in known_hosts and host key checking is strict{why}")
+            advise(
+                error,
+                api="add its key (ssh-keyscan) or pass host_key_policy='accept-new'",
+                cli="add its key (ssh-keyscan) or give --host-key-checking accept-new",
+            )
+        raise error from exc
+    except AuthFailure as exc:
+        raise AuthenticationFailed(
+            f"{name} ({address}): authentication as {dest.user!r} failed: {_auth_failure(strategy, exc)}"
+        ) from exc
     except paramiko.AuthenticationException as exc:
-        raise AuthenticationFailed(f"{name}: authentication as {dest.user!r} failed: {exc}") from exc
+        raise AuthenticationFailed(f"{name} ({address}): authentication as {dest.user!r} failed: {exc}") from exc
     except paramiko.SSHException as exc:
         saved = getattr(client.get_transport(), "saved_exception", None)
         if "No existing session" in str(exc) and isinstance(saved, Exception):
             exc = saved  # the transport's thread failed first, and knows why (a banner never sent, say)
-        if "marked @revoked" in str(exc):
-            raise HostKeyError(f"{name}: {exc}: refused") from exc
-        if "not found in known_hosts" in str(exc):
-            raise HostKeyError(
-                f"{name}: {dest.hostname}:{dest.port} is not in known_hosts and host key checking is strict; "
-                "add its key (ssh-keyscan) or pass host_key_policy='accept-new'"
-            ) from exc
         # paramiko says "Error reading SSH protocol banner" when a silent server ran the clock out
         if "timeout" in str(exc).lower() or time.monotonic() - started >= timeout * 0.99:
-            raise ConnectTimeout(f"{name}: SSH handshake did not finish within {timeout:g} s: {exc}") from exc
-        raise Unreachable(f"{name}: SSH handshake with {dest.hostname}:{dest.port} failed: {exc}") from exc
+            raise ConnectTimeout(
+                f"{name} ({address}): SSH handshake did not finish within {timeout:g} s: {exc}"
+            ) from exc
+        raise Unreachable(f"{name} ({address}): SSH handshake failed: {exc}") from exc
     except TimeoutError as exc:
-        raise ConnectTimeout(f"{name}: SSH handshake did not finish within {timeout:g} s") from exc
+        raise ConnectTimeout(f"{name} ({address}): SSH handshake did not finish within {timeout:g} s") from exc
     except OSError as exc:
-        raise Unreachable(f"{name}: connection to {dest.hostname}:{dest.port} failed: {exc}") from exc
+        raise Unreachable(f"{name} ({address}): connection failed: {exc}") from exc
+    finally:
+        strategy.close()
 
 
 def _exec_without_waiting(channel: paramiko.Channel, command: str) -> None:
@@ -350,6 +530,8 @@ class SSHTransport:
     def __init__(self, clients: list[paramiko.SSHClient], channel: paramiko.Channel, name: str) -> None:
         self.clients = clients  # the host's, after those of any jump hosts it is reached through
         self.channel = channel
+        self.lost_reason: str | None = None  # set when fanout itself dropped the connection (the keepalive)
+        self.stop_keepalive: Callable[[], None] = lambda: None
         self.stderr = StderrTail(name)
         self._stderr_thread = threading.Thread(
             target=self.stderr.pump, args=(lambda: channel.recv_stderr(65536),), daemon=True
@@ -372,7 +554,14 @@ class SSHTransport:
                     raise OSError(errno.EPIPE, "the channel closed while sending")
                 packet = packet[sent:]
 
+    def lost(self, reason: str) -> None:
+        """Drop a connection that stopped answering: its calls then fail with ConnectionLost, giving ``reason``."""
+        self.lost_reason = reason
+        for client in reversed(self.clients):
+            client.close()
+
     def close(self) -> None:
+        self.stop_keepalive()
         try:
             self.channel.close()
         except (EOFError, OSError, paramiko.SSHException):
@@ -382,6 +571,8 @@ class SSHTransport:
                 client.close()
 
     def describe_end(self) -> str:
+        if self.lost_reason is not None:
+            return self.lost_reason
         what = "the remote process ended"
         if self.channel.status_event.wait(2):
             status = self.channel.exit_status
@@ -398,66 +589,89 @@ def connect(
     *,
     port: int | None = None,
     user: str | None = None,
-    identity_file: str | os.PathLike | None = None,
+    identity_file: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     password: str | None = None,
+    passphrase: str | Mapping[str, str] | None = None,
     python: str = "python3",
     known_hosts: str | os.PathLike | None = None,
-    host_key_policy: str = "strict",
-    connect_timeout: float = 10.0,
+    host_key_policy: str | None = None,
+    connect_timeout: float | None = None,
     ssh_config: bool | str | os.PathLike = True,
+    ssh_args: str | Sequence[str] = (),
     jump: str | None = None,
     jump_identity_file: str | os.PathLike | None = None,
+    forward_agent: bool | None = None,
+    keepalive: float | None = None,
     name: str | None = None,
     allow_modules: Iterable[str] = (),
     deny_modules: Iterable[str] = (),
 ) -> Context:
     """Connect to ``host`` over SSH and start a child there; returns its :class:`Context`.
 
-    ``port`` and ``user`` default to ``~/.ssh/config``'s, then 22 and the local
-    user. ``host_key_policy`` is ``"strict"`` (the host must be in known_hosts
-    with this key), ``"accept-new"`` (unknown hosts are added, changed keys
-    refused) or ``"ignore"``. An explicit ``identity_file`` is the only key
-    tried; otherwise the agent and the default keys are, as ``ssh`` does.
-    ``jump`` is OpenSSH's ProxyJump: ``[user@]host[:port]`` hops, comma-separated,
-    each checked and authenticated like ``host`` (``~/.ssh/config``'s ProxyJump
-    when not given), with ``jump_identity_file`` if given. ``connect_timeout`` covers the whole way, every hop and the
-    child's start included: a child not ready by then fails its calls with
-    :class:`ConnectTimeout` as the cause. ``name`` names the context (its
-    errors, its logger ``fanout.remote.<name>``); it defaults to ``host``.
+    The connection is resolved as ``ssh -G host`` resolves it: ``~/.ssh/config``
+    then ``/etc/ssh/ssh_config`` (or only ``ssh_config``, a path; or none:
+    ``False``), with the arguments here and ``ssh_args`` (an ssh command line's
+    options: ``-o Key=Value``, ``-J``, ``-i``, ``-p``, ``-l``, ``-A``, ``-F``)
+    winning over the files, as ssh's command line does (docs/ssh.rst).
+
+    ``host_key_policy`` is ``"strict"`` (the host must be in known_hosts with
+    this key, or present a certificate from a ``@cert-authority`` there),
+    ``"accept-new"`` (unknown hosts are added, changed keys refused) or ``"off"``;
+    by default it follows ``StrictHostKeyChecking`` (``ask`` counts as strict).
+    An ``identity_file`` named here is the only key offered (through the agent
+    when the agent holds it, else read with ``passphrase``: a string, or a
+    mapping of key path to passphrase); otherwise ssh's defaults and the agent
+    are, as ssh does. ``jump`` is ProxyJump: ``[user@]host[:port]`` hops,
+    comma-separated, each checked and authenticated like ``host``, with
+    ``jump_identity_file`` if given. ``forward_agent`` gives the child a working
+    ``SSH_AUTH_SOCK`` (ForwardAgent). ``keepalive`` is ServerAliveInterval in
+    seconds (default: ssh_config's, else 30; 0 for none): a host that misses
+    ServerAliveCountMax of them in a row is dropped, through jump hosts too.
+    ``connect_timeout`` (default: ConnectTimeout, else 10 s) covers the whole
+    way, every hop and the child's start included. ``name`` names the context
+    (its errors, its logger ``fanout.remote.<name>``); it defaults to ``host``.
     ``allow_modules`` and ``deny_modules`` widen and narrow what the child may
     import from the master (module name prefixes; see docs/security.rst).
     """
-    if host_key_policy not in HOST_KEY_POLICIES:
-        raise ValueError(f"host_key_policy must be one of {HOST_KEY_POLICIES}, not {host_key_policy!r}")
     if not isinstance(host, str) or not host:
         raise ValueError(f"host must be a non-empty string, not {host!r}")
-    check_timeout("connect_timeout", connect_timeout)
+    if connect_timeout is not None:
+        check_timeout("connect_timeout", connect_timeout)
     policy = ModulePolicy(allow_modules, deny_modules)  # bad prefixes fail before anything connects
-    deadline = time.monotonic() + connect_timeout
-    dest = resolve(host, port, user, identity_file, ssh_config)
-    hops = jump if jump is not None else dest.proxy_jump
+    way = plan(
+        host,
+        name=name,
+        port=port,
+        user=user,
+        identity_file=identity_file,
+        password=password,
+        passphrase=passphrase,
+        known_hosts=known_hosts,
+        host_key_policy=host_key_policy,
+        connect_timeout=connect_timeout,
+        ssh_config=ssh_config,
+        ssh_args=ssh_args,
+        jump=jump,
+        jump_identity_file=jump_identity_file,
+        forward_agent=forward_agent,
+        keepalive=keepalive,
+    )
+    deadline = time.monotonic() + way.connect_timeout
+    dest = way.destination
     clients: list[paramiko.SSHClient] = []
+    explicit_known_hosts = known_hosts is not None
     try:
         through = None
-        for hop in [h for h in (hops or "").split(",") if h.strip()]:
-            hop_host, hop_user, hop_port = parse_jump(hop)
-            hop_dest = resolve(hop_host, hop_port, hop_user, jump_identity_file or identity_file, ssh_config)
-            hop_dest.proxy_jump = None
-            through = _open_client(
-                f"{host} (jump host {hop_host})",
-                hop_dest,
-                known_hosts,
-                host_key_policy,
-                password,
-                deadline,
-                through,
-                clients,
-            )
-        transport = _open_client(host, dest, known_hosts, host_key_policy, password, deadline, through, clients)
-        channel = transport.open_session(timeout=_remaining(host, deadline, "a session channel opened"))
+        for hop in way.hops:
+            through = _open_client(hop, way, explicit_known_hosts, deadline, through, clients)
+        transport = _open_client(dest, way, explicit_known_hosts, deadline, through, clients)
+        channel = transport.open_session(timeout=_remaining(dest.label, deadline, "a session channel opened"))
+        if way.agent_socket is not None:
+            AgentForwarding(dest.label, way.agent_socket).request(channel)
         _exec_without_waiting(channel, _stage.stage0_command(python))
+        ssh_transport = SSHTransport(clients, channel, dest.label)
         context = Context(
-            SSHTransport(clients, channel, host),
+            ssh_transport,
             name or host,
             allow_modules=policy.allow,
             deny_modules=policy.deny,
@@ -467,16 +681,19 @@ def connect(
         for client in reversed(clients):
             client.close()
         raise
-    context.expect_ready_by(deadline, connect_timeout)
+    interval, count_max = way.keepalive
+    if interval > 0:
+        ssh_transport.stop_keepalive = _keepalive.watch(
+            transport, interval, count_max, ssh_transport.lost, f"{dest.label}"
+        )
+    context.expect_ready_by(deadline, way.connect_timeout)
     return context
 
 
 def _open_client(
-    name: str,
     dest: Destination,
-    known_hosts: str | os.PathLike | None,
-    host_key_policy: str,
-    password: str | None,
+    way: Plan,
+    explicit_known_hosts: bool,
     deadline: float,
     through: paramiko.Transport | None,
     clients: list[paramiko.SSHClient],
@@ -487,12 +704,13 @@ def _open_client(
     (``MaxStartups`` counts every client of the machine, not just ours): that
     is retried after a short random pause, while the deadline allows.
     """
+    name = dest.label
     for attempt in range(1, _BANNER_RETRIES + 1):
-        client = _client(known_hosts, host_key_policy)
+        client, known = _client(way, explicit_known_hosts)
         try:
             with _handshake_slot(name, dest, deadline):
-                sock = _open_socket(name, dest, _remaining(name, deadline, "connecting"), through)
-                _authenticate(name, client, dest, sock, password, _remaining(name, deadline, "the SSH handshake"))
+                sock = _open_socket(dest, _remaining(name, deadline, "connecting"), through)
+                _authenticate(client, known, dest, sock, _remaining(name, deadline, "the SSH handshake"))
         except Unreachable as exc:
             client.close()
             pause = random.uniform(0.05, 0.2) * attempt

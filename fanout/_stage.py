@@ -4,19 +4,49 @@ Stage 1 is ``fanout/_wire.py``, ``bootstrap/relay.py`` as a string, then
 ``bootstrap/stage1.py``, with docstrings and stage 1's own ``from fanout._wire
 import ...`` removed (the names are already defined above it), compressed once
 per process.
+
+Stage 0 first checks the interpreter's version, in code any Python 2.7 or 3.x
+compiles: one too old writes one marked line to stderr and exits with
+:data:`UNSUPPORTED_STATUS`, and the master turns that line into
+:class:`~fanout.UnsupportedPython` (:func:`unsupported_python`). ``python="auto"``
+(Ansible's interpreter discovery) makes the command line itself try the
+interpreters of :data:`DISCOVERY_ORDER`, in the same single exec.
 """
 
 from __future__ import annotations
 
 import ast
 import functools
+import re
 import shlex
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 
 from fanout._codec import AST_LOCK
+from fanout.errors import UnsupportedPython
 
 _PACKAGE = Path(__file__).resolve().parent
+
+MIN_PYTHON = (3, 9)  # the oldest Python a child runs on: stage 1 and fanout/_wire.py keep to 3.9 (docs/protocol.rst)
+NEWEST_PYTHON = (3, 14)  # the newest versioned name (python3.14) discovery looks for
+UNSUPPORTED_STATUS = 97  # stage 0's exit status when its Python is too old, or discovery found none
+OLD_PYTHON_MARK = "fanout:old-python "  # stage 0's line on stderr: the mark, the version, the interpreter's path
+NO_PYTHON_MARK = "fanout:no-python"  # discovery's line on stderr when no interpreter of DISCOVERY_ORDER exists
+MAX_REPORTED_VERSION = 32  # characters of a reported version kept: a host may report anything
+MAX_REPORTED_PATH = 256  # characters of a reported interpreter path kept
+# python="auto" and the rest of Ansible's discovery modes (ansible-core 2.19: the legacy ones are deprecated
+# aliases); True where discovery stays silent about what it chose.
+AUTO_MODES = {"auto": False, "auto_silent": True, "auto_legacy": False, "auto_legacy_silent": True}
+# Where discovery looks, in order: ansible-core 2.19's INTERPRETER_PYTHON_FALLBACK (python3.13 ... python3.8,
+# /usr/bin/python3, python3) from NEWEST_PYTHON down to MIN_PYTHON, and RHEL 8's /usr/libexec/platform-python
+# from ansible-core 2.16's, so a host with no other Python is told its version rather than that it has none.
+DISCOVERY_ORDER = (
+    *(f"python3.{minor}" for minor in range(NEWEST_PYTHON[1], MIN_PYTHON[1] - 1, -1)),
+    "/usr/bin/python3",
+    "/usr/libexec/platform-python",
+    "python3",
+)
 
 
 def _bootstrap_dir() -> Path:
@@ -62,10 +92,15 @@ def stage1_blob() -> bytes:
     return zlib.compress(stage1_source().encode(), 9)
 
 
-def stage0_code() -> str:
-    """The program passed to ``python -c``: read exactly len(stage 1) bytes from fd 0, inflate, run."""
+def stage0_code(minimum: tuple[int, int] = MIN_PYTHON) -> str:
+    """The program passed to ``python -c``: check the version, read exactly len(stage 1) bytes from fd 0,
+    inflate, run. Python 2.7 compiles all of it, so the check can speak before anything newer is needed."""
     size = len(stage1_blob())
     return (
+        "import sys\n"
+        f"if sys.version_info<({minimum[0]},{minimum[1]}):"
+        f'sys.stderr.write("{OLD_PYTHON_MARK}%d.%d.%d %s\\n"%(sys.version_info[:3]+(sys.executable,)));'
+        f"sys.exit({UNSUPPORTED_STATUS})\n"
         "import os,zlib\n"
         'b=b""\n'
         f"while len(b)<{size}:b+=os.read(0,{size}-len(b))or os._exit(1)\n"
@@ -75,5 +110,63 @@ def stage0_code() -> str:
 
 
 def stage0_command(python: str = "python3") -> str:
-    """The remote shell command line that starts a child."""
+    """The remote shell command line that starts a child: with ``python``, or with the interpreter discovery
+    finds (``"auto"`` and the other :data:`AUTO_MODES`)."""
+    if python in AUTO_MODES:
+        return discovery_command(silent=AUTO_MODES[python])
     return f"{shlex.quote(python)} -c {shlex.quote(stage0_code())}"
+
+
+def discovery_command(
+    *, silent: bool, minimum: tuple[int, int] = MIN_PYTHON, order: Iterable[str] = DISCOVERY_ORDER
+) -> str:
+    """POSIX sh that execs stage 0 with the first interpreter of ``order`` that exists and is new enough.
+
+    A versioned name new enough by its name (``python3.11``) is taken at its word: found executable, it is
+    exec'd at once (stage 0 still checks). Any other is run once first to test its version (~20 ms on the host, and
+    no round trip). None new enough: the first that ran is exec'd all the same, for stage 0's check to
+    name it and its version. None at all: :data:`NO_PYTHON_MARK`. Unless ``silent``, the choice is
+    written to stderr, which the master logs as a warning of the host's, as Ansible warns.
+    """
+    order = list(order)
+    by_name = [name for name in order if _new_enough_by_name(name, minimum)]
+    test = f"import sys;sys.exit(sys.version_info<({minimum[0]},{minimum[1]}))"
+    tested = f'"$q" -c "{test}"</dev/null >/dev/null 2>&1;r=$?'
+    say = "" if silent else 'printf "fanout: using the discovered Python interpreter %s\\n" "$q">&2;'
+    return (
+        f"S={shlex.quote(stage0_code(minimum))};f=;"
+        f"for p in {' '.join(shlex.quote(name) for name in order)};do "
+        'q=$(command -v "$p")||continue;'
+        + (f'case $p in {"|".join(by_name)})r=2;[ -x "$q" ]&&r=0;;*){tested};;esac;' if by_name else f"{tested};")
+        + f'case $r in 0){say}exec "$q" -c "$S";;1)f=${{f:-$q}};;esac;done;'
+        '[ -z "$f" ]||exec "$f" -c "$S";'
+        f"echo {NO_PYTHON_MARK}>&2;exit {UNSUPPORTED_STATUS}"
+    )
+
+
+def _new_enough_by_name(name: str, minimum: tuple[int, int]) -> bool:
+    """Whether ``name`` is ``python3.N`` (no directory) with 3.N at least ``minimum``."""
+    found = re.fullmatch(r"python([0-9]+)\.([0-9]+)", name)
+    return found is not None and (int(found[1]), int(found[2])) >= minimum
+
+
+def _reported(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def unsupported_python(host: str, stderr: object) -> UnsupportedPython | None:
+    """The error a child that stopped in stage 0 reported on stderr (a ``StderrTail``, or None), if it did.
+
+    The host's lines are hostile: they arrive bounded (the tail keeps a few lines of 64 KiB at most), and
+    what is kept of them here is cut short; :class:`UnsupportedPython` escapes it when shown.
+    """
+    minimum = "%d.%d" % MIN_PYTHON
+    for line in reversed(list(getattr(stderr, "lines", ()))):
+        if line == NO_PYTHON_MARK:
+            return UnsupportedPython(host, minimum, None, None, DISCOVERY_ORDER)
+        if line.startswith(OLD_PYTHON_MARK):
+            version, _, executable = line[len(OLD_PYTHON_MARK) :].partition(" ")
+            return UnsupportedPython(
+                host, minimum, _reported(version, MAX_REPORTED_VERSION), _reported(executable, MAX_REPORTED_PATH)
+            )
+    return None

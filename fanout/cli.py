@@ -30,6 +30,7 @@ from typing import Any
 
 import fanout
 from fanout import _become, _shell, _terminal
+from fanout._ssh_config import parse_ssh_args
 from fanout._timeouts import MAX_TIMEOUT, check_timeout
 from fanout.errors import FanoutError
 from fanout.fleet import CommandResult, _command_result
@@ -41,6 +42,7 @@ MAX_FORKS = 10_000  # connections opened at once: each is a thread, and about th
 MAX_ARGS_DEPTH = 100  # levels of lists and objects in -a
 MAX_LIMIT_FILE_BYTES = 64 * 1024 * 1024  # an --limit @FILE of host names
 BECOME_PROMPT = "BECOME password: "  # -K's prompt, as Ansible's
+SSH_PROMPT = "SSH password: "  # -k's prompt, as Ansible's
 MAX_NAMED_HOSTS = 5  # hosts a warning names before it says "and N more"
 
 
@@ -100,6 +102,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-l", "--limit", metavar="SUBSET", help="further limit the hosts: a pattern, or @FILE of names")
     parser.add_argument("-u", "--user", help="remote user, where the inventory sets none")
     parser.add_argument("--private-key", metavar="FILE", help="SSH key, where the inventory sets none")
+    ssh = parser.add_argument_group("ssh", "how to reach the hosts; a host's own ansible_* variables win over these")
+    ssh.add_argument(
+        "--host-key-checking",
+        choices=HOST_KEY_CHECKING,
+        help="strict: known hosts only; accept-new: add unknown hosts to known_hosts; off: accept any key "
+        "(default: ssh_config's StrictHostKeyChecking, strict when it says ask)",
+    )
+    ssh.add_argument("-k", "--ask-pass", action="store_true", help="ask for the SSH password, once, before connecting")
+    ssh.add_argument(
+        "--ssh-common-args", metavar="ARGS", help="ssh options for every host, as Ansible's: '-o Key=Value -J hop -A'"
+    )
+    ssh.add_argument("--ssh-extra-args", metavar="ARGS", help="more ssh options, after --ssh-common-args")
     parser.add_argument("--json", action="store_true", help="print one JSON object per host, and nothing live")
     parser.add_argument("--mode", metavar="OCTAL", help="with --copy: the files' mode on the hosts, such as 0644")
     parser.add_argument("--delete", action="store_true", help="with --copy: remove what the source does not have")
@@ -179,6 +193,9 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+HOST_KEY_CHECKING = ("strict", "accept-new", "off")
+
+
 def _check_options(args: argparse.Namespace) -> None:
     """Refuse options no fleet could use, each with a one-line reason."""
     if not 1 <= args.forks <= MAX_FORKS:
@@ -192,6 +209,12 @@ def _check_options(args: argparse.Namespace) -> None:
         if not key.is_file():
             raise UsageError(f"--private-key {args.private_key}: no such file")
         args.private_key = str(key)
+    for flag, text in (("--ssh-common-args", args.ssh_common_args), ("--ssh-extra-args", args.ssh_extra_args)):
+        if text is not None:
+            try:
+                parse_ssh_args(text)
+            except ValueError as exc:
+                raise UsageError(f"{flag}: {exc}") from None
     try:  # a user name sudo, su and doas would refuse is refused now
         _become.plan(args.become_method or "sudo", "root" if args.become_user is None else args.become_user)
     except ValueError as exc:
@@ -231,6 +254,11 @@ def _main(argv: list[str], interrupts: _Interrupts) -> int:
             function = resolve_function(args.function or _DEFAULT_FUNCTION)
             task = (function, *parse_arguments(args.args))
         hosts = select_hosts(args)
+        if args.ask_pass:
+            password = ask_password(SSH_PROMPT, "-k", "SSH password")
+            for options in hosts.values():
+                options.setdefault("password", password)  # a host's own ansible_password wins, as in Ansible
+        ask_passphrases(hosts)
         if args.ask_become_pass and _becoming(hosts):
             password = ask_become_password()
             for name in _becoming(hosts):
@@ -474,11 +502,16 @@ def select_hosts(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             )
         raise UsageError(f"no host matches {args.pattern!r}{limited} in {args.inventory}")
     ssh_hosts = [options for options in hosts.values() if options.get("connection", "ssh") == "ssh"]
+    ssh_args = " ".join(a for a in (args.ssh_common_args, args.ssh_extra_args) if a)
     for options in ssh_hosts:
         if args.user:
             options.setdefault("user", args.user)
         if args.private_key:
             options.setdefault("identity_file", args.private_key)
+        if args.host_key_checking:
+            options.setdefault("host_key_policy", args.host_key_checking)
+        if ssh_args:
+            options.setdefault("ssh_args", ssh_args)
     if (args.user or args.private_key) and not ssh_hosts:
         which = [name for name, given in (("-u", args.user), ("--private-key", args.private_key)) if given]
         verb = "apply" if len(which) > 1 else "applies"
@@ -531,14 +564,37 @@ def _some(names: list[str]) -> str:
 
 def ask_become_password() -> str:
     """``-K``: the become password, asked once on the terminal (as Ansible asks it), never echoed."""
+    return ask_password(BECOME_PROMPT, "-K", "become password")
+
+
+def ask_password(prompt: str, flag: str, what: str) -> str:
+    """A secret asked on the terminal, never echoed; the end of input is a usage error naming ``flag``."""
     try:
-        return getpass.getpass(BECOME_PROMPT)
+        return getpass.getpass(prompt)
     except KeyboardInterrupt:
         with contextlib.suppress(OSError, ValueError):
             sys.stderr.write("\n")  # the prompt's line is left open: "interrupted" goes on a line of its own
         raise
     except EOFError:
-        raise UsageError("-K: no become password was given (the input ended)") from None
+        raise UsageError(f"{flag}: no {what} was given (the input ended)") from None
+
+
+def ask_passphrases(hosts: dict[str, dict[str, Any]]) -> None:
+    """Ask once per encrypted key that some host would use and no agent holds, as ssh asks: only on a terminal
+    (elsewhere the host fails, naming the key and what to do)."""
+    if not sys.stdin.isatty():
+        return
+    from fanout._ssh import keys_needing_passphrase
+
+    asked: dict[str, str] = {}
+    for options in hosts.values():
+        if options.get("connection", "ssh") != "ssh" or options.get("passphrase") is not None:
+            continue
+        for path in keys_needing_passphrase(options):
+            if path not in asked:
+                asked[path] = ask_password(f"Enter passphrase for key '{path}': ", "passphrase", "key passphrase")
+        if asked:
+            options["passphrase"] = asked
 
 
 def _limit_names(inventory: Any, limit: str) -> list[str]:
@@ -593,7 +649,7 @@ def _lines(result: fanout.Result) -> list[str]:
     elif result.ok:
         text = _repr(value)
     else:
-        text = str(result.error)
+        text = getattr(result.error, "cli_text", None) or str(result.error)
     first, *more = text.split("\n")
     lines = [f"{host} | {label} | {_terminal.escape(first)}"]
     lines += [f"{host} |   {_terminal.escape(line)}" if line else f"{host} |" for line in more]
@@ -630,6 +686,6 @@ def _record(result: fanout.Result) -> dict[str, Any]:
     elif result.ok:
         record.update(value=value, stdout=result.stdout, stderr=result.stderr)
     if result.error is not None:
-        record["error"] = str(result.error)
+        record["error"] = getattr(result.error, "cli_text", None) or str(result.error)
         record["error_type"] = getattr(result.error, "type_name", type(result.error).__name__)
     return record

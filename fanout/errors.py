@@ -27,11 +27,22 @@ __all__ = [
     "SerializationError",
     "Unreachable",
     "UnsafeMessage",
+    "UnsupportedPython",
 ]
 
 
 class FanoutError(Exception):
     """Base of fanout's own errors."""
+
+    cli_text: str | None = None  # the message with its advice spelled for the command line (see advise)
+
+
+def advise(error: FanoutError, *, api: str, cli: str) -> FanoutError:
+    """Add advice to ``error``: in the API's spelling to ``str(error)``, in the CLI's to ``error.cli_text``."""
+    text = str(error)
+    error.args = (f"{text}; {api}",)
+    error.cli_text = f"{text}; {cli}"
+    return error
 
 
 def _shown(text: str) -> str:
@@ -75,6 +86,32 @@ class Unreachable(FanoutError):
 
 class ConnectTimeout(Unreachable):
     """The host did not become ready within the connect timeout."""
+
+
+class UnsupportedPython(Unreachable):
+    """The host's Python is older than fanout's children need, or discovery found none: choose another one.
+
+    ``version`` and ``executable`` are as the host reported them (bounded, escaped when shown); both are
+    None when no interpreter was found, and ``looked_for`` then says where discovery looked.
+    """
+
+    def __init__(
+        self, host: str, minimum: str, version: str | None, executable: str | None, looked_for: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(host, minimum, version, executable, looked_for)
+        self.host = host
+        self.minimum = minimum
+        self.version = version
+        self.executable = executable
+        self.looked_for = looked_for
+
+    def __str__(self) -> str:
+        needs = f"fanout needs Python {self.minimum} or newer on hosts"
+        choose = "choose another interpreter with python= or ansible_python_interpreter"
+        if self.version is None:
+            return f"{self.host} has no python3 (looked for {', '.join(self.looked_for)}); {needs} ({choose})"
+        where = f" ({escape(self.executable)})" if self.executable else ""
+        return f"{self.host} runs Python {escape(self.version)}{where}; {needs} ({choose})"
 
 
 class AuthenticationFailed(FanoutError):

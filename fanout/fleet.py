@@ -21,6 +21,7 @@ from typing import Any
 from fanout import _become, _limits, _output, _progress, _push, _secret, _shell, _terminal
 from fanout._deadlines import DEADLINES
 from fanout._push import PushFailed, Transfer
+from fanout._stage import AUTO_MODES
 from fanout._timeouts import check_timeout
 from fanout.errors import (
     AuthenticationFailed,
@@ -254,8 +255,9 @@ class Fleet:
                 from fanout._context import local
 
                 timeout = check_timeout("connect_timeout", options.get("connect_timeout", self.connect_timeout))
+                python = options.get("python", sys.executable)
                 context = local(
-                    options.get("python", sys.executable),
+                    sys.executable if python in AUTO_MODES else python,  # discovery on this machine: this Python
                     name=name,
                     allow_modules=options.get("allow_modules", ()),
                     deny_modules=options.get("deny_modules", ()),

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from fanout import _become as _become_plan
+from fanout._ssh_config import parse_ssh_args
 from fanout._timeouts import check_timeout
 
 __all__ = ["BecomeOptions", "Group", "Inventory", "InventoryError"]
@@ -54,13 +55,39 @@ MAX_HOST_ENTRIES = 10 * MAX_HOSTS  # host names listed in all, ranges expanded: 
 MAX_RANGE_CHARS = 64 * MAX_HOSTS  # characters of the names one host range may expand to
 MAX_YAML_ALIAS_NODES = 1_000_000  # nodes YAML aliases may add to an inventory's files, each alias counted in full
 MAX_FILE_BYTES = 64 * 1024 * 1024  # one inventory or variables file (or what a device such as /dev/zero gives)
-_PROXY_JUMP = re.compile(r"""(?:-J\s*|ProxyJump\s*[= ]\s*)["']?([^\s"']+)""", re.IGNORECASE)
+_SSH_ARGS = ("ansible_ssh_common_args", "ansible_ssh_extra_args")  # ssh command-line options, in ssh's order
+_HOST_KEY_CHECKING = ("ansible_host_key_checking", "ansible_ssh_host_key_checking")
+# Ansible ssh-connection variables fanout does not act on, and why: each is a visible warning, never a silent no-op.
+UNSUPPORTED_CONNECTION_VARS = {
+    "ansible_ssh_executable": "fanout speaks SSH itself (paramiko); it runs no ssh binary",
+    "ansible_ssh_transfer_method": "fanout moves files over its own channel (Fleet.put/get)",
+    "ansible_scp_extra_args": "fanout runs no scp",
+    "ansible_sftp_extra_args": "fanout runs no sftp",
+    "ansible_scp_if_ssh": "fanout runs no scp",
+    "ansible_sftp_batch_mode": "fanout runs no sftp",
+    "ansible_ssh_retries": "fanout does not retry a failed connection (it retries only an sshd shedding load)",
+    "ansible_ssh_use_tty": "fanout's channel has no tty; become asks for one where it needs it",
+    "ansible_ssh_password_mechanism": "fanout sends the password itself; it runs neither sshpass nor SSH_ASKPASS",
+}
+_warned_connection_vars: set[str] = set()
 
 
-def _proxy_jump(ssh_args: str) -> str | None:
-    """ProxyJump from Ansible's ``ansible_ssh_common_args``, given as ``-J hop`` or ``-o ProxyJump=hop``."""
-    match = _PROXY_JUMP.search(ssh_args)
-    return match.group(1) if match else None
+def _host_key_checking(host: str, variables: dict[str, Any]) -> bool | None:
+    """``ansible_host_key_checking`` (or ANSIBLE_HOST_KEY_CHECKING), read as ansible-core reads a boolean; None when
+    neither is set (then ssh_config's StrictHostKeyChecking decides)."""
+    for key in _HOST_KEY_CHECKING:
+        if variables.get(key) is not None:
+            return _ansible_bool(host, key, variables[key])
+    if os.environ.get("ANSIBLE_HOST_KEY_CHECKING", "") != "":
+        return _ansible_bool(host, "ANSIBLE_HOST_KEY_CHECKING", os.environ["ANSIBLE_HOST_KEY_CHECKING"])
+    return None
+
+
+def _warn_unsupported_connection_vars(host: str, variables: dict[str, Any]) -> None:
+    for key, why in UNSUPPORTED_CONNECTION_VARS.items():
+        if variables.get(key) is not None and key not in _warned_connection_vars:
+            _warned_connection_vars.add(key)
+            warnings.warn(f"host {host!r}: {key} is ignored: {why}", UserWarning, stacklevel=4)
 
 
 class InventoryError(ValueError):
@@ -857,8 +884,7 @@ class Inventory:
             if value is not None:
                 opts[key] = str(value)
         python = pick("fanout_python", "ansible_python_interpreter")
-        # Ansible's "auto", "auto_silent", "auto_legacy"... mean interpreter discovery: leave fanout's default.
-        if python is not None and not (hv.get("fanout_python") is None and str(python).startswith("auto")):
+        if python is not None:  # Ansible's "auto", "auto_silent"... discover it on the host, as Ansible does
             opts["python"] = str(python)
         number(
             "connect_timeout",
@@ -873,11 +899,23 @@ class Inventory:
                 check_timeout("timeout", opts["connect_timeout"])
             except ValueError as e:
                 raise InventoryError(f"host {name!r}: {e}") from None
-        jump = pick("fanout_jump") or _proxy_jump(
-            " ".join(str(hv.get(k) or "") for k in ("ansible_ssh_common_args", "ansible_ssh_extra_args"))
-        )
+        jump = pick("fanout_jump")
         if jump:
             opts["jump"] = str(jump)
+        for key in _SSH_ARGS:
+            if hv.get(key) not in (None, ""):
+                try:
+                    parse_ssh_args(str(hv[key]))
+                except ValueError as exc:
+                    raise InventoryError(f"host {name!r}: {key}: {exc}") from None
+        ssh_args = " ".join(str(hv[k]) for k in _SSH_ARGS if hv.get(k) not in (None, ""))
+        if ssh_args:
+            opts["ssh_args"] = ssh_args
+        if "host_key_policy" not in opts:
+            checking = _host_key_checking(name, hv)
+            if checking is False:  # Ansible's host_key_checking=False: any key, nothing written
+                opts["host_key_policy"] = "off"
+        _warn_unsupported_connection_vars(name, hv)
         connection = str(pick("fanout_connection", "ansible_connection") or "ssh")
         if connection != "ssh" and connection not in ("smart", "paramiko", "paramiko_ssh"):
             opts["connection"] = connection
@@ -1060,7 +1098,11 @@ def _become_enabled(host: str, variables: Mapping[str, Any]) -> bool | None:
     found = _first_set(variables, _BECOME_SWITCH)
     if found is None:
         return None
-    name, value = found
+    return _ansible_bool(host, *found)
+
+
+def _ansible_bool(host: str, name: str, value: Any) -> bool:
+    """A variable as ansible-core reads a boolean; an InventoryError naming the host and variable otherwise."""
     if isinstance(value, bool):
         return value
     if isinstance(value, (int, float)) and value in (0, 1):

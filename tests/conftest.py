@@ -13,9 +13,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import shutil
 import signal
+import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -71,7 +76,7 @@ def pytest_configure(config: pytest.Config) -> None:
 # Tests that start processes (children, the fanout command, ansible-core) without the Docker fleet:
 # real, but seconds each, so they are out of the fast subset with the fleet's.
 _PROCESS_FIXTURES = frozenset(
-    {"fleet", "fleet_host", "target", "open_child", "child", "hostile_child", "healthy_children"}
+    {"fleet", "fleet_host", "target", "open_child", "child", "hostile_child", "healthy_children", "openssh_client"}
 )
 _PROCESS_MODULES = frozenset(
     {
@@ -146,6 +151,82 @@ def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         the_fleet.close()
 
 
+@dataclass
+class CertHosts:
+    """This session's certificate authorities (private key paths, ``.pub`` beside each) and the hosts of
+    hosts.CERT_HOSTS, by name: each presents a certificate of its host key signed by ``host_ca``, and its sshd
+    accepts the user certificates ``user_ca`` signs."""
+
+    host_ca: Path
+    user_ca: Path
+    hosts: dict[str, hosts.FleetHost]
+
+
+def _new_ca(path: Path) -> Path:
+    """An Ed25519 CA key pair made by ssh-keygen, as an administrator would make one."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)], check=True)
+    return path
+
+
+def _start_cert_host(fleet: hosts.Fleet, name: str, suite: str, environment: dict[str, str]) -> hosts.FleetHost:
+    """One more host of ``fleet``'s run, its entrypoint given ``environment`` too: removed with the fleet."""
+    key_path = fleet.hosts[0].key_path
+    public_key = (key_path.parent / "id_ed25519.pub").read_text().strip()
+    for attempt in range(2):
+        (port,) = hosts.free_ports(1)
+        container = fleet.client.containers.run(
+            images.image_tag(suite),
+            name=f"fanout-fleet-{fleet.run_id}-{name}" + (f"-r{attempt}" if attempt else ""),
+            detach=True,
+            network_mode="host",
+            environment={"SSH_PORT": str(port), "LISTEN_ADDRESS": hosts.ADDRESS, "AUTHORIZED_KEY": public_key}
+            | environment,
+            labels={
+                hosts.RUN_LABEL: fleet.run_id,
+                hosts.OWNER_LABEL: hosts._owner(),
+                hosts.SUITE_LABEL: suite,
+                hosts.PORT_LABEL: str(port),
+            },
+        )
+        try:
+            hosts._wait_for_sshd(fleet.client, container.id, port)
+        except engine.FleetUnavailable:
+            container.remove(force=True)
+            if attempt:
+                raise
+            continue
+        return hosts._describe(container, name, suite, port, key_path, fleet.workdir)
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="session")
+def cert_hosts(fleet: hosts.Fleet, tmp_path_factory: pytest.TempPathFactory) -> CertHosts:
+    """Hosts with host certificates (hosts.CERT_HOSTS) and sshds trusting a user CA, on the fleet's first suite;
+    the CAs are made per session with ssh-keygen, as the client key is."""
+    if not fleet.owned:
+        pytest.skip("certificate hosts are started by the test run, not taken from FANOUT_TEST_FLEET=compose")
+    workdir = tmp_path_factory.mktemp("cert-fleet")
+    host_ca, user_ca = _new_ca(workdir / "host_ca"), _new_ca(workdir / "user_ca")
+    common = {
+        hosts.HOST_CA_KEY_ENV: host_ca.read_text(),
+        hosts.TRUSTED_USER_CA_ENV: user_ca.with_suffix(".pub").read_text().strip(),
+    }
+    suite = fleet.hosts[0].suite
+    with ThreadPoolExecutor(max_workers=len(hosts.CERT_HOSTS)) as pool:
+        futures = {
+            name: pool.submit(
+                _start_cert_host,
+                fleet,
+                name,
+                suite,
+                common | {hosts.HOST_CERT_PRINCIPALS_ENV: principals, hosts.HOST_CERT_VALIDITY_ENV: validity},
+            )
+            for name, (principals, validity) in hosts.CERT_HOSTS.items()
+        }
+        started = {name: future.result() for name, future in futures.items()}
+    return CertHosts(host_ca=host_ca, user_ca=user_ca, hosts=started)
+
+
 @pytest.fixture
 def fleet_host(fleet: hosts.Fleet, fleet_host_name: str) -> hosts.FleetHost:
     """One host of the fleet, by its collection-time name (tests run once per host)."""
@@ -159,6 +240,20 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     summary = config.stash.get(_FLEET_SUMMARY, None)
     if summary:
         terminalreporter.write_sep("-", summary)
+
+
+@pytest.fixture(scope="session")
+def openssh_client() -> str:
+    """OpenSSH's client tools (ssh, ssh-keygen, ssh-agent, ssh-add), which tests compare with and make keys with;
+    installed on CI when missing, never skipped. Returns the path of ssh."""
+    path = shutil.which("ssh")
+    if path is None and in_ci() and os.geteuid() == 0:
+        subprocess.run(["apt-get", "update", "-qq"], check=True, timeout=300)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "openssh-client"], check=True, timeout=300)
+        path = shutil.which("ssh")
+    if path is None:
+        pytest.fail("these tests need the OpenSSH client: install it (apt-get install openssh-client)")
+    return path
 
 
 @pytest.fixture(params=["local", *fleet_suites()])

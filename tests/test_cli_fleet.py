@@ -141,3 +141,67 @@ def test_a_progress_bar_on_a_terminal_only(fleet, inventory) -> None:
     assert f"[{fleet.hosts[0].name}] done".encode() in on_terminal
     piped = fanout_cmd("-i", inventory, "docker", "--shell", command)
     assert piped.returncode == 0 and "━" not in piped.stdout + piped.stderr and "\x1b" not in piped.stderr
+
+
+def test_host_key_checking_flags_and_ssh_common_args(fleet, tmp_path) -> None:
+    """A host not in known_hosts: strict fails with the CLI's spelling of the fix; the flag or Ansible's usual
+    ssh switches let it through."""
+    host = fleet.hosts[0]
+    no_config = tmp_path / "empty_config"
+    no_config.write_text("")
+    known = tmp_path / "known_hosts"
+    inventory = tmp_path / "hosts"
+    inventory.write_text(
+        f"web1 ansible_host={host.address} ansible_port={host.port} ansible_user={host.user} "
+        f"ansible_ssh_private_key_file={host.key_path}\n"
+    )
+    isolated = f"-F {no_config} -o UserKnownHostsFile={known}"
+    done = fanout_cmd("-i", str(inventory), "all", "--shell", "true", "--ssh-common-args", isolated)
+    assert done.returncode == 4
+    line = (
+        f"web1 | AUTH FAILED | web1 ({host.address}:{host.port}) is not in known_hosts and host key checking is strict"
+    )
+    assert done.stdout.startswith(line), done.stdout
+    assert "give --host-key-checking accept-new" in done.stdout and "host_key_policy" not in done.stdout
+    done = fanout_cmd(
+        "-i", str(inventory), "all", "--shell", "true", "--ssh-common-args", isolated, "--host-key-checking", "off"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not known.exists()  # off writes nothing
+    done = fanout_cmd(
+        "-i",
+        str(inventory),
+        "all",
+        "--shell",
+        "true",
+        "--ssh-common-args",
+        isolated,
+        "--host-key-checking",
+        "accept-new",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert host.host_key in known.read_text()
+    done = fanout_cmd(
+        "-i",
+        str(inventory),
+        "all",
+        "--shell",
+        "true",
+        "--ssh-common-args",
+        f"-F {no_config} -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    "args, complaint",
+    [
+        (["--ssh-common-args", "-o NoSuchOption=1"], "--ssh-common-args: "),
+        (["--ssh-extra-args", "-o"], "--ssh-extra-args: "),
+        (["--host-key-checking", "maybe"], "invalid choice: 'maybe'"),
+    ],
+)
+def test_bad_ssh_flags_are_refused_before_connecting(inventory, args, complaint) -> None:
+    done = fanout_cmd("-i", inventory, "all", "--shell", "true", *args)
+    assert done.returncode in (1, 2) and done.stdout == ""
+    assert complaint in done.stderr and "Traceback" not in done.stderr

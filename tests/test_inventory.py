@@ -346,7 +346,7 @@ def test_connect_options(tmp_path):
         "identity_file": "/id",
         "password": "fp",
     }
-    assert inv.connect_options("d") == {"host": "d"}
+    assert inv.connect_options("d") == {"host": "d", "python": "auto_silent"}
     assert inv.connect_options("e")["python"] == "/opt/py"
 
 
@@ -365,9 +365,14 @@ def test_connect_options_for_timeouts_jumps_and_connection_kinds(tmp_path):
         """,
     )
     assert inv.connect_options("t") == {"host": "t", "connect_timeout": 30.0}
-    assert inv.connect_options("j1")["jump"] == "ops@bastion:2222"
-    assert inv.connect_options("j2")["jump"] == "jump1,jump2"
-    assert inv.connect_options("j3") == {"host": "j3", "jump": "b1", "jump_identity_file": "/jk"}
+    assert inv.connect_options("j1")["ssh_args"] == "-o ProxyJump=ops@bastion:2222"
+    assert inv.connect_options("j2")["ssh_args"] == '-J "jump1,jump2"'
+    assert inv.connect_options("j3") == {
+        "host": "j3",
+        "jump": "b1",  # fanout_jump is passed as connect()'s jump, which wins over ssh_args' -J
+        "jump_identity_file": "/jk",
+        "ssh_args": "-J ignored",
+    }
     assert inv.connect_options("here")["connection"] == "local"
     assert "connection" not in inv.connect_options("smart")
     assert inv.connect_options("win")["connection"] == "winrm"
@@ -375,6 +380,57 @@ def test_connect_options_for_timeouts_jumps_and_connection_kinds(tmp_path):
         inv.connect_options("bad")
     assert inv.fleet_hosts("localhost") == {"localhost": {"connection": "local"}}
     assert list(inv.fleet_hosts("j*")) == ["j1", "j2", "j3"]
+
+
+def test_ansible_ssh_connection_variables(tmp_path, monkeypatch):
+    monkeypatch.delenv("ANSIBLE_HOST_KEY_CHECKING", raising=False)
+    inv = load(
+        tmp_path,
+        """\
+        both ansible_ssh_common_args='-o StrictHostKeyChecking=no' ansible_ssh_extra_args='-A -p 2200'
+        unchecked ansible_host_key_checking=false
+        unchecked-ssh ansible_ssh_host_key_checking=no
+        checked ansible_host_key_checking=true
+        ours-wins ansible_host_key_checking=false fanout_host_key_policy=accept-new
+        not-a-bool ansible_host_key_checking=maybe
+        bad-args ansible_ssh_common_args='-o NoSuchOption=1'
+        """,
+    )
+    assert inv.connect_options("both")["ssh_args"] == "-o StrictHostKeyChecking=no -A -p 2200"
+    assert inv.connect_options("unchecked")["host_key_policy"] == "off"
+    assert inv.connect_options("unchecked-ssh")["host_key_policy"] == "off"
+    assert "host_key_policy" not in inv.connect_options("checked")  # then ssh_config's StrictHostKeyChecking decides
+    assert inv.connect_options("ours-wins")["host_key_policy"] == "accept-new"
+    with pytest.raises(InventoryError, match="host 'not-a-bool': ansible_host_key_checking must be a boolean"):
+        inv.connect_options("not-a-bool")
+    with pytest.raises(InventoryError, match=r"host 'bad-args': ansible_ssh_common_args.*NoSuchOption"):
+        inv.connect_options("bad-args")
+    monkeypatch.setenv("ANSIBLE_HOST_KEY_CHECKING", "False")
+    assert inv.connect_options("checked").get("host_key_policy") is None  # the host's own variable wins
+    assert inv.connect_options("both")["host_key_policy"] == "off"
+    monkeypatch.setenv("ANSIBLE_HOST_KEY_CHECKING", "sometimes")
+    with pytest.raises(InventoryError, match="ANSIBLE_HOST_KEY_CHECKING must be a boolean"):
+        inv.connect_options("both")
+
+
+def test_ansible_connection_variables_fanout_does_not_act_on_warn_once(tmp_path, monkeypatch):
+    from fanout import inventory
+
+    monkeypatch.setattr(inventory, "_warned_connection_vars", set())
+    inv = load(
+        tmp_path,
+        """\
+        a ansible_ssh_executable=/opt/ssh ansible_ssh_retries=3
+        b ansible_ssh_executable=/opt/ssh
+        """,
+    )
+    with pytest.warns(UserWarning) as warned:
+        inv.connect_options("a")
+        inv.connect_options("b")
+    texts = sorted(str(w.message) for w in warned)
+    assert len(texts) == 2
+    assert texts[0].startswith("host 'a': ansible_ssh_executable is ignored: fanout speaks SSH itself")
+    assert texts[1].startswith("host 'a': ansible_ssh_retries is ignored")
 
 
 # -------------------------------------------------------------------------------------------------------- patterns

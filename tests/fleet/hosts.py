@@ -62,6 +62,22 @@ SUITE_LABEL = "fanout.test-fleet.suite"
 PORT_LABEL = "fanout.test-fleet.port"
 COMPOSE_LABEL = "fanout.test-fleet.compose"
 EXPECTED_PYTHON = {"bullseye": (3, 9), "bookworm": (3, 11), "trixie": (3, 13)}
+# Certificates (tests/test_host_certificates.py): entrypoint.sh signs a host's fresh key with the CA private key in
+# HOST_CA_KEY_ENV, for the principals in HOST_CERT_PRINCIPALS_ENV, valid for HOST_CERT_VALIDITY_ENV (ssh-keygen -V),
+# and sshd accepts the user certificates of the CA whose public key line is in TRUSTED_USER_CA_ENV.
+HOST_CA_KEY_ENV = "HOST_CA_KEY"
+HOST_CERT_PRINCIPALS_ENV = "HOST_CERT_PRINCIPALS"
+HOST_CERT_VALIDITY_ENV = "HOST_CERT_VALIDITY"
+TRUSTED_USER_CA_ENV = "TRUSTED_USER_CA_KEY"
+# The certificate hosts of tests/conftest.py's cert_hosts, by name: (principals, validity); "" leaves one out.
+# Fleet hosts are reached as 127.0.0.1 (ADDRESS): the principal a certificate must list to be accepted.
+CERT_HOSTS = {
+    "cert-valid": (f"{ADDRESS},cert.fleet.test", ""),
+    "cert-expired": (ADDRESS, "-2d:-1d"),
+    "cert-not-yet-valid": (ADDRESS, "+1d:+2d"),
+    "cert-wrong-principal": ("other.fleet.test", ""),
+    "cert-no-principals": ("", ""),
+}
 _READY_TIMEOUT = 60.0
 
 

@@ -15,7 +15,7 @@ from fanout._deadlines import DEADLINES, Deadlines
 ABSURD = [math.inf, -math.inf, math.nan, 0, -1, 1e308, _timeouts.MAX_TIMEOUT * 2, True, "10", None]
 
 
-@pytest.mark.parametrize("value", ABSURD, ids=repr)
+@pytest.mark.parametrize("value", [v for v in ABSURD if v is not None], ids=repr)  # None: ssh_config's ConnectTimeout
 def test_connect_refuses_an_absurd_connect_timeout_before_connecting(value) -> None:
     with pytest.raises(ValueError, match="connect_timeout"):
         fanout.connect("127.0.0.1", port=1, connect_timeout=value, ssh_config=False)  # loopback, were it to try

@@ -1,0 +1,232 @@
+"""SSH as OpenSSH users have it, against the fleet's real sshd: ssh_config, keys held by an agent, passphrases,
+agent forwarding, ssh command-line options, the keepalive through a jump host, and how errors name a host."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import fanout
+from fanout.errors import AuthenticationFailed, ConnectionLost, Unreachable
+from tests.fleet.hosts import NOPASS_USER, free_ports
+
+pytestmark = [pytest.mark.fleet, pytest.mark.usefixtures("openssh_client")]
+PASSPHRASE = "fleet passphrase"
+WAIT = 120  # seconds a test waits for what must happen; an event ends the wait long before on any machine
+
+
+@pytest.fixture
+def agent(tmp_path, monkeypatch):
+    """A real ssh-agent of this test's own; $SSH_AUTH_SOCK points at it."""
+    sock = tmp_path / "agent.sock"
+    process = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        subprocess.run(["sh", "-c", f"while [ ! -S {sock} ]; do sleep 0.01; done"], check=True, timeout=WAIT)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        yield sock
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait()
+
+
+@pytest.fixture
+def encrypted_key(fleet, tmp_path) -> Path:
+    """An encrypted ed25519 key that every fleet host authorizes for the default user."""
+    path = tmp_path / "encrypted"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", PASSPHRASE, "-f", str(path)], check=True)
+    public = Path(f"{path}.pub").read_text().strip()
+    for host in fleet.hosts:
+        container = fleet.client.containers.get(host.container)
+        result = container.exec_run(
+            ["sh", "-c", f"echo '{public}' >> /home/{host.user}/.ssh/authorized_keys"], user=host.user
+        )
+        assert result.exit_code == 0, result.output
+    return path
+
+
+def _add_to_agent(agent: Path, key: Path) -> None:
+    askpass = key.parent / "askpass.sh"
+    askpass.write_text(f"#!/bin/sh\necho '{PASSPHRASE}'\n")
+    askpass.chmod(0o700)
+    env = {**os.environ, "SSH_AUTH_SOCK": str(agent), "SSH_ASKPASS": str(askpass), "SSH_ASKPASS_REQUIRE": "force"}
+    subprocess.run(["ssh-add", "-q", str(key)], check=True, env=env, stdin=subprocess.DEVNULL, timeout=WAIT)
+
+
+def _options(host, **extra) -> dict:
+    return {**host.connect_options(), **extra}
+
+
+def _remote_functions():
+    """Functions for the hosts, defined here so that they travel by value (the tests package is not served)."""
+
+    def shell(command: str) -> str:
+        import subprocess
+
+        return subprocess.run(["sh", "-c", command], capture_output=True, text=True).stdout
+
+    def parent_of(pid: int) -> int:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+
+    return shell, parent_of
+
+
+_shell, _parent_of = _remote_functions()
+
+
+def test_a_host_named_in_ssh_config_through_include_and_match(fleet, tmp_path) -> None:
+    host = fleet.hosts[0]
+    parts = tmp_path / "config.d"
+    parts.mkdir()
+    (parts / "web.conf").write_text(
+        textwrap.dedent(f"""\
+        Host web1
+            HostName {host.address}
+            Port {host.port}
+        Match originalhost web1 user {host.user}
+            IdentityFile {host.key_path}
+        """)
+    )
+    config = tmp_path / "config"
+    config.write_text(
+        textwrap.dedent(f"""\
+        User {host.user}
+        Include {parts}/*.conf
+        Host *
+            UserKnownHostsFile {host.known_hosts}
+            StrictHostKeyChecking yes
+            IdentitiesOnly yes
+        """)
+    )
+    with fanout.connect("web1", ssh_config=config) as context:
+        assert context.call(os.getuid) != 0
+        assert context.call(_shell, "echo $SSH_CONNECTION").split()[-1] == str(host.port)
+
+
+def test_ssh_config_accept_new_with_hash_known_hosts_writes_a_hashed_line(fleet, tmp_path) -> None:
+    host = fleet.hosts[0]
+    known = tmp_path / "known_hosts"
+    config = tmp_path / "config"
+    config.write_text(
+        textwrap.dedent(f"""\
+        Host *
+            StrictHostKeyChecking accept-new
+            HashKnownHosts yes
+            UserKnownHostsFile {known}
+        """)
+    )
+    options = _options(host, ssh_config=config)
+    del options["known_hosts"]
+    with fanout.connect(host.address, **options) as context:
+        assert context.call(os.getpid) > 0
+    (line,) = known.read_text().splitlines()
+    assert line.startswith("|1|") and line.split()[1:] == host.host_key.split()
+    with fanout.connect(host.address, **options) as context:  # now known: strict would pass as well
+        assert context.call(os.getpid) > 0
+
+
+def test_an_explicit_encrypted_key_the_agent_holds_needs_no_passphrase(fleet, encrypted_key, agent) -> None:
+    host = fleet.hosts[0]
+    _add_to_agent(agent, encrypted_key)
+    with fanout.connect(host.address, **_options(host, identity_file=encrypted_key)) as context:
+        assert context.call(os.getpid) > 0
+
+
+def test_an_encrypted_key_without_agent_fails_naming_the_key_and_works_with_its_passphrase(
+    fleet, encrypted_key, monkeypatch
+) -> None:
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    host = fleet.hosts[0]
+    with pytest.raises(AuthenticationFailed) as failure:
+        fanout.connect(host.address, name="web1", **_options(host, identity_file=encrypted_key))
+    text = str(failure.value)
+    assert text.startswith(f"web1 ({host.address}:{host.port}): authentication as {host.user!r} failed")
+    assert f"{encrypted_key}: the key is encrypted" in text
+    options = _options(host, identity_file=encrypted_key, passphrase=PASSPHRASE)
+    with fanout.connect(host.address, **options) as context:
+        assert context.call(os.getpid) > 0
+
+
+def test_agent_forwarding_gives_the_child_the_agent(fleet, encrypted_key, agent) -> None:
+    host = fleet.hosts[0]
+    _add_to_agent(agent, encrypted_key)
+    fingerprint = subprocess.run(
+        ["ssh-keygen", "-l", "-f", f"{encrypted_key}.pub"], capture_output=True, text=True, check=True
+    ).stdout.split()[1]
+    with fanout.connect(host.address, **_options(host, forward_agent=True)) as context:
+        listed = context.call(_shell, "ssh-add -l")
+        assert fingerprint in listed
+    with fanout.connect(host.address, **_options(host)) as context:  # not asked for: no agent there
+        assert context.call(_shell, 'echo "${SSH_AUTH_SOCK:-none}"').strip() == "none"
+
+
+def test_forward_agent_from_ssh_args(fleet, encrypted_key, agent) -> None:
+    host = fleet.hosts[0]
+    _add_to_agent(agent, encrypted_key)
+    with fanout.connect(host.address, **_options(host, ssh_args="-A")) as context:
+        assert context.call(_shell, "ssh-add -l | wc -l").strip() == "1"
+
+
+def test_ssh_args_as_ansible_gives_them(fleet, tmp_path) -> None:
+    """Ansible's usual switches: no host key checking, and -p/-l/-i on the command line."""
+    host = fleet.hosts[0]
+    args = (
+        f"-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -p {host.port} -l {host.user} -i {host.key_path}"
+    )
+    with fanout.connect(host.address, ssh_config=False, ssh_args=args) as context:
+        assert context.call(os.getpid) > 0
+
+
+def test_proxy_command_with_tokens(fleet, tmp_path) -> None:
+    host = fleet.hosts[0]
+    bridge = tmp_path / "bridge.py"
+    bridge.write_text(
+        textwrap.dedent("""\
+        import os, socket, sys, threading
+        s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+        def up():
+            while data := os.read(0, 65536):
+                s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+        threading.Thread(target=up, daemon=True).start()
+        while data := s.recv(65536):
+            os.write(1, data)
+        """)
+    )
+    config = tmp_path / "config"
+    config.write_text(f"Host bridged\n    HostName {host.address}\n    ProxyCommand python3 {bridge} %h %p\n")
+    options = _options(host, ssh_config=config)
+    with fanout.connect("bridged", **options) as context:
+        assert context.call(os.getpid) > 0
+
+
+def test_errors_name_the_inventory_host_then_the_address(fleet) -> None:
+    host = fleet.hosts[0]
+    (closed,) = free_ports(1)
+    with pytest.raises(Unreachable) as failure:
+        fanout.connect(host.address, name="web1", **_options(host, port=closed))
+    assert str(failure.value).startswith(f"web1 ({host.address}:{closed}): cannot connect")
+
+
+def test_the_keepalive_finds_a_host_gone_behind_a_jump_host(fleet) -> None:
+    """The target's sshd is frozen; the jump host's connection stays up, so only an SSH-level keepalive sees it."""
+    host = fleet.hosts[0]
+    hop = f"{NOPASS_USER}@{host.address}:{host.port}"  # another user: the same user, host and port is a loop to ssh
+    context = fanout.connect(host.address, **_options(host, jump=hop, keepalive=1))
+    try:
+        session = context.call(os.getppid)  # sshd's process for this session; its parent is the session's monitor
+        monitor = context.call(_parent_of, session)
+        container = fleet.client.containers.get(host.container)
+        assert container.exec_run(["kill", "-STOP", str(session), str(monitor)]).exit_code == 0
+        try:
+            with pytest.raises(ConnectionLost, match="no answer to 3 keepalives"):
+                context.call_async(_shell, "sleep 600").result(timeout=WAIT)
+        finally:
+            container.exec_run(["kill", "-KILL", str(session), str(monitor)])
+    finally:
+        context.close()
