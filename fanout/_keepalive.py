@@ -83,6 +83,14 @@ class _Scheduler:
         self._order = itertools.count()
         self._thread: threading.Thread | None = None
 
+    def remove(self, watch: _Watch) -> None:
+        """End ``watch`` now; the thread ends with the last watch, not at that watch's next interval."""
+        with self._lock:
+            watch.stopped = True
+            self._due = [entry for entry in self._due if entry[2] is not watch]
+            heapq.heapify(self._due)
+            self._lock.notify()
+
     def add(self, watch: _Watch) -> None:
         with self._lock:
             heapq.heappush(self._due, (time.monotonic() + watch.interval, next(self._order), watch))
@@ -97,7 +105,7 @@ class _Scheduler:
                 if not self._due:
                     self._thread = None
                     return
-                due, _, watch = self._due[0]
+                due, _, watch = self._due[0]  # the soonest
                 wait = due - time.monotonic()
                 if wait > 0:
                     self._lock.wait(wait)
@@ -122,7 +130,4 @@ def watch(
     entry = _Watch(transport, interval, count_max, on_dead, name)
     _scheduler.add(entry)
 
-    def stop() -> None:
-        entry.stopped = True
-
-    return stop
+    return lambda: _scheduler.remove(entry)

@@ -231,25 +231,28 @@ class KeysAndAgent(AuthStrategy):
 
 
 def keys_needing_passphrase(credentials: Credentials) -> list[str]:
-    """The identity files that are encrypted, held by no agent, and have no passphrase given: what to ask for."""
+    """The identity files that are encrypted, held by no agent, and have no passphrase given: what to ask for.
+    The agent is asked only when some key is encrypted (a fleet of many hosts then opens it rarely)."""
+    encrypted = []
+    for path in credentials.identity_files:
+        if not os.path.isfile(path) or credentials.passphrase_for(path) is not None:
+            continue
+        described = public_blob(path)
+        if described is not None and described[0] in SECURITY_KEY_TYPES:
+            continue  # refused when connecting, with the reason: no passphrase would help
+        try:
+            paramiko.PKey.from_path(path)
+        except (paramiko.PasswordRequiredException, TypeError) as exc:
+            if _is_encrypted(exc):
+                encrypted.append((path, described))
+        except (paramiko.SSHException, OSError, ValueError):
+            continue  # unusable for another reason: connecting says which
+    if not encrypted:
+        return []
     agent = open_agent(credentials.identity_agent)
     try:
         held = {key.asbytes() for key in _agent_keys(agent)}
     finally:
         if agent is not None:
             agent.close()
-    needing = []
-    for path in credentials.identity_files:
-        if not os.path.isfile(path) or credentials.passphrase_for(path) is not None:
-            continue
-        described = public_blob(path)
-        if described is not None and (described[1] in held or described[0] in SECURITY_KEY_TYPES):
-            continue
-        try:
-            paramiko.PKey.from_path(path)
-        except (paramiko.PasswordRequiredException, TypeError) as exc:
-            if _is_encrypted(exc):
-                needing.append(path)
-        except (paramiko.SSHException, OSError, ValueError):
-            continue  # unusable for another reason: connecting says which
-    return needing
+    return [path for path, described in encrypted if described is None or described[1] not in held]

@@ -39,6 +39,7 @@ MAX_CERTIFICATE_FILES = 100  # OpenSSH's SSH_MAX_CERTIFICATE_FILES
 MAX_KNOWN_HOSTS_FILES = 32  # OpenSSH's SSH_MAX_HOSTS_FILES
 MAX_CACHED_FILES = 64  # parsed files kept, keyed by their stat
 DEFAULT_PORT = 22
+_DEV_NULL = os.stat(os.devnull).st_rdev if os.path.exists(os.devnull) else -1  # the one device read as a file
 SYSTEM_CONFIG = "/etc/ssh/ssh_config"
 SYSTEM_DIR = "/etc/ssh/"  # where a system file's relative Include points
 USER_DIR = "~/.ssh/"  # where a user file's relative Include points ($HOME, as glob(3) expands it)
@@ -745,6 +746,8 @@ def _read_lines(path: str, flags: int, where: str) -> tuple[tuple[int, int], tup
         if flags & _CHECKPERM and ((st.st_uid not in (0, os.getuid())) or st.st_mode & 0o022):
             raise SSHConfigError(f"{where}Bad owner or permissions on {path}")
         if stat.S_ISDIR(st.st_mode):  # ssh reads nothing from a directory, and goes on
+            return (st.st_dev, st.st_ino), ()
+        if stat.S_ISCHR(st.st_mode) and (st.st_rdev == _DEV_NULL):  # "-F /dev/null": no configuration at all
             return (st.st_dev, st.st_ino), ()
         if not stat.S_ISREG(st.st_mode):
             raise SSHConfigError(f"{where}{path} is not a regular file")

@@ -590,11 +590,12 @@ def ask_passphrases(hosts: dict[str, dict[str, Any]]) -> None:
     for options in hosts.values():
         if options.get("connection", "ssh") != "ssh" or options.get("passphrase") is not None:
             continue
-        for path in keys_needing_passphrase(options):
+        needed = keys_needing_passphrase(options)
+        for path in needed:
             if path not in asked:
                 asked[path] = ask_password(f"Enter passphrase for key '{path}': ", "passphrase", "key passphrase")
-        if asked:
-            options["passphrase"] = asked
+        if needed:
+            options["passphrase"] = {path: asked[path] for path in needed}
 
 
 def _limit_names(inventory: Any, limit: str) -> list[str]:

@@ -168,7 +168,7 @@ def _new_ca(path: Path) -> Path:
     return path
 
 
-def _start_cert_host(fleet: hosts.Fleet, name: str, suite: str, environment: dict[str, str]) -> hosts.FleetHost:
+def _start_extra_host(fleet: hosts.Fleet, name: str, suite: str, environment: dict[str, str]) -> hosts.FleetHost:
     """One more host of ``fleet``'s run, its entrypoint given ``environment`` too: removed with the fleet."""
     key_path = fleet.hosts[0].key_path
     public_key = (key_path.parent / "id_ed25519.pub").read_text().strip()
@@ -200,7 +200,7 @@ def _start_cert_host(fleet: hosts.Fleet, name: str, suite: str, environment: dic
 
 
 @pytest.fixture(scope="session")
-def cert_hosts(fleet: hosts.Fleet, tmp_path_factory: pytest.TempPathFactory) -> CertHosts:
+def cert_hosts(fleet: hosts.Fleet, tmp_path_factory: pytest.TempPathFactory, openssh_client: str) -> CertHosts:
     """Hosts with host certificates (hosts.CERT_HOSTS) and sshds trusting a user CA, on the fleet's first suite;
     the CAs are made per session with ssh-keygen, as the client key is."""
     if not fleet.owned:
@@ -215,7 +215,7 @@ def cert_hosts(fleet: hosts.Fleet, tmp_path_factory: pytest.TempPathFactory) -> 
     with ThreadPoolExecutor(max_workers=len(hosts.CERT_HOSTS)) as pool:
         futures = {
             name: pool.submit(
-                _start_cert_host,
+                _start_extra_host,
                 fleet,
                 name,
                 suite,
@@ -225,6 +225,14 @@ def cert_hosts(fleet: hosts.Fleet, tmp_path_factory: pytest.TempPathFactory) -> 
         }
         started = {name: future.result() for name, future in futures.items()}
     return CertHosts(host_ca=host_ca, user_ca=user_ca, hosts=started)
+
+
+@pytest.fixture(scope="session")
+def password_host(fleet: hosts.Fleet) -> hosts.FleetHost:
+    """A host of the fleet's first suite whose sshd also accepts passwords (the fleet's others take keys only)."""
+    if not fleet.owned:
+        pytest.skip("the password host is started by the test run, not taken from FANOUT_TEST_FLEET=compose")
+    return _start_extra_host(fleet, "password-host", fleet.hosts[0].suite, {hosts.PASSWORD_AUTH_ENV: "yes"})
 
 
 @pytest.fixture
@@ -254,6 +262,63 @@ def openssh_client() -> str:
     if path is None:
         pytest.fail("these tests need the OpenSSH client: install it (apt-get install openssh-client)")
     return path
+
+
+# ------------------------------------------------------------------------------------- the command line and ssh-agent
+
+
+@pytest.fixture
+def prompts(monkeypatch) -> list[str]:
+    """getpass.getpass answered "typed-pw"; the prompts it was given."""
+    asked: list[str] = []
+
+    def answer(prompt: str = "Password: ", stream=None) -> str:
+        asked.append(prompt)
+        return "typed-pw"
+
+    from fanout import cli
+
+    monkeypatch.setattr(cli.getpass, "getpass", answer)
+    return asked
+
+
+@pytest.fixture
+def fanned_out(monkeypatch) -> list[dict]:
+    """The hosts the command would have run on, instead of running."""
+    seen: list[dict] = []
+
+    def fan_out(args, hosts, task, interrupts) -> int:
+        seen.append(hosts)
+        return 0
+
+    from fanout import cli
+
+    monkeypatch.setattr(cli, "_fan_out", fan_out)
+    return seen
+
+
+@pytest.fixture
+def ssh_agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, openssh_client: str):
+    """A real ssh-agent of the test's own, $SSH_AUTH_SOCK pointing at it; its socket path."""
+    sock = tmp_path / "agent.sock"
+    process = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        # the agent makes its socket once it listens: waited for, whatever the machine's load
+        subprocess.run(["sh", "-c", f"while [ ! -S {sock} ]; do sleep 0.01; done"], check=True, timeout=120)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        yield sock
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait()
+
+
+def add_to_agent(agent: Path, key: Path, passphrase: str = "") -> None:
+    """ssh-add ``key``; an encrypted one's passphrase typed through SSH_ASKPASS, as a desktop would."""
+    askpass = key.parent / f"askpass-{key.name}.sh"
+    askpass.write_text(f"#!/bin/sh\necho '{passphrase}'\n")
+    askpass.chmod(0o700)
+    env = {**os.environ, "SSH_AUTH_SOCK": str(agent), "SSH_ASKPASS": str(askpass), "SSH_ASKPASS_REQUIRE": "force"}
+    subprocess.run(["ssh-add", "-q", str(key)], check=True, env=env, stdin=subprocess.DEVNULL, timeout=120)
 
 
 @pytest.fixture(params=["local", *fleet_suites()])

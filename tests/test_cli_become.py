@@ -129,32 +129,6 @@ def test_the_implicit_localhost_becomes_with_b() -> None:
 # ------------------------------------------------------------------------------------------------ -K
 
 
-@pytest.fixture
-def prompts(monkeypatch) -> list[str]:
-    """getpass.getpass answered "typed-pw"; the prompts it was given."""
-    asked: list[str] = []
-
-    def answer(prompt: str = "Password: ", stream=None) -> str:
-        asked.append(prompt)
-        return "typed-pw"
-
-    monkeypatch.setattr(cli.getpass, "getpass", answer)
-    return asked
-
-
-@pytest.fixture
-def fanned_out(monkeypatch) -> list[dict]:
-    """The hosts the command would have run on, instead of running."""
-    seen: list[dict] = []
-
-    def fan_out(args, hosts, task, interrupts) -> int:
-        seen.append(hosts)
-        return 0
-
-    monkeypatch.setattr(cli, "_fan_out", fan_out)
-    return seen
-
-
 def test_K_asks_once_before_connecting_and_a_hosts_own_password_wins(inventory, prompts, fanned_out) -> None:
     assert cli.main(["-i", inventory, "web", "-b", "-K", "--shell", "id -u"]) == 0
     assert prompts == ["BECOME password: "]

@@ -156,40 +156,24 @@ def test_host_key_checking_flags_and_ssh_common_args(fleet, tmp_path) -> None:
         f"ansible_ssh_private_key_file={host.key_path}\n"
     )
     isolated = f"-F {no_config} -o UserKnownHostsFile={known}"
-    done = fanout_cmd("-i", str(inventory), "all", "--shell", "true", "--ssh-common-args", isolated)
+
+    def shell_true(ssh_args: str, *more: str) -> subprocess.CompletedProcess:
+        return fanout_cmd("-i", str(inventory), "all", "--shell", "true", "--ssh-common-args", ssh_args, *more)
+
+    done = shell_true(isolated)
     assert done.returncode == 4
     line = (
         f"web1 | AUTH FAILED | web1 ({host.address}:{host.port}) is not in known_hosts and host key checking is strict"
     )
     assert done.stdout.startswith(line), done.stdout
     assert "give --host-key-checking accept-new" in done.stdout and "host_key_policy" not in done.stdout
-    done = fanout_cmd(
-        "-i", str(inventory), "all", "--shell", "true", "--ssh-common-args", isolated, "--host-key-checking", "off"
-    )
+    done = shell_true(isolated, "--host-key-checking", "off")
     assert done.returncode == 0, done.stdout + done.stderr
     assert not known.exists()  # off writes nothing
-    done = fanout_cmd(
-        "-i",
-        str(inventory),
-        "all",
-        "--shell",
-        "true",
-        "--ssh-common-args",
-        isolated,
-        "--host-key-checking",
-        "accept-new",
-    )
+    done = shell_true(isolated, "--host-key-checking", "accept-new")
     assert done.returncode == 0, done.stdout + done.stderr
     assert host.host_key in known.read_text()
-    done = fanout_cmd(
-        "-i",
-        str(inventory),
-        "all",
-        "--shell",
-        "true",
-        "--ssh-common-args",
-        f"-F {no_config} -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no",
-    )
+    done = shell_true(f"-F {no_config} -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no")
     assert done.returncode == 0, done.stdout + done.stderr
 
 

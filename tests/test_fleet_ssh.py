@@ -4,7 +4,6 @@ agent forwarding, ssh command-line options, the keepalive through a jump host, a
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import textwrap
 from pathlib import Path
@@ -13,25 +12,12 @@ import pytest
 
 import fanout
 from fanout.errors import AuthenticationFailed, ConnectionLost, Unreachable
+from tests.conftest import add_to_agent
 from tests.fleet.hosts import NOPASS_USER, free_ports
 
 pytestmark = [pytest.mark.fleet, pytest.mark.usefixtures("openssh_client")]
 PASSPHRASE = "fleet passphrase"
 WAIT = 120  # seconds a test waits for what must happen; an event ends the wait long before on any machine
-
-
-@pytest.fixture
-def agent(tmp_path, monkeypatch):
-    """A real ssh-agent of this test's own; $SSH_AUTH_SOCK points at it."""
-    sock = tmp_path / "agent.sock"
-    process = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
-    try:
-        subprocess.run(["sh", "-c", f"while [ ! -S {sock} ]; do sleep 0.01; done"], check=True, timeout=WAIT)
-        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
-        yield sock
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait()
 
 
 @pytest.fixture
@@ -49,34 +35,18 @@ def encrypted_key(fleet, tmp_path) -> Path:
     return path
 
 
-def _add_to_agent(agent: Path, key: Path) -> None:
-    askpass = key.parent / "askpass.sh"
-    askpass.write_text(f"#!/bin/sh\necho '{PASSPHRASE}'\n")
-    askpass.chmod(0o700)
-    env = {**os.environ, "SSH_AUTH_SOCK": str(agent), "SSH_ASKPASS": str(askpass), "SSH_ASKPASS_REQUIRE": "force"}
-    subprocess.run(["ssh-add", "-q", str(key)], check=True, env=env, stdin=subprocess.DEVNULL, timeout=WAIT)
-
-
 def _options(host, **extra) -> dict:
     return {**host.connect_options(), **extra}
 
 
-def _remote_functions():
-    """Functions for the hosts, defined here so that they travel by value (the tests package is not served)."""
-
-    def shell(command: str) -> str:
-        import subprocess
-
-        return subprocess.run(["sh", "-c", command], capture_output=True, text=True).stdout
-
-    def parent_of(pid: int) -> int:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-
-    return shell, parent_of
+# What the hosts run: standard library functions, sent by reference, so every suite's Python runs them (code sent by
+# value runs only on the master's Python version).
+_shell = subprocess.getoutput
 
 
-_shell, _parent_of = _remote_functions()
+def _parent_of(context, pid: int) -> int:
+    """The parent of process ``pid`` on the context's host (field 4 of /proc/PID/stat; sshd's name has no blank)."""
+    return int(context.call(_shell, f"cut -d' ' -f4 /proc/{pid}/stat"))
 
 
 def test_a_host_named_in_ssh_config_through_include_and_match(fleet, tmp_path) -> None:
@@ -130,9 +100,9 @@ def test_ssh_config_accept_new_with_hash_known_hosts_writes_a_hashed_line(fleet,
         assert context.call(os.getpid) > 0
 
 
-def test_an_explicit_encrypted_key_the_agent_holds_needs_no_passphrase(fleet, encrypted_key, agent) -> None:
+def test_an_explicit_encrypted_key_the_agent_holds_needs_no_passphrase(fleet, encrypted_key, ssh_agent) -> None:
     host = fleet.hosts[0]
-    _add_to_agent(agent, encrypted_key)
+    add_to_agent(ssh_agent, encrypted_key, PASSPHRASE)
     with fanout.connect(host.address, **_options(host, identity_file=encrypted_key)) as context:
         assert context.call(os.getpid) > 0
 
@@ -152,9 +122,9 @@ def test_an_encrypted_key_without_agent_fails_naming_the_key_and_works_with_its_
         assert context.call(os.getpid) > 0
 
 
-def test_agent_forwarding_gives_the_child_the_agent(fleet, encrypted_key, agent) -> None:
+def test_agent_forwarding_gives_the_child_the_agent(fleet, encrypted_key, ssh_agent) -> None:
     host = fleet.hosts[0]
-    _add_to_agent(agent, encrypted_key)
+    add_to_agent(ssh_agent, encrypted_key, PASSPHRASE)
     fingerprint = subprocess.run(
         ["ssh-keygen", "-l", "-f", f"{encrypted_key}.pub"], capture_output=True, text=True, check=True
     ).stdout.split()[1]
@@ -165,9 +135,9 @@ def test_agent_forwarding_gives_the_child_the_agent(fleet, encrypted_key, agent)
         assert context.call(_shell, 'echo "${SSH_AUTH_SOCK:-none}"').strip() == "none"
 
 
-def test_forward_agent_from_ssh_args(fleet, encrypted_key, agent) -> None:
+def test_forward_agent_from_ssh_args(fleet, encrypted_key, ssh_agent) -> None:
     host = fleet.hosts[0]
-    _add_to_agent(agent, encrypted_key)
+    add_to_agent(ssh_agent, encrypted_key, PASSPHRASE)
     with fanout.connect(host.address, **_options(host, ssh_args="-A")) as context:
         assert context.call(_shell, "ssh-add -l | wc -l").strip() == "1"
 
@@ -220,7 +190,7 @@ def test_the_keepalive_finds_a_host_gone_behind_a_jump_host(fleet) -> None:
     context = fanout.connect(host.address, **_options(host, jump=hop, keepalive=1))
     try:
         session = context.call(os.getppid)  # sshd's process for this session; its parent is the session's monitor
-        monitor = context.call(_parent_of, session)
+        monitor = _parent_of(context, session)
         container = fleet.client.containers.get(host.container)
         assert container.exec_run(["kill", "-STOP", str(session), str(monitor)]).exit_code == 0
         try:
@@ -230,3 +200,84 @@ def test_the_keepalive_finds_a_host_gone_behind_a_jump_host(fleet) -> None:
             container.exec_run(["kill", "-KILL", str(session), str(monitor)])
     finally:
         context.close()
+
+
+def _ca_line(cert_hosts, pattern: str = "*") -> str:
+    ca = " ".join(cert_hosts.host_ca.with_suffix(".pub").read_text().split()[:2])
+    return f"@cert-authority {pattern} {ca}\n"
+
+
+def test_connect_accepts_a_host_certificate_from_a_known_ca_and_refuses_an_expired_one(cert_hosts, tmp_path) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text(_ca_line(cert_hosts))
+    host = cert_hosts.hosts["cert-valid"]
+    with fanout.connect(host.address, name="web1", **_options(host, known_hosts=known)) as context:
+        assert context.call(os.getpid) > 0
+    expired = cert_hosts.hosts["cert-expired"]
+    with pytest.raises(fanout.HostKeyError) as refused:
+        fanout.connect(expired.address, name="web2", **_options(expired, known_hosts=known))
+    assert str(refused.value).startswith(f"web2 ({expired.address}:{expired.port}): the host certificate of ")
+    assert "expired" in str(refused.value)
+
+
+@pytest.mark.parametrize("how", ["beside the key", "CertificateFile"])
+def test_a_user_certificate_logs_in_through_connect(cert_hosts, tmp_path, how) -> None:
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-s", str(cert_hosts.user_ca), "-I", "fanout", "-n", "tester", f"{key}.pub"], check=True
+    )
+    certificate = Path(f"{key}-cert.pub")
+    known = tmp_path / "known_hosts"
+    known.write_text(_ca_line(cert_hosts))
+    host = cert_hosts.hosts["cert-valid"]
+    options = _options(host, identity_file=key, known_hosts=known)  # the key is in no authorized_keys
+    if how == "CertificateFile":
+        elsewhere = certificate.rename(tmp_path / "issued.pub")
+        config = tmp_path / "config"
+        config.write_text(f"Host *\n    CertificateFile {elsewhere}\n")
+        options["ssh_config"] = config
+    with fanout.connect(host.address, **options) as context:
+        assert context.call(_shell, "id -un").strip() == "tester"
+
+
+@pytest.mark.parametrize("kind", [["-t", "ecdsa"], ["-t", "rsa", "-b", "2048"]], ids=["ecdsa", "rsa"])
+def test_ecdsa_and_rsa_keys_log_in(fleet, tmp_path, kind) -> None:
+    host = fleet.hosts[0]
+    key = tmp_path / "key"
+    subprocess.run(["ssh-keygen", "-q", *kind, "-N", "", "-f", str(key)], check=True)
+    public = Path(f"{key}.pub").read_text().strip()
+    container = fleet.client.containers.get(host.container)
+    line = f"echo '{public}' >> /home/{host.user}/.ssh/authorized_keys"
+    appended = container.exec_run(["sh", "-c", line], user=host.user)
+    assert appended.exit_code == 0
+    with fanout.connect(host.address, **_options(host, identity_file=key)) as context:
+        assert context.call(os.getpid) > 0
+
+
+def test_ansibles_connection_variables_reach_the_hosts(fleet, tmp_path, monkeypatch) -> None:
+    """An inventory as Ansible users write it: ssh args with Ansible's usual switches, interpreter discovery,
+    ANSIBLE_HOST_KEY_CHECKING; none of these hosts is in any known_hosts file."""
+    from fanout.inventory import Inventory
+
+    host = fleet.hosts[0]
+    base = (
+        f"ansible_host={host.address} ansible_port={host.port} ansible_user={host.user} "
+        f"ansible_ssh_private_key_file={host.key_path}"
+    )
+    inventory = tmp_path / "hosts"
+    inventory.write_text(
+        f"switches {base} ansible_python_interpreter=auto_silent "
+        "ansible_ssh_common_args='-F /dev/null -o StrictHostKeyChecking=no' "
+        "ansible_ssh_extra_args='-o UserKnownHostsFile=/dev/null'\n"
+        f"by-environment {base} ansible_ssh_common_args='-F /dev/null -o UserKnownHostsFile=/dev/null'\n"
+        f"checked {base} ansible_ssh_common_args='-F /dev/null -o UserKnownHostsFile=/dev/null'"
+        " ansible_host_key_checking=true\n"
+    )
+    monkeypatch.setenv("ANSIBLE_HOST_KEY_CHECKING", "False")
+    hosts = Inventory.load(inventory).fleet_hosts("all")
+    with fanout.Fleet(hosts, echo=False) as the_fleet:
+        results = the_fleet.call(os.getpid, timeout=WAIT)
+    assert results["switches"].ok and results["by-environment"].ok
+    assert isinstance(results["checked"].error, fanout.HostKeyError)
+    assert str(results["checked"].error).startswith(f"checked ({host.address}:{host.port}) is not in known_hosts")

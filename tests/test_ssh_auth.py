@@ -7,7 +7,6 @@ has. What a real sshd then does with them is tested in tests/test_fleet_ssh.py.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 from fanout import _ssh_auth
 from fanout._ssh_auth import Credentials, KeysAndAgent, public_blob
+from tests.conftest import add_to_agent
 
 pytestmark = pytest.mark.usefixtures("openssh_client")  # ssh-keygen, ssh-agent, ssh-add: installed on CI if missing
 PASSPHRASE = "correct horse"
@@ -39,31 +39,6 @@ def keys(tmp_path_factory) -> dict[str, Path]:
         "ecdsa": _keygen(where / "ecdsa", "ecdsa"),
         "rsa": _keygen(where / "rsa", "rsa"),
     }
-
-
-@pytest.fixture
-def agent(tmp_path, monkeypatch):
-    """A real ssh-agent of this test's own; $SSH_AUTH_SOCK points at it."""
-    sock = tmp_path / "agent.sock"
-    process = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
-    try:
-        subprocess.run(
-            ["sh", "-c", f"while [ ! -S {sock} ]; do sleep 0.01; done"], check=True, timeout=30
-        )  # the agent creates its socket once it listens
-        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
-        yield sock
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait()
-
-
-def _add(agent_sock: Path, key: Path) -> None:
-    """ssh-add the key; an encrypted one through SSH_ASKPASS, as a desktop would."""
-    askpass = key.parent / "askpass.sh"
-    askpass.write_text(f"#!/bin/sh\necho '{PASSPHRASE}'\n")
-    askpass.chmod(0o700)
-    env = {**os.environ, "SSH_AUTH_SOCK": str(agent_sock), "SSH_ASKPASS": str(askpass), "SSH_ASKPASS_REQUIRE": "force"}
-    subprocess.run(["ssh-add", "-q", str(key)], check=True, env=env, stdin=subprocess.DEVNULL, timeout=30)
 
 
 def _sources(credentials: Credentials) -> list:
@@ -94,17 +69,17 @@ def test_public_blob_of_garbage_is_none(tmp_path):
         assert public_blob(str(path)) is None
 
 
-def test_an_explicit_encrypted_key_the_agent_holds_is_used_through_the_agent(keys, agent, monkeypatch):
-    _add(agent, keys["encrypted"])
+def test_an_explicit_encrypted_key_the_agent_holds_is_used_through_the_agent(keys, ssh_agent):
+    add_to_agent(ssh_agent, keys["encrypted"], PASSPHRASE)
     sources = _sources(Credentials(identity_files=(str(keys["encrypted"]),), identities_given=True))
     assert [type(s).__name__ for s in sources] == ["InMemoryPrivateKey"]
     assert isinstance(sources[0].pkey, paramiko.AgentKey)
     assert sources[0].pkey.asbytes() == _blob(keys["encrypted"])
 
 
-def test_identities_only_keeps_the_agents_other_keys_out(keys, agent):
-    _add(agent, keys["plain"])
-    _add(agent, keys["ecdsa"])
+def test_identities_only_keeps_the_agents_other_keys_out(keys, ssh_agent):
+    add_to_agent(ssh_agent, keys["plain"])
+    add_to_agent(ssh_agent, keys["ecdsa"])
     only = _sources(Credentials(identity_files=(str(keys["plain"]),), identities_given=True, identities_only=True))
     assert [s.pkey.asbytes() for s in only] == [_blob(keys["plain"])]
     every = _sources(Credentials(identity_files=(str(keys["plain"]),), identities_given=True))
@@ -168,8 +143,8 @@ def test_the_password_comes_last(keys, monkeypatch):
     assert [type(s).__name__ for s in sources] == ["OnDiskPrivateKey", "Password"]
 
 
-def test_identity_agent_none_uses_no_agent(keys, agent):
-    _add(agent, keys["plain"])
+def test_identity_agent_none_uses_no_agent(keys, ssh_agent):
+    add_to_agent(ssh_agent, keys["plain"])
     assert _sources(Credentials(identity_agent="none")) == []
     assert len(_sources(Credentials())) == 1
 
@@ -189,8 +164,8 @@ def test_a_certificate_beside_the_key_is_loaded(keys, tmp_path, monkeypatch):
     assert source.pkey.public_blob.key_type == "ssh-ed25519-cert-v01@openssh.com"
 
 
-def test_keys_needing_passphrase_lists_only_encrypted_keys_no_agent_holds(keys, agent):
+def test_keys_needing_passphrase_lists_only_encrypted_keys_no_agent_holds(keys, ssh_agent):
     creds = Credentials(identity_files=(str(keys["plain"]), str(keys["encrypted"])), identities_given=True)
     assert _ssh_auth.keys_needing_passphrase(creds) == [str(keys["encrypted"])]
-    _add(agent, keys["encrypted"])
+    add_to_agent(ssh_agent, keys["encrypted"], PASSPHRASE)
     assert _ssh_auth.keys_needing_passphrase(creds) == []

@@ -536,6 +536,9 @@ def test_include_errors(ssh: str, tmp_path: Path, home: Path) -> None:
     write(tmp_path, {"fifo-include": "Include {dir}/fifo\n"})
     with pytest.raises(SSHConfigError, match="not a regular file"):
         resolve("web1", config_files=[tmp_path / "fifo-include"])
+    assert resolve("web1", config_files=["/dev/null"]).port == 22  # ssh -F /dev/null: no configuration at all
+    with pytest.raises(SSHConfigError, match="not a regular file"):
+        resolve("web1", config_files=["/dev/zero"])  # endless: any other device is refused
 
 
 def test_bounds(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

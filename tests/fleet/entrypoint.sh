@@ -12,6 +12,7 @@
 #   HOST_CERT_VALIDITY    its validity, as ssh-keygen -V takes it (forever if unset)
 #   TRUSTED_USER_CA_KEY   a CA's public key line (optional): sshd accepts the user
 #                   certificates it signs (TrustedUserCAKeys)
+#   PASSWORD_AUTH   "yes" to accept passwords (PasswordAuthentication; default no)
 # Every container makes its own host key at start, so no two hosts share one.
 set -eu
 port="${SSH_PORT:-22}"
@@ -60,7 +61,7 @@ exec /usr/sbin/sshd -D -e $penalties $certificate $trusted \
     -o "Port=$port" \
     -o "ListenAddress=$addr" \
     -o "HostKey=$key" \
-    -o "PasswordAuthentication=no" \
+    -o "PasswordAuthentication=${PASSWORD_AUTH:-no}" \
     -o "KbdInteractiveAuthentication=no" \
     -o "PermitRootLogin=no" \
     -o "UseDNS=no"

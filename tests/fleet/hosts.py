@@ -78,6 +78,7 @@ CERT_HOSTS = {
     "cert-wrong-principal": ("other.fleet.test", ""),
     "cert-no-principals": ("", ""),
 }
+PASSWORD_AUTH_ENV = "PASSWORD_AUTH"  # "yes": entrypoint.sh lets sshd take passwords (tests/conftest.py's password_host)
 _READY_TIMEOUT = 60.0
 
 

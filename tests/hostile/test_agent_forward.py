@@ -1,0 +1,70 @@
+"""A host given the agent (forward_agent=True) that floods it: each agent connection it opens costs the master a
+thread, so at most MAX_CHANNELS are served at once, the rest are closed at once, and closing frees them."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import threading
+import time
+
+import pytest
+
+import fanout
+from fanout import _agent_forward
+
+pytestmark = [pytest.mark.fleet, pytest.mark.usefixtures("openssh_client")]
+FLOOD = 3 * _agent_forward.MAX_CHANNELS
+
+
+# The host's side: a script run by the host's own python3 (code sent by value runs only on the master's version).
+FLOOD_SCRIPT = """
+import os, socket, sys
+count, timeout = int(sys.argv[1]), float(sys.argv[2])
+held, outcomes = [], []
+for _ in range(count):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    sock.connect(os.environ["SSH_AUTH_SOCK"])
+    sock.sendall(b"\\x00\\x00\\x00\\x01\\x0b")  # SSH_AGENTC_REQUEST_IDENTITIES
+    try:
+        answer = sock.recv(5)
+    except OSError:
+        answer = b""
+    outcomes.append("answered" if len(answer) == 5 and answer[4] == 12 else "closed")
+    held.append(sock)  # kept open: each served one holds a master thread while the flood goes on
+print(" ".join(outcomes))
+"""
+
+
+def flood(context, count: int) -> list[str]:
+    """Open ``count`` agent connections on the host at once, each asking for the agent's keys; how each went."""
+    command = f"python3 -c {shlex.quote(FLOOD_SCRIPT)} {count} 60"
+    return context.call(subprocess.getoutput, command).split()
+
+
+def _agent_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("fanout-agent-")]
+
+
+def _wait_for(condition, timeout: float = 120) -> None:
+    """Until ``condition()`` holds: a state the master reaches on its own, looked at every 50 ms."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.05)
+
+
+def test_a_host_flooding_the_forwarded_agent_gets_a_bounded_share(fleet, ssh_agent) -> None:
+    host = fleet.hosts[0]
+    options = {**host.connect_options(), "forward_agent": True}
+    with fanout.connect(host.address, **options) as context:
+        outcomes = flood(context, FLOOD)
+        assert outcomes.count("answered") == _agent_forward.MAX_CHANNELS
+        assert outcomes[: _agent_forward.MAX_CHANNELS] == ["answered"] * _agent_forward.MAX_CHANNELS
+        assert outcomes.count("closed") == FLOOD - _agent_forward.MAX_CHANNELS
+        assert len(_agent_threads()) <= _agent_forward.MAX_CHANNELS
+        # closing them gives the slots back: once the copying threads have seen the ends, the host is served again
+        _wait_for(lambda: not _agent_threads())
+        outcomes = flood(context, _agent_forward.MAX_CHANNELS)
+        assert outcomes == ["answered"] * _agent_forward.MAX_CHANNELS
