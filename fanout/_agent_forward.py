@@ -19,6 +19,7 @@ import os
 import select
 import socket
 import threading
+import warnings
 
 import paramiko
 
@@ -85,10 +86,10 @@ class AgentForwarding:
             self._open -= 1
 
 
-def agent_socket(forward: bool | str, identity_agent: str | None) -> str | None:
+def agent_socket(forward: bool | str, identity_agent: str | None, host: str) -> str | None:
     """The local agent socket to forward: ForwardAgent's own path or $VAR, else IdentityAgent's, else
-    $SSH_AUTH_SOCK; None when forwarding is off. Raises ValueError when forwarding is asked for and there is no
-    agent to forward."""
+    $SSH_AUTH_SOCK; None when forwarding is off, or asked for with no agent to forward (then with a warning, as a
+    ``ForwardAgent yes`` under ``Host *`` must not fail every host of a cron job that has no agent)."""
     if forward is False:
         return None
     path: str | None
@@ -99,5 +100,10 @@ def agent_socket(forward: bool | str, identity_agent: str | None) -> str | None:
     else:
         path = os.environ.get("SSH_AUTH_SOCK")
     if not path:
-        raise ValueError("agent forwarding was asked for, but there is no agent to forward (SSH_AUTH_SOCK is not set)")
+        warnings.warn(
+            f"{host}: agent forwarding was asked for, but there is no agent to forward (SSH_AUTH_SOCK is not set)",
+            UserWarning,
+            stacklevel=3,
+        )
+        return None
     return path

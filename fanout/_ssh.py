@@ -198,7 +198,7 @@ def plan(
         hash_known_hosts=options.hash_known_hosts,
         connect_timeout=connect_timeout,
         keepalive=(interval, options.server_alive_count_max),
-        agent_socket=agent_socket(options.forward_agent, options.identity_agent),
+        agent_socket=agent_socket(options.forward_agent, options.identity_agent, label),
     )
 
 

@@ -106,3 +106,29 @@ def test_k_with_the_password_typed_on_a_terminal(password_host, tmp_path) -> Non
     assert output.count(b"SSH password: ") == 1
     assert f"[web1] {hosts.USER}\r\n" in text and "web1 | ok | rc=0" in text
     assert password not in output
+
+
+@pytest.mark.fleet
+def test_ansible_password_and_ansible_ssh_pass_log_in(password_host, tmp_path) -> None:
+    from fanout import Fleet
+    from fanout.inventory import Inventory
+
+    host = password_host
+    no_keys = "-F /dev/null -o IdentitiesOnly=yes -o IdentityFile=/nonexistent -o IdentityAgent=none"
+    base = (
+        f"ansible_host={host.address} ansible_port={host.port} ansible_user={hosts.USER} "
+        f"fanout_known_hosts={host.known_hosts} ansible_ssh_common_args='{no_keys}'"
+    )
+    path = tmp_path / "hosts"
+    path.write_text(
+        f"by-password {base} ansible_password={hosts.TESTER_PASSWORD}\n"
+        f"by-ssh-pass {base} ansible_ssh_pass={hosts.TESTER_PASSWORD}\n"
+        f"wrong {base} ansible_password=not-it\n"
+    )
+    with Fleet(Inventory.load(path).fleet_hosts("all"), echo=False) as fleet:
+        results = fleet.run("id -un", timeout=120)
+    assert results["by-password"].value.stdout.strip() == hosts.USER
+    assert results["by-ssh-pass"].value.stdout.strip() == hosts.USER
+    error = str(results["wrong"].error)
+    assert error.startswith(f"wrong ({host.address}:{host.port}): authentication as 'tester' failed:")
+    assert "the password: refused" in error and "/nonexistent: no such identity file" in error
