@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import paramiko
-from paramiko.auth_strategy import AuthFailure
+from paramiko.auth_strategy import AuthFailure, Password
 from paramiko.common import cMSG_CHANNEL_REQUEST, cMSG_CHANNEL_WINDOW_ADJUST
 
 from fanout import _keepalive, _ssh_auth, _stage
@@ -280,12 +280,11 @@ class _AcceptAnyHostKey(paramiko.MissingHostKeyPolicy):
         return None
 
 
-def _client(plan: Plan, explicit_known_hosts: bool) -> tuple[paramiko.SSHClient, KnownHosts | None]:
-    """A client whose host key check is the plan's; with the known_hosts it checks against (None: "off")."""
-    client = paramiko.SSHClient()
+def _host_key_check(plan: Plan, explicit_known_hosts: bool) -> tuple[KnownHosts | None, paramiko.MissingHostKeyPolicy]:
+    """The known_hosts every connection of one connect() checks against (None: "off"), and the policy doing it.
+    Read once per connect(), not per hop or retry: a file's warnings are given once."""
     if plan.host_key_policy == "off":
-        client.set_missing_host_key_policy(_AcceptAnyHostKey())
-        return client, None
+        return None, _AcceptAnyHostKey()
     known = KnownHosts()
     then: paramiko.MissingHostKeyPolicy
     if plan.host_key_policy == "accept-new":
@@ -306,8 +305,7 @@ def _client(plan: Plan, explicit_known_hosts: bool) -> tuple[paramiko.SSHClient,
         if path.is_file():
             known.read(path)
     # Every decision is HostKeyCheck's (certificates, @revoked, patterns): paramiko's own table stays empty.
-    client.set_missing_host_key_policy(HostKeyCheck(known, then))
-    return client, known
+    return known, HostKeyCheck(known, then)
 
 
 def _open_socket(dest: Destination, timeout: float, jump: paramiko.Transport | None = None):
@@ -372,7 +370,7 @@ def _auth_failure(strategy: KeysAndAgent, failure: AuthFailure) -> str:
         if isinstance(source, _Unusable):
             tried.append(f"{source.path}: {source.why}")
             continue
-        what = {"Password": "the password"}.get(type(source).__name__)
+        what = "the password" if isinstance(source, Password) else None
         if what is None:
             key = source.pkey
             where = getattr(source, "path", None) or f"the agent's {key.get_name()} key"
@@ -531,6 +529,7 @@ class SSHTransport:
         self.clients = clients  # the host's, after those of any jump hosts it is reached through
         self.channel = channel
         self.lost_reason: str | None = None  # set when fanout itself dropped the connection (the keepalive)
+        self.exit_status: int | None = None  # the remote process's, once describe_end has learnt it
         self.stop_keepalive: Callable[[], None] = lambda: None
         self.stderr = StderrTail(name)
         self._stderr_thread = threading.Thread(
@@ -575,7 +574,7 @@ class SSHTransport:
             return self.lost_reason
         what = "the remote process ended"
         if self.channel.status_event.wait(2):
-            status = self.channel.exit_status
+            status = self.exit_status = self.channel.exit_status
             what += f" with status {status}"
             if status > 128:  # the remote shell's way of saying "killed by signal N"
                 what += f" (killed by signal {status - 128}, {_signal_name(status - 128)})"
@@ -659,12 +658,12 @@ def connect(
     deadline = time.monotonic() + way.connect_timeout
     dest = way.destination
     clients: list[paramiko.SSHClient] = []
-    explicit_known_hosts = known_hosts is not None
     try:
         through = None
+        known, checker = _host_key_check(way, known_hosts is not None)
         for hop in way.hops:
-            through = _open_client(hop, way, explicit_known_hosts, deadline, through, clients)
-        transport = _open_client(dest, way, explicit_known_hosts, deadline, through, clients)
+            through = _open_client(hop, known, checker, deadline, through, clients)
+        transport = _open_client(dest, known, checker, deadline, through, clients)
         channel = transport.open_session(timeout=_remaining(dest.label, deadline, "a session channel opened"))
         if way.agent_socket is not None:
             AgentForwarding(dest.label, way.agent_socket).request(channel)
@@ -692,8 +691,8 @@ def connect(
 
 def _open_client(
     dest: Destination,
-    way: Plan,
-    explicit_known_hosts: bool,
+    known: KnownHosts | None,
+    checker: paramiko.MissingHostKeyPolicy,
     deadline: float,
     through: paramiko.Transport | None,
     clients: list[paramiko.SSHClient],
@@ -706,7 +705,8 @@ def _open_client(
     """
     name = dest.label
     for attempt in range(1, _BANNER_RETRIES + 1):
-        client, known = _client(way, explicit_known_hosts)
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(checker)
         try:
             with _handshake_slot(name, dest, deadline):
                 sock = _open_socket(dest, _remaining(name, deadline, "connecting"), through)

@@ -15,6 +15,7 @@ from fanout import _agent_forward
 
 pytestmark = [pytest.mark.fleet, pytest.mark.usefixtures("openssh_client")]
 FLOOD = 3 * _agent_forward.MAX_CHANNELS
+NAME = "flooder"
 
 
 # The host's side: a script run by the host's own python3 (code sent by value runs only on the master's version).
@@ -44,7 +45,8 @@ def flood(context, count: int) -> list[str]:
 
 
 def _agent_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("fanout-agent-")]
+    """The flooding host's agent threads (other tests' connections may still be ending theirs)."""
+    return [t for t in threading.enumerate() if t.name == f"fanout-agent-{NAME}"]
 
 
 def _wait_for(condition, timeout: float = 120) -> None:
@@ -58,7 +60,7 @@ def _wait_for(condition, timeout: float = 120) -> None:
 def test_a_host_flooding_the_forwarded_agent_gets_a_bounded_share(fleet, ssh_agent) -> None:
     host = fleet.hosts[0]
     options = {**host.connect_options(), "forward_agent": True}
-    with fanout.connect(host.address, **options) as context:
+    with fanout.connect(host.address, name=NAME, **options) as context:
         outcomes = flood(context, FLOOD)
         assert outcomes.count("answered") == _agent_forward.MAX_CHANNELS
         assert outcomes[: _agent_forward.MAX_CHANNELS] == ["answered"] * _agent_forward.MAX_CHANNELS
