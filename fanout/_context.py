@@ -28,13 +28,14 @@ import collections
 import contextlib
 import copy
 import logging
+import os
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, InvalidStateError
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fanout import _become, _functions, _output, _stage, _terminal
 from fanout._deadlines import DEADLINES, STALLS, StallTimer
@@ -58,6 +59,7 @@ from fanout._transport import LocalTransport, Transport
 from fanout.errors import (
     AuthenticationFailed,
     BecomeFailed,
+    CallTimeout,
     ConnectionLost,
     ConnectTimeout,
     FanoutError,
@@ -65,6 +67,10 @@ from fanout.errors import (
     RemoteError,
     UnsupportedPython,
 )
+
+if TYPE_CHECKING:
+    from fanout._commands import CommandResult
+    from fanout._push import Transfer
 
 _HELLO_TIMEOUT = 60.0
 BECOME_TIMEOUT = 30.0  # seconds a become child may take to start: sudo's password check and Python's start
@@ -136,12 +142,14 @@ def _run_callback(fn: Callable[[Future], object], future: Future) -> None:
 class _Waiter:
     """What :meth:`Context.call` waits on: the part of a Future it needs, on one bare lock."""
 
-    __slots__ = ("_done", "_error", "_value", "from_delivery")
+    __slots__ = ("_done", "_error", "_seen", "_value", "call_id", "from_delivery")
 
     def __init__(self) -> None:
         self.from_delivery = False
+        self.call_id = 0
         self._done = _thread.allocate_lock()
         self._done.acquire()
+        self._seen = False  # wait() took the outcome's signal: result() must not wait for it again
         self._value: Any = None
         self._error: BaseException | None = None
 
@@ -159,8 +167,14 @@ class _Waiter:
         except RuntimeError:  # already answered (a late ConnectionLost after the result)
             raise InvalidStateError("already done") from None
 
+    def wait(self, timeout: float) -> bool:
+        """Whether the outcome came within ``timeout`` seconds; once it has, :meth:`result` returns at once."""
+        self._seen = self._done.acquire(timeout=timeout)
+        return self._seen
+
     def result(self) -> Any:
-        self._done.acquire()
+        if not self._seen:
+            self._done.acquire()
         if self._error is not None:
             raise self._error
         return self._value
@@ -202,6 +216,7 @@ class Context:
         self._send_lock: threading.Lock = self._root._send_lock if parent is not None else threading.Lock()
         self._hello_seen = threading.Event()
         self._lost: tuple[str, BaseException | None] | None = None
+        self._lost_status: int | None = None  # the child's exit status, when _lost is its own end
         self._lost_provisional = False  # _lost is a failed write's guess, which the child's own account replaces
         self._closed = False
         self._bytes_sent = self._bytes_received = self._module_requests = 0
@@ -242,17 +257,67 @@ class Context:
 
     # -- public API ----------------------------------------------------------------------
 
-    def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        """Run ``fn(*args, **kwargs)`` in the child and return its result (or raise its error)."""
-        return self._start(fn, args, kwargs, _Waiter()).result()
+    def call(self, fn: Callable[..., Any], /, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` in the child and return its result (or raise its error).
 
-    def call_async(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> CallFuture:
+        With no answer after ``timeout`` seconds, it raises :class:`~fanout.CallTimeout` and the child is
+        ended, as a fleet drops a host at a call's timeout: nothing else stops a call there. The context's other
+        calls then raise :class:`~fanout.ConnectionLost`, caused by that timeout. To wait without ending the
+        child, use ``call_async(...).result(timeout)``; to pass ``timeout`` to ``fn``, :func:`functools.partial`.
+        """
+        seconds = check_timeout("timeout", timeout, allow_none=True)
+        waiter = self._start(fn, args, kwargs, _Waiter())
+        if seconds is not None and not waiter.wait(seconds) and self._abandon(waiter):
+            raise self._time_out(seconds)
+        return waiter.result()
+
+    def call_async(
+        self, fn: Callable[..., Any], /, *args: Any, timeout: float | None = None, **kwargs: Any
+    ) -> CallFuture:
         """Start ``fn(*args, **kwargs)`` in the child; the future holds its result or error.
 
         Its done-callbacks run on this context's delivery thread (never on the
         thread that receives from the host), so they may call the context.
+        ``timeout`` is as :meth:`call`'s: the future fails with :class:`~fanout.CallTimeout`.
         """
-        return self._start(fn, args, kwargs, CallFuture(self._deliveries.post))
+        return self._call_async(fn, args, kwargs, check_timeout("timeout", timeout, allow_none=True))
+
+    def _call_async(
+        self, fn: Callable[..., Any], args: tuple, kwargs: dict, seconds: float | None = None
+    ) -> CallFuture:
+        """:meth:`call_async` with the arguments as they are: a ``timeout`` among ``kwargs`` is ``fn``'s."""
+        future = self._start(fn, args, kwargs, CallFuture(self._deliveries.post))
+        if seconds is not None and not future.done():
+            handle = DEADLINES.at(time.monotonic() + seconds, lambda: self._overran_soon(future, seconds))
+            future._add_internal_callback(lambda _: DEADLINES.cancel(handle))
+        return future
+
+    def _abandon(self, future: Any) -> bool:
+        """Forget a call whose outcome has not come: True then (none will be taken), False if it is on its way."""
+        with self._state_lock:
+            if self._futures.get(future.call_id) is not future:
+                return False
+            del self._futures[future.call_id]
+            return True
+
+    def _overran_soon(self, future: CallFuture, seconds: float) -> None:
+        """On the deadline thread, which never waits: a thread of this host's ends the call and the child."""
+
+        def overran() -> None:
+            if self._abandon(future):
+                error = self._time_out(seconds)
+                with contextlib.suppress(InvalidStateError):  # the caller cancelled it
+                    future.set_exception(error)
+
+        threading.Thread(target=overran, name=f"fanout-timeout-{self.name}", daemon=True).start()
+
+    def _time_out(self, seconds: float) -> CallTimeout:
+        """A call had no answer within ``seconds``: end the child (the protocol cannot stop one call), and fail
+        its other calls, and later ones, with ConnectionLost caused by the timeout (see fanout.fleet.status_of)."""
+        error = CallTimeout(f"{self.name}: no answer within the timeout of {seconds:g} s; its child was ended")
+        self._fail_all(f"ended at a call's timeout ({error})", error)
+        self._close_transport_soon()
+        return error
 
     def _start(
         self, fn: Callable[..., Any], args: tuple, kwargs: dict, future: Any, also_modules: tuple[str, ...] = ()
@@ -267,8 +332,7 @@ class Context:
                 call_id, frame = self._protocol.call(encoded.payload)
                 self._futures[call_id] = future
                 future.from_delivery = self._deliveries.on_runner()
-                if isinstance(future, CallFuture):
-                    future.call_id = call_id
+                future.call_id = call_id
             ahead = self._protocol.modules(0, records, roots) if records or roots else b""
             if self._parent is not None and ahead:
                 # Sources go to the connection's child, which keeps them for every context on its host.
@@ -300,7 +364,7 @@ class Context:
             waiter = self._start(_service_calls.invoke, ("master", name, method, kwargs), {}, _Waiter(), module)
             return waiter.result()
         except RemoteError as exc:
-            if exc.type_name == "fanout.service.CallRefused":
+            if exc.raised(service_module.CallRefused):
                 raise service_module.CallRefused(f"{exc.message} (on {self.name})") from exc
             raise
 
@@ -337,9 +401,36 @@ class Context:
         child.expect_ready_by(time.monotonic() + timeout, timeout)
         return child
 
+    def run(
+        self,
+        command: str,
+        *,
+        timeout: float | None = None,
+        check: bool = True,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        """Run a shell command on the host, as :meth:`fanout.Fleet.run` does on each: its
+        :class:`~fanout.fleet.CommandResult`.
+
+        With ``check`` (the default), a non-zero exit status raises :class:`~fanout.CommandFailed`, whose
+        ``result`` is the CommandResult. A command still running at ``timeout`` is killed with everything it
+        started, and raises CommandFailed with ``rc`` None whatever ``check``; a child with no answer 10 s
+        later (``ANSWER_GRACE``) is ended, as at :meth:`call`'s timeout. The lines the command writes reach
+        ``on_output`` (or the ``fanout.remote.<host>`` logger) as they come.
+        """
+        from fanout import _commands, _shell
+
+        args = _commands.shell_args(command, timeout, True, cwd, env)
+        answer = self.call(_shell.run, *args, timeout=_commands.answer_wait(timeout))
+        value, error = _commands.outcome(self.name, answer, check)
+        if error is not None:
+            raise error
+        return value
+
     def put(
         self,
-        src: Any,
+        src: str | os.PathLike,
         dest: str,
         *,
         mode: int | None = None,
@@ -348,7 +439,7 @@ class Context:
         delete: bool = False,
         fsync: bool = False,
         timeout: float | None = None,
-    ) -> Any:
+    ) -> Transfer:
         """Push a file or a tree to ``dest`` on the host; as :meth:`fanout.Fleet.put` (see docs/files.rst).
 
         Returns a :class:`~fanout.fleet.Transfer`; raises :class:`~fanout.fleet.PushFailed`
@@ -362,13 +453,13 @@ class Context:
     def fetch(
         self,
         src: str,
-        dest: Any,
+        dest: str | os.PathLike,
         *,
         flat: bool = False,
         max_bytes: int | None = None,
         max_entries: int | None = None,
         timeout: float | None = None,
-    ) -> Any:
+    ) -> Any:  # a fanout._fetch.Fetched
         """Copy a file or tree from the host into ``dest/<host>/<src>`` (``flat``: at ``dest`` itself).
 
         Returns a ``Fetched``; raises ``FetchError`` (with ``fetched``) if any entry
@@ -530,10 +621,11 @@ class Context:
         except ProtocolError as exc:
             self._fail_all(f"it sent an invalid message ({exc}); the connection was dropped", exc)
         reason = "the connection closed" if self._closed else self._transport.describe_end()
+        status = None if self._closed else getattr(self._transport, "exit_status", None)
         cause = getattr(self._transport, "end_error", None)
         if cause is None and not self._closed and self._protocol.hello is None:  # its Python too old, or none found
             cause = _stage.unsupported_python(self.name, getattr(self._transport, "stderr", None))
-        self._fail_all(reason, cause)
+        self._fail_all(reason, cause, exit_status=status)
         for transport in list(self._root._tree.transports.values()):  # those below it cannot outlive it
             if transport.parent is self:
                 transport.ended(f"its parent {self.name} ended")
@@ -706,12 +798,16 @@ class Context:
 
     # -- failure -------------------------------------------------------------------------
 
-    def _fail_all(self, reason: str, cause: BaseException | None, *, provisional: bool = False) -> None:
+    def _fail_all(
+        self, reason: str, cause: BaseException | None, *, provisional: bool = False, exit_status: int | None = None
+    ) -> None:
         """Fail every call in flight, and every later one, with the first account of the loss; a provisional one
-        (a write that failed, on a busy machine before the end was seen) gives way to the first that is not."""
+        (a write that failed, on a busy machine before the end was seen) gives way to the first that is not.
+        ``exit_status`` is the child's, when the account is its own end."""
         with self._state_lock:
             if self._lost is None or self._lost_provisional:
                 self._lost = (reason, cause)
+                self._lost_status = exit_status
                 self._lost_provisional = provisional
             futures, self._futures = list(self._futures.values()), {}
         self._hello_seen.set()
@@ -725,7 +821,8 @@ class Context:
             error = copy.copy(cause)  # one per waiting call, each with its own traceback; attributes kept
             error.__traceback__ = None
             return error
-        error = ConnectionLost(self.name, reason)
+        started = self._protocol.hello is not None  # calls could run: the host was reached
+        error = ConnectionLost(self.name, reason, exit_status=self._lost_status, started=started)
         error.__cause__ = cause
         return error
 

@@ -33,11 +33,12 @@ class ParentContext:
         if reply[0] == "ok":
             return reply[1]
         _, type_name, message, traceback = reply
-        if type_name == "fanout.service.CallRefused":
-            from fanout.service import CallRefused
+        error = RemoteError(self.name, type_name, message, traceback)
+        from fanout.service import CallRefused  # on failures only: the service framework is imported on demand
 
+        if error.raised(CallRefused):
             raise CallRefused(f"{message} (on {self.name})")
-        raise RemoteError(self.name, type_name, message, traceback)
+        raise error
 
     def __repr__(self) -> str:
         return f"<fanout parent {self.name!r}>"

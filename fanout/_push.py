@@ -202,7 +202,10 @@ def prepare(
     local = os.fsdecode(os.fspath(src))
     if not os.path.exists(local):
         raise FileNotFoundError(errno.ENOENT, "no such file or directory to put", local)
-    entries = _tree.walk(local, hashes=False)
+    try:
+        entries = _tree.walk(local, hashes=False)
+    except _tree.TooManyEntries as exc:  # a source over the limit is a bad argument: Python's own ValueError
+        raise ValueError(str(exc)) from None
     is_dir = entries[0][1] == _tree.DIR
     root = remote_root(local, dest, is_dir)
     if delete and not is_dir:

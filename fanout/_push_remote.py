@@ -13,6 +13,7 @@ import errno
 import os
 import shutil
 import stat
+import sys
 import threading
 import time
 
@@ -33,6 +34,13 @@ UNCHANGED, CONTENT, METADATA, FAILED, SKIPPED = "u", "c", "m", "f", "s"
 _EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # of no bytes at all
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _refused(error):
+    """Whether ``error`` is the master's CallRefused, by type: one exists only once fanout.service is imported,
+    so a failure of another kind does not import it (from the master) just to be told apart."""
+    service = sys.modules.get("fanout.service")
+    return service is not None and isinstance(error, service.CallRefused)
 
 
 class SourceChanged(Exception):
@@ -158,7 +166,7 @@ class _Push:
             self.error_count += 1
             if len(self.errors) < MAX_ERRORS:
                 self.errors.append((index, message[:MAX_MESSAGE]))
-            if (isinstance(error, OSError) and error.errno in FATAL_ERRNOS) or type(error).__name__ == "CallRefused":
+            if (isinstance(error, OSError) and error.errno in FATAL_ERRNOS) or _refused(error):
                 self.aborted = True  # the disk is full, or the push has ended on the master (Ctrl-C, a timeout)
 
     def owner_differs(self, info):
@@ -473,7 +481,7 @@ class _Push:
             try:
                 data = self.parent.call_service(self.plan["service"], "read_batch", token=self.token, files=files)
             except Exception as exc:
-                if type(exc).__name__ == "CallRefused":  # the push has ended: nothing more will come
+                if _refused(exc):  # the push has ended: nothing more will come
                     for incoming in wanted:
                         errors[incoming] = exc
                     wanted = []

@@ -51,6 +51,7 @@ class RelayTransport:
         self._ended = threading.Event()
         self._end_text = "the child ended"
         self.end_error: BaseException | None = None
+        self.exit_status: int | None = None  # the child's, as its parent reported it in GONE
         self._replay: list[bytes] | None = []  # what was sent before the child was ready, for a retry on a terminal
         self._replay_size = 0
         self._retried = False
@@ -132,6 +133,7 @@ class RelayTransport:
         elif event.how == "protocol":
             self.ended(f"it sent its parent an invalid message ({event.text})")
         else:
+            self.exit_status = event.status
             self.ended(f"the child ended with status {event.status}")
 
     def ended(self, reason: str) -> None:

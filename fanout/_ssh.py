@@ -574,7 +574,8 @@ class SSHTransport:
             return self.lost_reason
         what = "the remote process ended"
         if self.channel.status_event.wait(2):
-            status = self.exit_status = self.channel.exit_status
+            status = self.channel.exit_status
+            self.exit_status = status if status >= 0 else None  # -1: none came (the channel closed without one)
             what += f" with status {status}"
             if status > 128:  # the remote shell's way of saying "killed by signal N"
                 what += f" (killed by signal {status - 128}, {_signal_name(status - 128)})"

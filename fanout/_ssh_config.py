@@ -29,6 +29,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from fanout.errors import FanoutError
+
 MAX_FILE_BYTES = 1024 * 1024  # a config file larger than this is refused
 MAX_LINE_CHARS = 64 * 1024  # a longer line is refused
 MAX_INCLUDE_DEPTH = 16  # OpenSSH's READCONF_MAX_DEPTH
@@ -129,7 +131,7 @@ _BAD_HOST_CHARS = _BAD_HOP_CHARS | {"@"}  # and '@': resolve() takes the user se
 _BAD_USER_CHARS = frozenset("'`\";&<>|(){}")
 
 
-class SSHConfigError(ValueError):
+class SSHConfigError(FanoutError, ValueError):
     """A config file or an ssh argument is wrong; the message starts with 'file:line: ' when it comes from a file."""
 
 

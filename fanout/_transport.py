@@ -27,7 +27,7 @@ class Transport(Protocol):
     def start(self, on_data: Callable[[bytes], None], on_end: Callable[[], None]) -> None: ...
     def send(self, data: bytes | memoryview) -> None: ...
     def close(self) -> None: ...
-    def describe_end(self) -> str: ...  # how the child ended, for ConnectionLost
+    def describe_end(self) -> str: ...  # how the child ended, for ConnectionLost (and its exit_status, if known)
 
 
 class StderrTail:
@@ -82,6 +82,7 @@ class LocalTransport:
             start_new_session=True,  # a terminal's Ctrl-C reaches the master alone, which decides what ends
         )
         self.stderr = StderrTail(host)
+        self.exit_status: int | None = None  # the child's, once describe_end has learnt it (-N: killed by signal N)
         self._stderr_thread = threading.Thread(
             target=self.stderr.pump, args=(lambda: self.process.stderr.read(65536),), daemon=True
         )
@@ -124,6 +125,7 @@ class LocalTransport:
                 code = self.process.wait(timeout=1)
             except subprocess.TimeoutExpired:
                 return "the child closed its output but is still running"
+        self.exit_status = code
         self._stderr_thread.join(timeout=1)
         what = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
         tail = self.stderr.text()

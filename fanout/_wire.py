@@ -58,7 +58,14 @@ KIND_NAMES = {
 }
 
 
-class ProtocolError(Exception):
+class FanoutError(Exception):
+    """Base of every error fanout raises. Defined here, so that ProtocolError, which the child's stage 1 has
+    too, is one; ``fanout/errors.py`` draws the whole tree."""
+
+    cli_text = None  # the message with its advice spelled for the command line (see fanout.errors.advise)
+
+
+class ProtocolError(FanoutError):
     """The peer sent bytes that are not a valid frame; the stream cannot be trusted after this."""
 
 

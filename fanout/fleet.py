@@ -18,7 +18,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from fanout import _become, _limits, _output, _progress, _push, _secret, _shell, _terminal
+from fanout import _become, _commands, _limits, _output, _progress, _push, _secret, _shell, _terminal
+from fanout._commands import CommandResult
 from fanout._deadlines import DEADLINES
 from fanout._push import PushFailed, Transfer
 from fanout._stage import AUTO_MODES
@@ -58,23 +59,16 @@ class Result:
         return f"<Result {self.host} {self.status}: {detail}>"
 
 
-@dataclass(frozen=True)
-class CommandResult:
-    """How a shell command ended on one host: ``rc`` is None when it was killed at its timeout."""
-
-    rc: int | None
-    stdout: str
-    stderr: str
-
-
 def status_of(error: BaseException) -> str:
     """The outcome an exception means for its host."""
     if isinstance(error, ConnectionLost) and isinstance(error.__cause__, ConnectTimeout | CallTimeout):
         return TIMED_OUT  # the child did not start in time, or the host was dropped at a call's timeout
-    if isinstance(error, (ConnectTimeout, CallTimeout)):
+    if isinstance(error, (ConnectTimeout, CallTimeout)) or (isinstance(error, CommandFailed) and error.rc is None):
         return TIMED_OUT
     if isinstance(error, (AuthenticationFailed, HostKeyError)):
         return AUTH_FAILED
+    if isinstance(error, ConnectionLost) and error.started:
+        return FAILED  # reached: its child died during a call (exit_status says how), or its connection was cut
     if isinstance(error, (Unreachable, ConnectionLost)):
         return UNREACHABLE
     return FAILED
@@ -116,7 +110,8 @@ class Results(Mapping):
 
     @property
     def failed(self) -> dict[str, Result]:
-        """Hosts reached that did not succeed: a remote exception, a failed command, a call that ran out of time."""
+        """Hosts reached that did not succeed: a remote exception, a failed command, a call that ran out of time, a
+        child that died during a call."""
         return self._where(lambda r: not r.ok and not never_reached(r))
 
     @property
@@ -340,9 +335,16 @@ class Fleet:
 
     # -- calling -------------------------------------------------------------------------
 
-    def _start(self, fn: Callable[..., Any], args: tuple, kwargs: dict, names: list[str] | None = None):
-        """Start the call on every host (or ``names``); sent from ``forks`` threads, so a host that
-        stops reading holds up only its own."""
+    def _start(
+        self,
+        fn: Callable[..., Any],
+        args: tuple,
+        kwargs: dict,
+        names: list[str] | None = None,
+        each: Mapping[str, tuple[tuple, dict]] | None = None,
+    ):
+        """Start the call on every host (or ``names``), with ``each`` host's own arguments if given; sent from
+        ``forks`` threads, so a host that stops reading holds up only its own."""
         if not self._connected:
             self.connect()
         futures: dict[str, Future] = {}
@@ -353,7 +355,8 @@ class Fleet:
                 futures[name] = _failed(self._failures[name])
                 continue
             futures[name] = proxy = Future()
-            self._sender().submit(_send_call, context, fn, args, kwargs, proxy)
+            host_args, host_kwargs = (args, kwargs) if each is None else each[name]
+            self._sender().submit(_send_call, context, fn, host_args, host_kwargs, proxy)
         return futures
 
     def _sender(self) -> ThreadPoolExecutor:
@@ -446,6 +449,26 @@ class Fleet:
         futures = self._start(fn, args, kwargs)
         return self._in_order(self._completed(futures, deadline, _describe(fn)))
 
+    def call_each(
+        self,
+        fn: Callable[..., Any],
+        arguments: Mapping[str, tuple[Sequence[Any], Mapping[str, Any]]],
+        /,
+        *,
+        timeout: float | None = None,
+    ) -> Results:
+        """Run ``fn(*args, **kwargs)`` on every host with its own arguments: ``arguments`` maps each host of the
+        fleet to its ``(args, kwargs)``. Results and ``timeout`` are as :meth:`call`'s.
+
+        Every host of the fleet needs its entry, and every entry a host of the fleet: a missing or unknown
+        name is a ValueError before anything is sent, never a host silently left out. A ``timeout`` among
+        a host's ``kwargs`` is ``fn``'s own.
+        """
+        deadline = self._deadline(timeout)
+        each = _each_host(self.hosts, arguments)
+        futures = self._start(fn, (), {}, each=each)
+        return self._in_order(self._completed(futures, deadline, _describe(fn)))
+
     def as_completed(
         self, fn: Callable[..., Any], /, *args: Any, timeout: float | None = None, **kwargs: Any
     ) -> Iterator[tuple[str, Result]]:
@@ -475,11 +498,10 @@ class Fleet:
         and the :class:`~fanout.fleet.CommandResult` still in ``value``. A command still
         running at ``timeout`` is killed with everything it started.
         """
-        if not isinstance(command, str) or not command.strip():
-            raise ValueError(f"command must be a non-empty string, not {command!r}")
+        shell_args = _commands.shell_args(command, timeout, self.echo, cwd, env)
         self._deadline(timeout)
         wait = None if timeout is None else time.monotonic() + timeout + self.connect_timeout  # the host kills first
-        futures = self._start(_shell.run, (command, timeout, self.echo, cwd, dict(env) if env else None), {})
+        futures = self._start(_shell.run, shell_args, {})
         results = self._in_order(self._completed(futures, wait, command))
         return Results({name: _command_result(result, check) for name, result in results.items()})
 
@@ -754,7 +776,7 @@ def _end(context: Any, error: CallTimeout) -> None:
 def _send_call(context: Any, fn: Callable[..., Any], args: tuple, kwargs: dict, proxy: Future) -> None:
     """On a sending thread: start the call, and pass its outcome on to the future the caller holds."""
     try:
-        future = context.call_async(fn, *args, **kwargs)
+        future = context._call_async(fn, args, kwargs)  # a "timeout" in kwargs is fn's (see call_each)
     except Exception as exc:
         proxy.set_exception(exc)
         return
@@ -821,13 +843,41 @@ def _describe(fn: Callable[..., Any]) -> str:
 def _command_result(result: Result, check: bool) -> Result:
     if not result.ok:
         return result
-    rc, stdout, stderr, _timed_out = result.value
-    value = CommandResult(rc, stdout, stderr)
-    if rc is None:
-        return Result(result.host, TIMED_OUT, value, CommandFailed(result.host, rc, stderr), stdout, stderr)
-    if check and rc != 0:
-        return Result(result.host, FAILED, value, CommandFailed(result.host, rc, stderr), stdout, stderr)
-    return Result(result.host, OK, value, None, stdout, stderr)
+    value, error = _commands.outcome(result.host, result.value, check)
+    status = OK if error is None else status_of(error)  # timed-out when killed at its timeout, else failed
+    return Result(result.host, status, value, error, value.stdout, value.stderr)
+
+
+def _each_host(hosts: Mapping[str, Any], arguments: Any) -> dict[str, tuple[tuple, dict]]:
+    """:meth:`Fleet.call_each`'s ``arguments``, checked: one ``(args, kwargs)`` for each host, and no other."""
+    if not isinstance(arguments, Mapping):
+        raise TypeError(f"call_each takes a mapping of host to (args, kwargs), not {type(arguments).__name__}")
+    missing = [name for name in hosts if name not in arguments]
+    unknown = [name for name in arguments if name not in hosts]
+    if missing or unknown:
+        said = [f"no arguments for {_listed(missing)}"] if missing else []
+        said += [f"{_listed(unknown)} not in the fleet"] if unknown else []
+        raise ValueError(f"call_each needs (args, kwargs) for every host of the fleet and no other: {'; '.join(said)}")
+    each = {}
+    for name, entry in arguments.items():
+        if not (isinstance(entry, (tuple, list)) and len(entry) == 2):
+            raise TypeError(f"call_each: {name}'s arguments must be a pair (args, kwargs), not {entry!r:.100}")
+        args, kwargs = entry
+        if isinstance(args, (str, bytes)) or not isinstance(args, Sequence) or not isinstance(kwargs, Mapping):
+            raise TypeError(f"call_each: {name}'s arguments must be (a sequence, a mapping), not {entry!r:.100}")
+        if not all(isinstance(key, str) for key in kwargs):
+            raise TypeError(f"call_each: {name}'s keyword arguments must have string names")
+        each[name] = (tuple(args), dict(kwargs))
+    return each
+
+
+def _listed(names: list[str]) -> str:
+    """Host names for a message: the first few, and how many more."""
+    shown = ", ".join(names[:LISTED_NAMES])
+    return shown + (f" and {len(names) - LISTED_NAMES} more" if len(names) > LISTED_NAMES else "")
+
+
+LISTED_NAMES = 5  # host names an error message lists before it says how many more
 
 
 __all__ = [

@@ -43,6 +43,7 @@ from typing import Any
 from fanout import _become as _become_plan
 from fanout._ssh_config import parse_ssh_args
 from fanout._timeouts import check_timeout
+from fanout.errors import FanoutError
 
 __all__ = ["BecomeOptions", "Group", "Inventory", "InventoryError"]
 
@@ -90,7 +91,7 @@ def _warn_unsupported_connection_vars(host: str, variables: dict[str, Any]) -> N
             warnings.warn(f"host {host!r}: {key} is ignored: {why}", UserWarning, stacklevel=4)
 
 
-class InventoryError(ValueError):
+class InventoryError(FanoutError, ValueError):
     """An inventory (or a host pattern) could not be read; the message names the file and line."""
 
     def __init__(self, message: str, path: str | os.PathLike | None = None, line: int | None = None) -> None:

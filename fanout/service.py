@@ -31,6 +31,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from fanout.errors import FanoutError
+
 __all__ = [
     "Activator",
     "AllowAny",
@@ -52,11 +54,11 @@ __all__ = [
 ]
 
 
-class CallRefused(Exception):
+class CallRefused(FanoutError):
     """A service call was refused before anything ran: the message says which rule refused it."""
 
 
-class PoolClosed(Exception):
+class PoolClosed(FanoutError):
     """The pool closed while the call was pending or before it started."""
 
 

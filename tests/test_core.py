@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
 import platform
 import re
+import signal
+import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 import fanout
 from fanout._protocol import MasterProtocol, Output
+from fanout.fleet import FAILED, TIMED_OUT, UNREACHABLE, CommandResult, status_of
 
 
 def test_call_a_stdlib_function(child, target) -> None:
@@ -237,6 +242,85 @@ def test_close_ends_the_child_and_fails_later_calls(open_child) -> None:
     with pytest.raises(fanout.ConnectionLost, match="closed"):
         child.call(abs, -1)
     child.close()  # idempotent
+
+
+def test_a_call_past_its_timeout_raises_call_timeout_and_ends_the_child(open_child) -> None:
+    child, witness = open_child(), open_child()
+    pid = child.pid
+    waiting = child.call_async(time.sleep, 60)
+    started = time.monotonic()
+    with pytest.raises(fanout.CallTimeout, match="no answer within the timeout of 1 s; its child was ended"):
+        child.call(time.sleep, 60, timeout=1)
+    assert time.monotonic() - started < 10
+    with pytest.raises(fanout.ConnectionLost) as later:
+        child.call(abs, -1)
+    for lost in (waiting.exception(timeout=10), later.value):  # the other calls, waiting and later: caused by it
+        assert isinstance(lost, fanout.ConnectionLost) and isinstance(lost.__cause__, fanout.CallTimeout)
+        assert status_of(lost) == TIMED_OUT
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the child is gone from its host
+        try:
+            witness.call(os.kill, pid, 0)
+        except fanout.RemoteError as exc:
+            assert exc.raised(ProcessLookupError)
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the child {pid} still runs after its call's timeout")
+
+
+def test_timeout_is_fanouts_own_keyword_and_call_async_takes_it_too(open_child) -> None:
+    child = open_child()
+    given = functools.partial(subprocess.check_output, ["echo", "x"], timeout=30)  # the function's own timeout
+    assert child.call(given, timeout=30) == b"x\n"
+    assert child.call_async(abs, -2, timeout=30).result(timeout=30) == 2
+    with pytest.raises(ValueError, match="timeout"):
+        child.call(abs, -1, timeout=0)
+    future = child.call_async(time.sleep, 60, timeout=0.5)
+    with pytest.raises(fanout.CallTimeout):
+        future.result(timeout=30)
+    with pytest.raises(fanout.ConnectionLost, match="call's timeout"):
+        child.call(abs, -1)
+
+
+def test_run_and_put_on_one_host_as_a_fleet_does_on_each(child, tmp_path) -> None:
+    lines: list = []
+    child.on_output = lambda stream, line, call_id: lines.append((stream, line))
+    assert child.run("echo out; echo err >&2") == CommandResult(0, "out\n", "err\n")
+    assert ("stdout", "out") in lines and ("stderr", "err") in lines  # streamed as they came
+    assert child.run("exit 3", check=False) == CommandResult(3, "", "")
+    with pytest.raises(fanout.CommandFailed, match="exited with status 3") as failed:
+        child.run("echo why >&2; exit 3")
+    assert failed.value.rc == 3 and failed.value.result == CommandResult(3, "", "why\n")
+    with pytest.raises(fanout.CommandFailed, match="timed out and was killed") as killed:
+        child.run("sleep 60", timeout=0.5, check=False)
+    assert killed.value.rc is None and status_of(killed.value) == TIMED_OUT
+    assert child.run('pwd; echo "$WORD"', cwd="/tmp", env={"WORD": "w"}).stdout == "/tmp\nw\n"
+    with pytest.raises(ValueError, match="command"):
+        child.run(" ")
+    (tmp_path / "f").write_text("put on one host\n")
+    dest = f"/tmp/fanout-put-{uuid.uuid4().hex}"
+    assert child.put(tmp_path / "f", dest).changed
+    assert child.run(f"cat {dest}; rm {dest}").stdout == "put on one host\n"
+
+
+def test_a_child_that_dies_during_a_call_says_how_and_counts_failed(open_child, target) -> None:
+    with pytest.raises(fanout.ConnectionLost, match="status 7") as exited:
+        open_child().call(os._exit, 7)
+    assert exited.value.exit_status == 7 and exited.value.started
+    assert status_of(exited.value) == FAILED
+    killed = open_child()
+    with pytest.raises(fanout.ConnectionLost, match="signal 9") as info:
+        killed.call(os.kill, killed.pid, signal.SIGKILL)
+    assert info.value.exit_status == (-9 if target == "local" else 128 + 9) and status_of(info.value) == FAILED
+
+
+@pytest.mark.fleet  # starts a process
+def test_a_child_that_never_started_is_unreachable() -> None:
+    with fanout.local(python="/bin/false") as never, pytest.raises(fanout.ConnectionLost) as info:
+        never.call(abs, -1)
+    assert info.value.exit_status == 1 and not info.value.started
+    assert status_of(info.value) == UNREACHABLE
 
 
 ROUND_TRIP_VALUES = [

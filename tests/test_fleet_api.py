@@ -128,3 +128,25 @@ def test_the_service_example_runs_on_an_inventory(fleet, inventory, tmp_path) ->
     assert f"{len(fleet.hosts)} children, 2 lookups (one per role)" in done.stdout
     assert "nobody-home: not reached" in done.stdout and "wrong-key: not reached" in done.stdout
     assert f"{fleet.hosts[0].name} lists" in done.stdout
+
+
+def test_call_each_gives_each_host_its_own_arguments(fleet, inventory, user_modules) -> None:
+    s = user_modules({"each_{s}.py": "def tag(word, timeout):\n    return word, timeout\n"})
+    tag = importlib.import_module(f"each_{s}").tag
+    with Fleet.from_inventory(inventory, forks=8) as the_fleet:
+        arguments = {name: ((name.upper(),), {"timeout": i}) for i, name in enumerate(the_fleet.hosts)}
+        results = the_fleet.call_each(tag, arguments, timeout=60)  # the kwargs' "timeout" is tag's own
+    assert list(results) == [h.name for h in fleet.hosts] + ["nobody-home", "wrong-key"]
+    for i, host in enumerate(fleet.hosts):
+        assert results[host.name].status == OK and results[host.name].value == (host.name.upper(), i)
+    assert results["nobody-home"].status == UNREACHABLE and results["wrong-key"].status == AUTH_FAILED
+
+
+def test_a_host_whose_child_dies_during_a_call_is_failed_with_its_exit_status(inventory) -> None:
+    with Fleet.from_inventory(inventory, "docker[0:1]") as the_fleet:
+        results = the_fleet.call(os._exit, 3)
+        assert {r.status for r in results.values()} == {FAILED} and not results.unreachable
+        assert len(results.failed) == 2
+        assert all(r.error.exit_status == 3 and "status 3" in str(r.error) for r in results.values())
+        again = the_fleet.call(os.getpid)  # reached, then lost: later calls fail the same way
+        assert {r.status for r in again.values()} == {FAILED}
