@@ -12,15 +12,16 @@ from typing import Any
 from fanout import _terminal
 from fanout.inventory import Inventory, InventoryError
 
+DESCRIPTION = "Show an inventory as Ansible reads it."
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fanout inventory", description="Show an inventory as Ansible reads it.")
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``-i`` and one of ``--list``, ``--graph [GROUP]``, ``--host NAME``: ``fanout inventory``'s arguments."""
     parser.add_argument("-i", "--inventory", required=True, help="an inventory file, directory or 'h1,h2,' list")
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--list", action="store_true", help="every group and host, with host variables (JSON)")
     action.add_argument("--graph", nargs="?", const="all", metavar="GROUP", help="the group tree (default: all)")
     action.add_argument("--host", metavar="NAME", help="one host's variables (JSON)")
-    return parser
 
 
 def listing(inventory: Inventory) -> dict[str, Any]:
@@ -114,9 +115,20 @@ def _graph_size(inventory: Inventory, name: str) -> tuple[int, int]:
 
 
 def main(argv: Sequence[str]) -> int:
-    """Entry point of ``fanout inventory``; exit status 1 with the reason on bad input, 130 on Ctrl-C."""
+    """``fanout inventory``'s arguments alone parsed and run (the ``fanout`` command parses them as a subcommand)."""
+    parser = argparse.ArgumentParser(prog="fanout inventory", allow_abbrev=False, description=DESCRIPTION)
+    add_arguments(parser)
     try:
-        args = _parser().parse_args(argv)
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Show the inventory as asked; exit status 1 with the reason on bad input, 130 on Ctrl-C."""
+    try:
         inventory = Inventory.load(args.inventory)
         if args.list:
             text = dumps(listing(inventory))

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import Any
 
+from fanout import _terminal
+
 FEW_HOSTS = 4
+# Held while a bar starts or stops, and while write() writes: a line written from another thread then goes above a
+# bar that is fully shown, or straight to the stream once it is fully gone, never into a bar half-way out.
+_SCREEN = threading.RLock()
+
+
+def write(name: str, text: str) -> bool:
+    """Write ``text`` to ``sys.stdout`` or ``sys.stderr`` (``name``) as it is now, in one call; above the bar while
+    one is shown. False when the stream is closed (see :func:`fanout._terminal.write`)."""
+    with _SCREEN:
+        return _terminal.write(getattr(sys, name), text)
 
 
 def human_bytes(count: float) -> str:
@@ -63,7 +76,8 @@ class Progress:
 
     def __enter__(self) -> Progress:
         if self._bar is not None:
-            self._bar.start()
+            with _SCREEN:
+                self._bar.start()
             self._task = self._bar.add_task(self._description, total=self._total, tally="", moved="")
             self._started = time.monotonic()
         return self
@@ -88,4 +102,5 @@ class Progress:
 
     def __exit__(self, *exc_info: object) -> None:
         if self._bar is not None:
-            self._bar.stop()
+            with _SCREEN:
+                self._bar.stop()

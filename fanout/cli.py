@@ -1,12 +1,16 @@
 """The ``fanout`` command line, shaped as Ansible's ad-hoc ``ansible`` command.
 
 ``fanout [-i INVENTORY] PATTERN -m module.function [-a JSON]`` calls a function,
-``--shell CMD`` runs a command, on the hosts the pattern selects. Without an
-inventory only ``localhost`` exists, reached through a local child process (as
-Ansible's implicit localhost), so the command works with no SSH at all.
-``-b`` runs it as another user on each host (root, through sudo, unless told
-otherwise); as in Ansible, a host's own ``ansible_become*`` variables win over
-the command line's ``-b``, ``--become-user``, ``--become-method`` and ``-K``.
+``--shell CMD`` runs a command, on the hosts the pattern selects, and reports each
+host as it finishes. Without an inventory only ``localhost`` exists, reached
+through a local child process (as Ansible's implicit localhost), so the command
+works with no SSH at all. ``-b`` runs it as another user on each host (root,
+through sudo, unless told otherwise); as in Ansible, a host's own
+``ansible_become*`` variables win over the command line's ``-b``,
+``--become-user``, ``--become-method`` and ``-K``. ``fanout inventory`` shows an
+inventory as ``ansible-inventory`` does; its word may come anywhere among the
+arguments (see :func:`fanout._cli_parse.parse`).
+
 Exit status as Ansible's: 4 when a host was unreachable, else 2 when one failed; 1 for a bad request (one line on
 stderr, never a traceback), 2 for bad usage (argparse's), 130 on Ctrl-C, after the results already in.
 """
@@ -20,123 +24,44 @@ import getpass
 import importlib
 import json
 import os
-import queue
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator, Sequence
+import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import fanout
-from fanout import _become, _shell, _terminal
+from fanout import _become, _cli_habits, _cli_report, _cli_run, _inventory_cli, _terminal
+from fanout._cli_logs import remote_logs
+from fanout._cli_parse import DEFAULT_FUNCTION, INVENTORY, parse
+from fanout._cli_report import JSON, ONE_LINE, TEXT, exit_status, say
 from fanout._ssh_config import parse_ssh_args
-from fanout._timeouts import MAX_TIMEOUT, check_timeout
+from fanout._timeouts import check_timeout
 from fanout.errors import FanoutError
-from fanout.fleet import CommandResult, _command_result
 
 IMPLICIT_HOST = "localhost"
-_DEFAULT_FUNCTION = "platform.node"
-INTERRUPTED = 130  # the exit status of Ctrl-C, as shells report it (128 + SIGINT)
+INTERRUPTED = _cli_run.EXIT_INTERRUPTED  # the exit status of Ctrl-C, as shells report it (128 + SIGINT)
 MAX_FORKS = 10_000  # connections opened at once: each is a thread, and about three open files
 MAX_ARGS_DEPTH = 100  # levels of lists and objects in -a
 MAX_LIMIT_FILE_BYTES = 64 * 1024 * 1024  # an --limit @FILE of host names
 BECOME_PROMPT = "BECOME password: "  # -K's prompt, as Ansible's
 SSH_PROMPT = "SSH password: "  # -k's prompt, as Ansible's
 MAX_NAMED_HOSTS = 5  # hosts a warning names before it says "and N more"
+TRACEBACK_VERBOSITY = 3  # -vvv shows the traceback of an error fanout did not expect (a bug), as Ansible's -vvv
+
+__all__ = ["UsageError", "exit_status", "main", "parse", "parse_arguments", "resolve_function", "select_hosts"]
 
 
 class UsageError(Exception):
     """The command line asks for something that cannot be done; the message says why."""
 
 
-class _Version(argparse.Action):
-    """--version, looked up only when asked for (reading package metadata costs start-up time)."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        print(f"fanout {fanout.__version__}")
-        parser.exit()
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="fanout",
-        description="Run Python functions or shell commands across a fleet of hosts over SSH.",
-        epilog="Also: fanout inventory -i INVENTORY --list | --graph [GROUP] | --host NAME",
-    )
-    parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
-    parser.add_argument("pattern", metavar="PATTERN", help="which hosts, as an Ansible host pattern")
-    parser.add_argument(
-        "-i", "--inventory", metavar="INVENTORY", help="an Ansible inventory: file, directory or 'h1,h2,' list"
-    )
-    what = parser.add_mutually_exclusive_group()
-    what.add_argument(
-        "-m",
-        "--function",
-        metavar="MODULE.FUNCTION",
-        help=f"the function to call (default {_DEFAULT_FUNCTION})",
-    )
-    what.add_argument("--shell", metavar="CMD", help="run a shell command instead (through /bin/sh -c)")
-    what.add_argument(
-        "--copy",
-        nargs=2,
-        metavar=("SRC", "DEST"),
-        help="push a file or a tree to every host (SRC/ copies the contents, as rsync); unchanged files stay",
-    )
-    what.add_argument(
-        "--fetch",
-        nargs=2,
-        metavar=("SRC", "DEST"),
-        help="fetch a remote file or tree from every host into DEST/<host>/<path>, as Ansible's fetch",
-    )
-    parser.add_argument(
-        "-a", "--args", metavar="JSON", help="arguments: a JSON list (positional) or object (keywords), e.g. '[\"/\"]'"
-    )
-    parser.add_argument("-f", "--forks", type=int, default=50, help="connections opened at once (default 50)")
-    parser.add_argument(
-        "-T", "--timeout", type=float, default=10.0, help="connect timeout in seconds, to a ready child (default 10)"
-    )
-    parser.add_argument(
-        "--task-timeout", type=float, metavar="SECONDS", help="give up on a host's call or command after this long"
-    )
-    parser.add_argument("-l", "--limit", metavar="SUBSET", help="further limit the hosts: a pattern, or @FILE of names")
-    parser.add_argument("-u", "--user", help="remote user, where the inventory sets none")
-    parser.add_argument("--private-key", metavar="FILE", help="SSH key, where the inventory sets none")
-    ssh = parser.add_argument_group("ssh", "how to reach the hosts; a host's own ansible_* variables win over these")
-    ssh.add_argument(
-        "--host-key-checking",
-        choices=HOST_KEY_CHECKING,
-        help="strict: known hosts only; accept-new: add unknown hosts to known_hosts; off: accept any key "
-        "(default: ssh_config's StrictHostKeyChecking, strict when it says ask)",
-    )
-    ssh.add_argument("-k", "--ask-pass", action="store_true", help="ask for the SSH password, once, before connecting")
-    ssh.add_argument(
-        "--ssh-common-args", metavar="ARGS", help="ssh options for every host, as Ansible's: '-o Key=Value -J hop -A'"
-    )
-    ssh.add_argument("--ssh-extra-args", metavar="ARGS", help="more ssh options, after --ssh-common-args")
-    parser.add_argument("--json", action="store_true", help="print one JSON object per host, and nothing live")
-    parser.add_argument("--mode", metavar="OCTAL", help="with --copy: the files' mode on the hosts, such as 0644")
-    parser.add_argument("--delete", action="store_true", help="with --copy: remove what the source does not have")
-    become = parser.add_argument_group(
-        "become", "run as another user on each host; a host's own ansible_become* variables win over these"
-    )
-    become.add_argument(
-        "-b", "--become", action="store_true", help="run as another user (root, through sudo, unless told otherwise)"
-    )
-    become.add_argument("--become-user", metavar="USER", help="the user to become (default root)")
-    become.add_argument(
-        "--become-method",
-        choices=_become.METHODS,
-        help=f"how to become it: {', '.join(_become.METHODS)} (default sudo)",
-    )
-    become.add_argument(
-        "-K", "--ask-become-pass", action="store_true", help="ask for the become password, once, before connecting"
-    )
-    return parser
-
-
 def resolve_function(dotted: str) -> Any:
-    """``package.module.function`` (or ``module.Class.method``) to the callable it names."""
+    """``package.module.function`` (or ``module.Class.method``) to the callable it names; ``ping`` is fanout's
+    own, as Ansible's ping module. A misspelt name gets the closest one as a hint."""
+    if dotted == _cli_habits.PING:
+        from fanout._ping import ping
+
+        return ping
     parts = dotted.split(".")
     if len(parts) < 2 or not all(part.isidentifier() for part in parts):
         raise UsageError(f"-m wants MODULE.FUNCTION, such as platform.node, not {dotted!r}")
@@ -150,15 +75,16 @@ def resolve_function(dotted: str) -> Any:
             continue
         except (Exception, SystemExit) as exc:  # the module exists but breaks on import: say so, not "no such thing"
             raise UsageError(f"importing {module_name} failed: {type(exc).__name__}: {exc}") from None
-        try:
-            for attribute in parts[split:]:
-                obj = getattr(obj, attribute)
-        except AttributeError:
-            raise UsageError(f"module {module_name!r} has no {'.'.join(parts[split:])!r}") from None
+        for index in range(split, len(parts)):
+            try:
+                obj = getattr(obj, parts[index])
+            except Exception:  # AttributeError, or whatever a module's own __getattr__ raises
+                hint = _cli_habits.attribute_hint(parts, index, obj)
+                raise UsageError(f"module {module_name!r} has no {'.'.join(parts[split:])!r}{hint}") from None
         if not callable(obj):
             raise UsageError(f"{dotted} is not callable")
         return obj
-    raise UsageError(f"cannot import any module of {dotted!r} on this machine")
+    raise UsageError(f"cannot import any module of {dotted!r} on this machine{_cli_habits.module_name_hint(parts)}")
 
 
 def parse_arguments(text: str | None) -> tuple[list, dict]:
@@ -168,7 +94,10 @@ def parse_arguments(text: str | None) -> tuple[list, dict]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UsageError(f"-a is not valid JSON: {exc}") from None
+        raise UsageError(
+            f"-a is not valid JSON ({exc}): it must be a JSON list or object, such as "
+            f"{_cli_habits.arguments_example(text)}"
+        ) from None
     except RecursionError:
         raise UsageError(f"-a is nested more than {MAX_ARGS_DEPTH} levels deep") from None
     except ValueError as exc:  # an integer past Python's 4300 digits
@@ -179,7 +108,7 @@ def parse_arguments(text: str | None) -> tuple[list, dict]:
         return value, {}
     if isinstance(value, dict):
         return [], value
-    raise UsageError("-a must be a JSON list (positional arguments) or object (keyword arguments)")
+    raise UsageError(f"-a must be a JSON list or object, such as {_cli_habits.EXAMPLE}")
 
 
 def _depth(value: Any) -> int:
@@ -191,9 +120,6 @@ def _depth(value: Any) -> int:
             deepest = max(deepest, depth)
             todo.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
     return deepest
-
-
-HOST_KEY_CHECKING = ("strict", "accept-new", "off")
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -215,6 +141,8 @@ def _check_options(args: argparse.Namespace) -> None:
                 parse_ssh_args(text)
             except ValueError as exc:
                 raise UsageError(f"{flag}: {exc}") from None
+    if args.retry_file is not None:
+        args.retry_file = _cli_report.check_retry_file(args.retry_file)
     try:  # a user name sudo, su and doas would refuse is refused now
         _become.plan(args.become_method or "sudo", "root" if args.become_user is None else args.become_user)
     except ValueError as exc:
@@ -225,35 +153,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fanout`` command; returns the exit status (Ansible's: 4 unreachable, 2 failed;
     1 for a bad request, 2 for bad usage, 130 when interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    with _interrupts() as interrupts:
-        return _main(argv, interrupts)
-
-
-def _main(argv: list[str], interrupts: _Interrupts) -> int:
     try:
-        if argv[:1] == ["inventory"]:
-            from fanout import _inventory_cli
+        with _cli_run.interrupts() as interrupts:
+            return _main(argv, interrupts)
+    except Exception as exc:  # a bug of fanout's: still one line; -vvv shows where, as Ansible's -vvv does
+        if _verbosity(argv) >= TRACEBACK_VERBOSITY:
+            traceback.print_exc()
+        say(f"unexpected error (a bug in fanout; -vvv shows where): {type(exc).__name__}: {exc}")
+        return 1
 
-            return _inventory_cli.main(argv[1:])
-        parser = _parser()
-        args = parser.parse_args(argv)
+
+def _verbosity(argv: list[str]) -> int:
+    """How many -v the arguments hold, read without the parser (which may be what failed)."""
+    return sum(
+        word.count("v") if word.startswith("-") and not word.startswith("--") and set(word[1:]) == {"v"} else 0
+        for word in argv
+    ) + argv.count("--verbose")
+
+
+def _main(argv: list[str], interrupts: _cli_run.Interrupts) -> int:
+    try:
+        args = parse(argv)
+        if args.command == INVENTORY:
+            return _inventory_cli.run(args)
         if args.shell is not None and args.args is not None:
-            parser.error("-a gives a function's arguments; with --shell, put them in the command")
+            args.usage_error("-a gives a function's arguments; with --shell, put them in the command")
         if (args.mode is not None or args.delete) and args.copy is None:
-            parser.error("--mode and --delete go with --copy")
+            args.usage_error("--mode and --delete go with --copy")
         _check_options(args)
-        if args.copy is not None or args.fetch is not None:
-            task: Any = _transfer_task(args)
-        elif args.shell is not None:
-            if not args.shell.strip():
-                raise UsageError("--shell needs a command")
-            task = args.shell
-        else:
-            if "" not in sys.path and os.getcwd() not in sys.path:
-                sys.path.insert(0, os.getcwd())  # as ``python -m``: the project one stands in is importable
-            function = resolve_function(args.function or _DEFAULT_FUNCTION)
-            task = (function, *parse_arguments(args.args))
+        if args.list_hosts:
+            return list_hosts(args)
+        task = _task(args)
         hosts = select_hosts(args)
+        tree = None if args.tree is None else _cli_report.check_tree(args.tree, hosts)
         if args.ask_pass:
             password = ask_password(SSH_PROMPT, "-k", "SSH password")
             for options in hosts.values():
@@ -264,114 +196,57 @@ def _main(argv: list[str], interrupts: _Interrupts) -> int:
             for name in _becoming(hosts):
                 hosts[name]["become"].setdefault("password", password)  # a host's own password wins, as in Ansible
     except KeyboardInterrupt:
-        _say("interrupted")
+        say("interrupted")
         return INTERRUPTED
     except (UsageError, FanoutError, ValueError, OSError) as exc:  # InventoryError is a ValueError
-        _say(str(exc))
+        say(str(exc))
         return 1
+    args.tree = tree
     return _fan_out(args, hosts, task, interrupts)
 
 
-def _fan_out(args: argparse.Namespace, hosts: dict[str, dict[str, Any]], task: Any, interrupts: _Interrupts) -> int:
-    """Run the task on the hosts, print each host's result in host order, and close.
+def _task(args: argparse.Namespace) -> Any:
+    """What to run on each host, checked before anything connects: a call, a shell command, a copy or a fetch."""
+    if args.copy is not None or args.fetch is not None:
+        kind, source, destination, options = _transfer_task(args)
+        return _cli_run.transfer_task(kind, source, destination, options, args.task_timeout)
+    if args.shell is not None:
+        if not args.shell.strip():
+            raise UsageError("--shell needs a command")
+        return _cli_run.shell_task(args.shell, args.task_timeout)
+    dotted = args.function or DEFAULT_FUNCTION
+    hint = _cli_habits.module_hint(dotted, args.args)
+    if hint is not None:
+        raise UsageError(hint)
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as ``python -m``: the project one stands in is importable
+    function = resolve_function(dotted)
+    positional, keywords = parse_arguments(args.args)
+    if "timeout" in keywords:  # the function's own, not the fleet's
+        function = functools.partial(function, timeout=keywords.pop("timeout"))
+    return _cli_run.call_task(dotted, function, positional, keywords, args.task_timeout)
 
-    Ctrl-C stops the waiting: the results already in are printed, then how many hosts finished, and the status is
-    130. Once the results print and the fleet closes, Ctrl-C leaves at once, quietly.
-    """
-    finished: dict[str, fanout.Result] = {}
-    interrupted = False
-    fleet = collector = None
-    try:
-        fleet = fanout.Fleet(hosts, forks=args.forks, connect_timeout=args.timeout, echo=not args.json)
-        collector = _Collector(fleet, lambda: _outcomes(fleet, args, task))
-        collector.start()
-        for host, result in collector:
-            finished[host] = result
-    except KeyboardInterrupt:
-        interrupted = True
-    except (FanoutError, ValueError) as exc:  # the fleet cannot start (the open-file limit), or bad host options
-        interrupts.closing = True
-        _say(str(exc))
-        if fleet is not None:
-            fleet.close()
+
+def _fan_out(args: argparse.Namespace, hosts: dict[str, dict[str, Any]], task: Any, interrupts: Any) -> int:
+    """Run the task on the hosts, reporting each as it finishes (see :func:`fanout._cli_run.fan_out`)."""
+    mode = JSON if args.json else ONE_LINE if args.one_line else TEXT
+    live = mode == TEXT
+    streams = frozenset(("stdout", "stderr") if live else ("stderr",) if args.verbose else ())
+    with remote_logs(args.verbose, show=live or args.verbose > 0, keep=mode == JSON or args.tree is not None) as logs:
+        report = _cli_report.Report(mode, logs, args.tree, args.retry_file)
+        return _cli_run.fan_out(args, hosts, task, interrupts, report, streams)
+
+
+def list_hosts(args: argparse.Namespace) -> int:
+    """``--list-hosts``: the hosts PATTERN and --limit select, as ``ansible --list-hosts`` prints them; none is
+    still an error (exit 1, the reason on stderr), as for a run."""
+    _, hosts = _chosen(args)
+    lines = [f"  hosts ({len(hosts)}):", *(f"    {_terminal.escape(name)}" for name in hosts)]
+    _cli_report.Output().line("\n".join(lines))
+    if not hosts:
+        say(_no_match(args))
         return 1
-    interrupts.closing = True
-    if fleet is None:
-        _say(f"interrupted; 0 of {len(hosts)} hosts finished")
-        return INTERRUPTED
-    if interrupted:
-        fleet.echo = False  # what the hosts still print would get in the way of the results
-        if collector is not None:
-            collector.stop.set()
-            finished.update(collector.arrived())
-    results = fanout.Results({name: finished[name] for name in fleet.hosts if name in finished})
-    out = _Output()
-    for result in results.values():
-        out.line(_json_line(result) if args.json else "\n".join(_lines(result)))
-    if interrupted:
-        _say(f"interrupted; {len(results)} of {len(fleet.hosts)} hosts finished")
-    elif not args.json and len(results) > 1:
-        _terminal.write(sys.stderr, results.summary() + "\n")
-    fleet.close()
-    if collector is not None and collector.is_alive():  # interrupted while connecting: it ends when connect() does
-        while collector.is_alive():
-            collector.join(_WAKE_UP)
-        fleet.close()  # what connect() opened after the first close
-    return INTERRUPTED if interrupted else exit_status(results)
-
-
-_WAKE_UP = 0.25  # seconds the main thread waits at most in one go, so that it sees Ctrl-C
-
-
-class _Collector(threading.Thread):
-    """Connects the fleet and gathers its results on a thread of its own, handing each to the main thread.
-
-    Python runs signal handlers on the main thread only, and a SIGINT the kernel hands to another thread does not
-    wake a main thread blocked on a lock (as ``Fleet.as_completed`` waits): so the main thread waits here, never
-    longer than :data:`_WAKE_UP` at a time. Errors the fleet raises are raised again on the main thread.
-    """
-
-    _END = object()
-
-    def __init__(self, fleet: fanout.Fleet, outcomes: Callable[[], Iterator[tuple[str, fanout.Result]]]) -> None:
-        super().__init__(name="fanout-cli-collector", daemon=True)
-        self.fleet, self.outcomes = fleet, outcomes
-        self.stop = threading.Event()  # set when the main thread stops waiting: no more calls are to be started
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self.fleet.connect()
-            if not self.stop.is_set():
-                for item in self.outcomes():
-                    self._queue.put(item)
-                    if self.stop.is_set():
-                        break
-        except BaseException as exc:  # handed to the main thread, which decides
-            self._error = exc
-        finally:
-            self._queue.put(self._END)
-
-    def __iter__(self) -> Iterator[tuple[str, fanout.Result]]:
-        while True:
-            try:
-                item = self._queue.get(timeout=_WAKE_UP)
-            except queue.Empty:
-                continue
-            if item is self._END:
-                if self._error is not None:
-                    raise self._error
-                return
-            yield item
-
-    def arrived(self) -> list[tuple[str, fanout.Result]]:
-        """The results handed over but not yet taken (once the main thread was interrupted)."""
-        items = []
-        with contextlib.suppress(queue.Empty):
-            while (item := self._queue.get_nowait()) is not self._END:
-                items.append(item)
-        return items
+    return 0
 
 
 MAX_MODE = 0o7777
@@ -401,91 +276,8 @@ def _transfer_task(args: argparse.Namespace) -> tuple[str, str, str, dict[str, A
     return kind, source, destination, options
 
 
-def _outcomes(fleet: fanout.Fleet, args: argparse.Namespace, task: Any) -> Iterator[tuple[str, fanout.Result]]:
-    """Each host's result as it comes in."""
-    if args.copy is not None or args.fetch is not None:
-        kind, source, destination, options = task
-        move = fleet.put if kind == "copy" else fleet.fetch
-        yield from move(source, destination, timeout=args.task_timeout, **options).items()
-        return
-    if args.shell is not None:
-        timeout = args.task_timeout
-        # As Fleet.run: the host kills the command at its timeout, the master waits a connect timeout longer.
-        wait = None if timeout is None else min(timeout + fleet.connect_timeout, MAX_TIMEOUT)
-        command = functools.partial(_shell.run, task, timeout, fleet.echo, None, None)
-        command.__qualname__ = task  # type: ignore[attr-defined]  # what the progress bar shows, as for Fleet.run
-        for host, result in fleet.as_completed(command, timeout=wait):
-            yield host, _command_result(result, True)
-        return
-    function, positional, keywords = task
-    if "timeout" in keywords:  # the function's own, not the fleet's
-        function = functools.partial(function, timeout=keywords.pop("timeout"))
-    yield from fleet.as_completed(function, *positional, timeout=args.task_timeout, **keywords)
-
-
-class _Interrupts:
-    """Ctrl-C as the command wants it: the first raises KeyboardInterrupt, so that the results already in are
-    printed; a second one, or any once the results print and the fleet closes (``closing``), leaves at once with
-    status 130 and no traceback. The hosts then end with their connections: a local child sees its input close,
-    an SSH session its channel."""
-
-    def __init__(self) -> None:
-        self.closing = False
-        self.seen = False
-
-    def __call__(self, signum: int, frame: Any) -> None:
-        if self.closing or self.seen:
-            for stream in (sys.stdout, sys.stderr):
-                with contextlib.suppress(Exception):  # a flush cut short by this very signal may refuse
-                    stream.flush()
-            with contextlib.suppress(OSError):
-                os.write(2, b"fanout: interrupted again; leaving without waiting for the hosts to close\n")
-            os._exit(INTERRUPTED)
-        self.seen = True
-        raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def _interrupts() -> Iterator[_Interrupts]:
-    """Take Ctrl-C over for the command's run, unless something else already handles it or ignores it (a job
-    started in the background), or this is not the main thread (main() called by a program of one's own)."""
-    interrupts = _Interrupts()
-    try:
-        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-            yield interrupts
-            return
-        signal.signal(signal.SIGINT, interrupts)
-    except ValueError:
-        yield interrupts
-        return
-    try:
-        yield interrupts
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-class _Output:
-    """Result lines to stdout, each in one write; a reader that went away (``| head``) ends the printing quietly."""
-
-    def __init__(self) -> None:
-        self.open = True
-
-    def line(self, text: str) -> None:
-        if self.open and not _terminal.write(sys.stdout, text + "\n"):
-            self.open = False
-            with contextlib.suppress(OSError, ValueError):  # so that the flush at exit does not complain either
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-                os.close(devnull)
-
-
-def _say(message: str) -> None:
-    """``fanout: message`` on stderr, on one line whatever the message holds."""
-    _terminal.write(sys.stderr, f"fanout: {_terminal.escape(message)}\n")
-
-
-def select_hosts(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """Connection options of the hosts PATTERN (and --limit) select; an empty selection is an error."""
+def _chosen(args: argparse.Namespace) -> tuple[Any, dict[str, dict[str, Any]]]:
+    """The inventory, and the connection options of the hosts PATTERN and --limit select (maybe none)."""
     from fanout.inventory import Inventory
 
     inventory = Inventory() if args.inventory is None else Inventory.load(args.inventory)
@@ -493,14 +285,24 @@ def select_hosts(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     if args.limit:
         allowed = set(_limit_names(inventory, args.limit))
         hosts = {name: options for name, options in hosts.items() if name in allowed}
+    return inventory, hosts
+
+
+def _no_match(args: argparse.Namespace) -> str:
+    limited = f" within --limit {args.limit!r}" if args.limit else ""
+    if args.inventory is None:
+        return (
+            f"no host matches {args.pattern!r}{limited}: without an inventory (-i) only the implicit "
+            f"{IMPLICIT_HOST!r} exists"
+        )
+    return f"no host matches {args.pattern!r}{limited} in {args.inventory}"
+
+
+def select_hosts(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Connection options of the hosts PATTERN (and --limit) select; an empty selection is an error."""
+    inventory, hosts = _chosen(args)
     if not hosts:
-        limited = f" within --limit {args.limit!r}" if args.limit else ""
-        if args.inventory is None:
-            raise UsageError(
-                f"no host matches {args.pattern!r}{limited}: without an inventory (-i) only the implicit "
-                f"{IMPLICIT_HOST!r} exists"
-            )
-        raise UsageError(f"no host matches {args.pattern!r}{limited} in {args.inventory}")
+        raise UsageError(_no_match(args))
     ssh_hosts = [options for options in hosts.values() if options.get("connection", "ssh") == "ssh"]
     ssh_args = " ".join(a for a in (args.ssh_common_args, args.ssh_extra_args) if a)
     for options in ssh_hosts:
@@ -515,7 +317,7 @@ def select_hosts(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     if (args.user or args.private_key) and not ssh_hosts:
         which = [name for name, given in (("-u", args.user), ("--private-key", args.private_key)) if given]
         verb = "apply" if len(which) > 1 else "applies"
-        _say(f"warning: {' and '.join(which)} {verb} to SSH hosts only, and none is selected")
+        say(f"warning: {' and '.join(which)} {verb} to SSH hosts only, and none is selected")
     _set_become(args, inventory, hosts)
     return hosts
 
@@ -537,11 +339,11 @@ def _set_become(args: argparse.Namespace, inventory: Any, hosts: dict[str, dict[
         if args.become if switch is None else switch:
             options["become"] = BecomeOptions({**given, **(own or {}), "enabled": True})
     if kept_out:
-        _say(f"warning: -b leaves {_some(kept_out)} as the login user: the inventory sets ansible_become=false there")
+        say(f"warning: -b leaves {_some(kept_out)} as the login user: the inventory sets ansible_become=false there")
     which = [flag for flag, option in _BECOME_OPTIONS if getattr(args, option)]
     if which and not args.become and not _becoming(hosts):  # with -b, the warning above said why
         verb = "has" if len(which) == 1 else "have"
-        _say(
+        say(
             f"warning: {' and '.join(which)} {verb} no effect: no selected host runs through become"
             " (give -b, or set ansible_become in the inventory)"
         )
@@ -557,7 +359,7 @@ def _becoming(hosts: dict[str, dict[str, Any]]) -> list[str]:
 
 def _some(names: list[str]) -> str:
     """A few host names for a warning, and how many more."""
-    shown = ", ".join(names[:MAX_NAMED_HOSTS])  # _say escapes them
+    shown = ", ".join(names[:MAX_NAMED_HOSTS])  # say() escapes them
     more = len(names) - MAX_NAMED_HOSTS
     return shown + (f" and {more} more" if more > 0 else "")
 
@@ -619,74 +421,3 @@ def _limit_names(inventory: Any, limit: str) -> list[str]:
     if not names and limit.strip() in IMPLICIT_LOCALHOSTS:
         names = [limit.strip()]
     return names
-
-
-def exit_status(results: fanout.Results) -> int:
-    """Ansible's: 4 when any host was never reached, else 2 when any failed, else 0."""
-    if results.unreachable:
-        return 4
-    return 2 if results.failed else 0
-
-
-_LABELS = {
-    "ok": "ok",
-    "failed": "FAILED",
-    "unreachable": "UNREACHABLE",
-    "auth-failed": "AUTH FAILED",
-    "timed-out": "TIMED OUT",
-}
-
-
-def _lines(result: fanout.Result) -> list[str]:
-    """``host | STATUS | detail``, then any further lines of the detail (a remote traceback, say), each prefixed
-    with the host's name. What the host sent is escaped: no line it controls can pass for another host's result."""
-    host = _terminal.escape(result.host)
-    label = _LABELS.get(result.status, result.status.upper())
-    value = result.value
-    if isinstance(value, CommandResult):
-        text = "killed at its timeout" if value.rc is None else f"rc={value.rc}"
-        if result.error is not None and value.stderr.strip():
-            text += ": " + value.stderr.rstrip("\n").split("\n")[-1]
-    elif result.ok:
-        text = _repr(value)
-    else:
-        text = getattr(result.error, "cli_text", None) or str(result.error)
-    first, *more = text.split("\n")
-    lines = [f"{host} | {label} | {_terminal.escape(first)}"]
-    lines += [f"{host} |   {_terminal.escape(line)}" if line else f"{host} |" for line in more]
-    return lines
-
-
-def _json_line(result: fanout.Result) -> str:
-    """The host's JSON object on one line; a value JSON cannot hold (tuple keys, say) is given as its ``repr``."""
-    record = _record(result)
-    try:
-        return json.dumps(record, default=repr)
-    except (TypeError, ValueError, RecursionError):
-        record["value"] = _repr(result.value)
-        return json.dumps(record, default=repr)
-
-
-def _repr(value: Any) -> str:
-    try:
-        return repr(value)
-    except RecursionError:
-        return f"<a {type(value).__name__} nested too deeply to print>"
-    except ValueError:  # an int past Python's limit for decimal conversion (sys.get_int_max_str_digits)
-        if isinstance(value, int):
-            return f"<an int of {value.bit_length()} bits, too long to print in decimal>"
-        return f"<a {type(value).__name__} holding an int too long to print in decimal>"
-
-
-def _record(result: fanout.Result) -> dict[str, Any]:
-    """The JSON object for one host."""
-    record: dict[str, Any] = {"host": result.host, "ok": result.ok, "status": result.status}
-    value = result.value
-    if isinstance(value, CommandResult):
-        record.update(rc=value.rc, stdout=value.stdout, stderr=value.stderr)
-    elif result.ok:
-        record.update(value=value, stdout=result.stdout, stderr=result.stderr)
-    if result.error is not None:
-        record["error"] = getattr(result.error, "cli_text", None) or str(result.error)
-        record["error_type"] = getattr(result.error, "type_name", type(result.error).__name__)
-    return record

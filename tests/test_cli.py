@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import fanout
+from fanout import cli
 
 
 def fanout_cmd(*args: str) -> subprocess.CompletedProcess:
@@ -43,6 +44,7 @@ def test_function_with_arguments_and_json_output() -> None:
         "value": "/srv/app",
         "stdout": "",
         "stderr": "",
+        "log": [],
     }
     done = fanout_cmd("localhost", "-m", "json.dumps", "-a", '{"obj": [1, 2], "separators": [",", ":"]}')
     assert (done.returncode, done.stdout) == (0, "localhost | ok | '[1,2]'\n")
@@ -84,6 +86,21 @@ def test_limit_without_an_inventory() -> None:
         (["localhost", "-m", "math.pi"], "math.pi is not callable"),
         (["localhost", "-a", "[1,"], "-a is not valid JSON"),
         (["localhost", "-a", "3"], "-a must be a JSON list"),
+        (
+            ["localhost", "-m", "shell", "-a", "uptime"],
+            "-m shell is Ansible's module; fanout's flag is --shell 'uptime'",
+        ),
+        (["localhost", "-m", "command", "-a", "ls -l"], "fanout's flag is --shell 'ls -l'"),
+        (["localhost", "-m", "raw"], "-m raw is Ansible's module; fanout's flag is --shell 'COMMAND'"),
+        (["localhost", "-m", "copy", "-a", "src=a dest=b"], "fanout's flag is --copy SRC DEST"),
+        (["localhost", "-m", "math.sqr"], "module 'math' has no 'sqr'; did you mean 'math.sqrt'?"),
+        (["localhost", "-m", "os.pth.join"], "module 'os' has no 'pth.join'; did you mean 'os.path.join'?"),
+        (["localhost", "-m", "platfrom.node"], "cannot import any module of 'platfrom.node' on this machine; did you"),
+        (
+            ["localhost", "-m", "ping", "-a", "data=foo"],
+            """must be a JSON list or object, such as -a '{"data": "foo"}'""",
+        ),
+        (["localhost", "-a", "/etc"], """such as -a '["/etc"]' (positional arguments) or -a '{"path": "/etc"}'"""),
     ],
 )
 def test_bad_requests_are_refused_with_the_reason(args: list[str], complaint: str) -> None:
@@ -93,11 +110,42 @@ def test_bad_requests_are_refused_with_the_reason(args: list[str], complaint: st
     assert complaint in done.stderr
 
 
-@pytest.mark.parametrize("args", [[], ["--bogus", "localhost"], ["localhost", "extra"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--bogus", "localhost"],
+        ["localhost", "extra"],
+        ["localhost", "--shel", "true"],  # no prefix abbreviations of long flags
+        ["--inv", "hosts", "all"],
+        ["localhost", "--json", "-o"],
+    ],
+)
 def test_bad_usage_is_refused_with_usage(args: list[str]) -> None:
     done = fanout_cmd(*args)
     assert done.returncode == 2
-    assert done.stderr.startswith("usage: fanout")
+    assert done.stderr.startswith("usage: fanout [-h] [--version]")  # the command's own usage, not a subparser list
+
+
+def test_ping_answers_pong_as_ansibles_ping() -> None:
+    done = fanout_cmd("localhost", "-m", "ping")
+    assert (done.returncode, done.stdout) == (0, "localhost | ok | 'pong'\n"), done.stderr
+    done = fanout_cmd("localhost", "-m", "ping", "-a", '{"data": "hello"}', "--json")
+    assert json.loads(done.stdout)["value"] == "hello"
+
+
+def test_an_error_fanout_did_not_expect_is_one_line_and_vvv_shows_where(monkeypatch, capsys) -> None:
+    def broken(*args: object) -> int:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "_fan_out", broken)
+    assert cli.main(["localhost"]) == 1
+    assert (
+        capsys.readouterr().err == "fanout: unexpected error (a bug in fanout; -vvv shows where): RuntimeError: a bug\n"
+    )
+    assert cli.main(["localhost", "-vvv"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):") and "RuntimeError: a bug" in err
 
 
 def test_python_dash_m_is_the_same_command() -> None:
@@ -128,6 +176,49 @@ def inventory_file(tmp_path: Path) -> str:
     path = tmp_path / "hosts"
     path.write_text(INVENTORY)
     return str(path)
+
+
+def test_list_hosts_prints_as_ansible_does_and_connects_to_nothing(inventory_file: str) -> None:
+    done = fanout_cmd("-i", inventory_file, "prod:dbservers", "--list-hosts", "--limit", "!bar.example.com")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "  hosts (2):\n    foo.example.com\n    one.example.com\n"  # ansible --list-hosts's
+    done = fanout_cmd("localhost", "--list-hosts", "-m", "no.such.module")  # nothing runs: the task is not read
+    assert (done.returncode, done.stdout) == (0, "  hosts (1):\n    localhost\n")
+    done = fanout_cmd("-i", inventory_file, "nomatch", "--list-hosts")  # none is still an error, as for a run
+    assert (done.returncode, done.stdout) == (1, "  hosts (0):\n")
+    assert done.stderr == f"fanout: no host matches 'nomatch' in {inventory_file}\n"
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["-i", "{inventory}", "inventory", "--graph", "prod"],
+        ["inventory", "--graph", "prod", "-i", "{inventory}"],
+        ["--inventory={inventory}", "inventory", "--graph=prod"],
+    ],
+)
+def test_the_inventory_subcommand_anywhere(words: list[str], inventory_file: str) -> None:
+    done = fanout_cmd(*(word.format(inventory=inventory_file) for word in words))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "@prod:",
+        "  |--@webservers:",
+        "  |  |--foo.example.com",
+        "  |  |--bar.example.com",
+    ]
+
+
+def test_a_file_group_or_host_named_inventory_is_still_one(tmp_path: Path) -> None:
+    """The subcommand is the first word that is no option's value: ``-i inventory`` is a file; a group named
+    inventory is the pattern ``inventory,``."""
+    (tmp_path / "inventory").write_text("[inventory]\nh1 ansible_connection=local\n")
+    exe = shutil.which("fanout", path=str(Path(sys.executable).parent))
+    for words in (
+        ["-i", "inventory", "inventory,", "--list-hosts"],
+        ["-i", "inventory", "--list-hosts", "--", "inventory"],
+    ):
+        done = subprocess.run([exe, *words], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert (done.returncode, done.stdout) == (0, "  hosts (1):\n    h1\n"), done.stderr
 
 
 def test_inventory_list_has_ansible_inventorys_shape(inventory_file: str) -> None:
@@ -200,9 +291,14 @@ def test_functions_of_the_current_directory_and_their_import_errors(tmp_path: Pa
 def test_an_int_too_long_to_print_in_decimal_is_shown_by_its_size(tmp_path: Path) -> None:
     exe = shutil.which("fanout", path=str(Path(sys.executable).parent))
     (tmp_path / "bigmod.py").write_text("def big():\n    return 10**5000, 'x'\n")
-    for extra in ([], ["--json"]):
+
+    def run(*extra: str) -> subprocess.CompletedProcess:
         done = subprocess.run(
             [exe, "localhost", "-m", "bigmod.big", *extra], capture_output=True, text=True, timeout=60, cwd=tmp_path
         )
-        assert done.returncode == 0, done.stderr
-        assert "holding an int too long to print in decimal" in done.stdout and "Traceback" not in done.stderr
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        return done
+
+    assert "holding an int too long to print in decimal" in run().stdout
+    marked = {"repr": "<an int of 16610 bits, too long to print in decimal>"}  # JSON could not carry it either
+    assert json.loads(run("--json").stdout)["value"] == [marked, "x"]

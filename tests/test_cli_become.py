@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from fanout import _become, cli
+import fanout
+from fanout import _become, _cli_output, cli
 from fanout.errors import AuthenticationFailed, BecomeFailed
 from fanout.fleet import Result
 from tests.conftest import fleet_suites
@@ -43,7 +44,7 @@ def inventory(tmp_path: Path) -> str:
 
 
 def parse(*argv: str) -> argparse.Namespace:
-    args = cli._parser().parse_args(list(argv))
+    args = cli.parse(argv)
     cli._check_options(args)
     return args
 
@@ -178,13 +179,13 @@ def test_become_failures_print_one_line_each() -> None:
     refused = Result("web1", "auth-failed", error=wrong)
     login_refused = Result("web3", "auth-failed", error=AuthenticationFailed("web3: authentication as 'deploy' failed"))
     denied = Result("web2", "failed", error=BecomeFailed("web2", "deploy may not become root with sudo (not allowed)"))
-    assert cli._lines(refused) == ["web1 | AUTH FAILED | sudo refused the password for deploy on web1"]
-    assert cli._lines(denied) == [
+    assert _cli_output.lines(refused) == ["web1 | AUTH FAILED | sudo refused the password for deploy on web1"]
+    assert _cli_output.lines(denied) == [
         "web2 | FAILED | become failed on web2: deploy may not become root with sudo (not allowed)"
     ]
-    assert cli.exit_status(cli.fanout.Results({"web1": refused})) == 2  # the host was reached: failed, as Ansible's
-    assert cli.exit_status(cli.fanout.Results({"web3": login_refused})) == 4  # an SSH login refused: unreachable
-    assert cli.exit_status(cli.fanout.Results({"web2": denied})) == 2
+    assert cli.exit_status(fanout.Results({"web1": refused})) == 2  # the host was reached: failed, as Ansible's
+    assert cli.exit_status(fanout.Results({"web3": login_refused})) == 4  # an SSH login refused: unreachable
+    assert cli.exit_status(fanout.Results({"web2": denied})) == 2
 
 
 # ------------------------------------------------------------------------------------------------ on the fleet

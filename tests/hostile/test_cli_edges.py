@@ -1,5 +1,6 @@
-"""The command at its edges (issue 9, class 5): every bad input is one line and exit 1 (argparse's usage errors
-exit 2), never a traceback; Ctrl-C exits 130 with the results already in, wherever it comes.
+"""The command at its edges (issues 9 and 13): every bad input is one line and exit 1 (argparse's usage errors
+exit 2), never a traceback; Ctrl-C exits 130 with the results already in, wherever it comes; results stream as
+hosts finish, in colour on a terminal only; --json carries every value or says it cannot.
 
 All on ``localhost`` (a local child) or inventories of local hosts: no Docker. Ctrl-C is a real SIGINT sent to
 the command once an event shows where it is (a line it printed, a FIFO it opened); never after a fixed sleep.
@@ -8,13 +9,17 @@ the command once an event shows where it is (a line it printed, a FIFO it opened
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import pty
+import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
-import textwrap
+import termios
 from pathlib import Path
 
 import pytest
@@ -132,11 +137,26 @@ def test_a_timeout_argument_goes_to_the_function(tmp_path: Path) -> None:
     assert (done.returncode, done.stdout) == (0, "localhost | ok | 7\n")
 
 
-def test_json_of_a_value_json_cannot_hold(tmp_path: Path) -> None:
-    (tmp_path / "tuple_keys.py").write_text("def f():\n    return {(1, 2): 3}\n")
-    done = fanout_cmd("localhost", "-m", "tuple_keys.f", "--json", cwd=tmp_path)
-    assert done.returncode == 0
-    assert json.loads(done.stdout)["value"] == "{(1, 2): 3}"
+def test_json_marks_every_value_it_cannot_carry(tmp_path: Path) -> None:
+    """Bytes as base64, the rest as their repr, each in an object that says so: never a string passed off as the
+    value; a dict that looks like a mark is marked itself, so a mark is never ambiguous."""
+    (tmp_path / "odd_values.py").write_text(
+        "def f():\n"
+        "    return {'tuple_keys': {(1, 2): 3}, 'int_keys': {1: 2}, 'bytes': b'\\x00\\xff', 'set': {7},"
+        " 'nan': float('nan'), 'tuple': (1, 'a'), 'nested': [{'ok': None}], 'looks_marked': {'repr': 'x'}}\n"
+    )
+    done = fanout_cmd("localhost", "-m", "odd_values.f", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["value"] == {
+        "tuple_keys": {"repr": "{(1, 2): 3}"},
+        "int_keys": {"repr": "{1: 2}"},
+        "bytes": {"base64": "AP8="},
+        "set": {"repr": "{7}"},
+        "nan": {"repr": "nan"},
+        "tuple": [1, "a"],
+        "nested": [{"ok": None}],
+        "looks_marked": {"repr": "{'repr': 'x'}"},
+    }
 
 
 def test_user_options_where_no_host_uses_ssh_are_a_visible_warning() -> None:
@@ -198,31 +218,50 @@ def test_ctrl_c_while_a_command_runs() -> None:
     process.send_signal(signal.SIGINT)
     status, out, err = finish(process)
     assert status == 130
-    assert seen + out.splitlines(keepends=True) == ["[localhost] started\n"]
+    assert seen + out.splitlines(keepends=True) == [
+        "[localhost] started\n",
+        "localhost | INTERRUPTED | still running at Ctrl-C\n",
+    ]
     assert err == "fanout: interrupted; 0 of 1 hosts finished\n"
 
 
 def test_ctrl_c_prints_the_results_already_in(tmp_path: Path) -> None:
     """A host that ended at once (its connection kind is not one fanout makes) is printed; the one still running
-    is counted out."""
+    is marked interrupted, and both are in the retry file."""
     (tmp_path / "hosts").write_text("done-at-once ansible_connection=winrm\nrunning ansible_connection=local\n")
-    process = start("-i", str(tmp_path / "hosts"), "all", "--shell", "echo started; sleep 600")
-    wait_for_line(process.stdout, "[running] started")
+    retry = tmp_path / "retry"
+    process = start(
+        "-i", str(tmp_path / "hosts"), "all", "--shell", "echo started; sleep 600", "--retry-file", str(retry)
+    )
+    seen = wait_for_line(process.stdout, "[running] started")
     process.send_signal(signal.SIGINT)
     status, out, err = finish(process)
     assert status == 130
-    (line,) = out.splitlines()
-    assert line.startswith("done-at-once | UNREACHABLE | ")
-    assert err == "fanout: interrupted; 1 of 2 hosts finished\n"
+    results = [line for line in seen + out.splitlines(keepends=True) if " | " in line]
+    assert results[0].startswith("done-at-once | UNREACHABLE | ")
+    assert results[1:] == ["running | INTERRUPTED | still running at Ctrl-C\n"]
+    assert err == "interrupted=1, unreachable=1\nfanout: interrupted; 1 of 2 hosts finished\n"
+    assert retry.read_text() == "done-at-once\nrunning\n"
 
 
 def test_ctrl_c_while_a_function_runs(tmp_path: Path) -> None:
-    (tmp_path / "waits.py").write_text("import time\n\ndef f():\n    print('started')\n    time.sleep(600)\n")
-    process = start("localhost", "-m", "waits.f", cwd=tmp_path)
-    wait_for_line(process.stdout, "[localhost] started")
+    (tmp_path / "waits.py").write_text(
+        "import logging, time\n\ndef f():\n    logging.getLogger('waits').info('started')\n    time.sleep(600)\n"
+    )
+    process = start("localhost", "-m", "waits.f", "--json", "-v", cwd=tmp_path)  # -v: its stdout stays JSON
+    wait_for_line(process.stderr, "[localhost] INFO waits: started")
     process.send_signal(signal.SIGINT)
     status, out, err = finish(process)
-    assert (status, out, err) == (130, "", "fanout: interrupted; 0 of 1 hosts finished\n")
+    assert (status, err) == (130, "fanout: interrupted; 0 of 1 hosts finished\n")
+    assert json.loads(out) == {
+        "host": "localhost",
+        "ok": False,
+        "status": "interrupted",
+        "stdout": "",
+        "stderr": "",
+        "log": [{"level": "INFO", "logger": "waits", "message": "started"}],
+        "error": "still running at Ctrl-C",
+    }
 
 
 @pytest.fixture
@@ -256,7 +295,7 @@ def test_ctrl_c_while_connecting_and_again_while_closing(tmp_path: Path, slow_py
     assert process.stderr.readline() == "fanout: interrupted; 0 of 1 hosts finished\n"
     process.send_signal(signal.SIGINT)
     status, out, err = finish(process)
-    assert (status, out) == (130, "")
+    assert (status, out) == (130, "slow | INTERRUPTED | still running at Ctrl-C\n")
     assert err == "fanout: interrupted again; leaving without waiting for the hosts to close\n"
 
 
@@ -273,17 +312,188 @@ def test_ctrl_c_while_the_inventory_loads(tmp_path: Path, command: list[str]) ->
     assert (status, out, err) == (130, "", f"{prefix}: interrupted\n")
 
 
-def test_an_inventory_of_local_hosts_runs_whole(tmp_path: Path) -> None:
-    """The results of an uninterrupted run come in host order, then the tally."""
-    (tmp_path / "hosts").write_text(
-        textwrap.dedent(
-            """\
-            b ansible_connection=local
-            a ansible_connection=local
-            """
-        )
+# ------------------------------------------------------------------------------------------- results as they come
+
+
+def local_hosts(tmp_path: Path, *names: str) -> str:
+    """An inventory of local hosts (children on this machine), by name; its path."""
+    path = tmp_path / "hosts"
+    path.write_text("".join(f"{name} ansible_connection=local\n" for name in names))
+    return str(path)
+
+
+def test_each_host_is_reported_as_it_finishes(tmp_path: Path) -> None:
+    """The first host to run the command ends at once, the other waits on a FIFO: the first one's result line
+    comes while the other is still waiting (it cannot end before the test writes), then the other's, then the tally."""
+    fifo = tmp_path / "go"
+    os.mkfifo(fifo)
+    command = f"mkdir {tmp_path}/first 2>/dev/null && exit 0; read line < {fifo}; exit 3"
+    process = start("-i", local_hosts(tmp_path, "a", "b"), "all", "--shell", command)
+    first = process.stdout.readline()
+    assert first in ("a | ok | rc=0\n", "b | ok | rc=0\n")
+    with open(fifo, "w") as release:
+        release.write("go\n")
+    status, out, err = finish(process)
+    other = "b" if first.startswith("a") else "a"
+    assert (status, out, err) == (2, f"{other} | FAILED | rc=3\n", "failed=1, ok=1\n")
+
+
+def test_one_line_tree_and_retry_file(tmp_path: Path) -> None:
+    """-o puts a host's whole result on one line; --tree writes each host's JSON object; --retry-file lists the
+    hosts that did not end ok, for --limit @FILE."""
+    inventory = tmp_path / "hosts"
+    inventory.write_text("a ansible_connection=local\nw ansible_connection=winrm\n")
+    tree, retry = tmp_path / "tree", tmp_path / "retry"
+    command = "printf 'one\\ttwo\\nthree\\n'; echo oops >&2; exit 3"
+    done = fanout_cmd(
+        "-i", str(inventory), "all", "--shell", command, "-o", "-t", str(tree), "--retry-file", str(retry)
     )
-    done = fanout_cmd("-i", str(tmp_path / "hosts"), "all", "--shell", "echo hi")
-    assert done.returncode == 0
-    assert done.stdout.splitlines()[-2:] == ["b | ok | rc=0", "a | ok | rc=0"]
-    assert done.stderr.splitlines()[-1] == "ok=2"
+    assert done.returncode == 4
+    assert sorted(done.stdout.splitlines()) == [
+        "a | FAILED | rc=3 | (stdout) one\ttwo\\nthree (stderr) oops",
+        "w | UNREACHABLE | w: connection 'winrm' is not one fanout makes (ssh, local)",
+    ]
+    assert done.stderr == "failed=1, unreachable=1\n"
+    assert json.loads((tree / "a").read_text()) == {
+        "host": "a",
+        "ok": False,
+        "status": "failed",
+        "rc": 3,
+        "stdout": "one\ttwo\nthree\n",
+        "stderr": "oops\n",
+        "log": [],
+        "error": "the command exited with status 3 on a: oops",
+        "error_type": "CommandFailed",
+    }
+    assert json.loads((tree / "w").read_text())["status"] == "unreachable"
+    assert sorted(os.listdir(tree)) == ["a", "w"]  # no temporary left behind
+    assert retry.read_text() == "a\nw\n"
+    again = fanout_cmd("-i", str(inventory), "all", "--limit", f"@{retry}", "--list-hosts")
+    assert again.stdout == "  hosts (2):\n    a\n    w\n"
+    done = fanout_cmd("-i", str(inventory), "a", "--shell", "true", "--retry-file", str(retry))
+    assert (done.returncode, retry.read_text()) == (0, "")  # this run's truth, never a stale list
+
+
+@pytest.mark.parametrize(
+    "args, complaint",
+    [
+        (["--tree", "{tmp}/file/sub"], "--tree {tmp}/file/sub: cannot make the directory"),
+        (["--retry-file", "{tmp}/no/such/dir/retry"], "--retry-file {tmp}/no/such/dir/retry: no such directory"),
+        (["--retry-file", "{tmp}"], "--retry-file {tmp}: is a directory"),
+    ],
+)
+def test_output_files_that_cannot_be_written_are_refused_before_anything_runs(tmp_path, args, complaint) -> None:
+    (tmp_path / "file").write_text("")
+    args = [arg.format(tmp=tmp_path) for arg in args]
+    done = fanout_cmd("localhost", "--shell", f"touch {tmp_path}/ran", *args)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith("fanout: " + complaint.format(tmp=tmp_path))
+    assert not (tmp_path / "ran").exists()
+
+
+def test_a_host_name_that_cannot_be_a_file_name_is_refused_with_tree(tmp_path: Path) -> None:
+    (tmp_path / "hosts.yml").write_text("all:\n  hosts:\n    ../escape:\n      ansible_connection: local\n")
+    done = fanout_cmd("-i", str(tmp_path / "hosts.yml"), "all", "--tree", str(tmp_path / "tree"))
+    assert (done.returncode, done.stderr) == (1, "fanout: --tree: the host name '../escape' cannot be a file name\n")
+
+
+LOGS = """\
+import logging, sys
+
+def f():
+    log = logging.getLogger("app")
+    log.warning("disk almost full\\nsecond line")
+    log.info("checked %d disks", 2)
+    print("out")
+    print("err", file=sys.stderr)
+    return 1
+"""
+
+
+def test_log_records_and_stderr_prefixed_by_the_host_with_v(tmp_path: Path) -> None:
+    """Warnings show by default, info with -v; in --json every record is in the host's object, and -v also shows
+    them and the host's stderr live, on stderr, so that stdout stays JSON."""
+    (tmp_path / "logs.py").write_text(LOGS)
+    warning = ["[localhost] WARNING app: disk almost full", "[localhost]     second line"]
+    done = fanout_cmd("localhost", "-m", "logs.f", cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, "[localhost] out\nlocalhost | ok | 1\n")
+    assert done.stderr.splitlines() == [*warning, "[localhost] err"]
+    done = fanout_cmd("localhost", "-m", "logs.f", "-v", cwd=tmp_path)
+    assert done.stderr.splitlines() == [*warning, "[localhost] INFO app: checked 2 disks", "[localhost] err"]
+    done = fanout_cmd("localhost", "-m", "logs.f", "--json", cwd=tmp_path)
+    assert done.stderr == ""
+    record = json.loads(done.stdout)
+    assert (record["stdout"], record["stderr"]) == ("out\n", "err\n")
+    assert record["log"] == [{"level": "WARNING", "logger": "app", "message": "disk almost full\nsecond line"}]
+    done = fanout_cmd("localhost", "-m", "logs.f", "--json", "-v", cwd=tmp_path)
+    assert done.stderr.splitlines() == [*warning, "[localhost] INFO app: checked 2 disks", "[localhost] err"]
+    assert len(json.loads(done.stdout)["log"]) == 2
+
+
+# ------------------------------------------------------------------------------------------------- on a terminal
+
+
+def on_a_terminal(*args: str, env: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """The command with a pseudo-terminal as stdout and stderr; its status and all it wrote, read to its end."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))
+    environment = {key: value for key, value in os.environ.items() if key not in ("NO_COLOR", "TERM")}
+    process = subprocess.Popen(
+        [fanout_exe(), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+        env={**environment, "TERM": "xterm-256color", **(env or {})},
+    )
+    os.close(follower)
+    output = b""
+    with contextlib.suppress(OSError):  # EIO once the command closed the terminal
+        while chunk := os.read(leader, 65536):
+            output += chunk
+    os.close(leader)
+    return process.wait(timeout=120), output
+
+
+GREEN, RED, MAGENTA = b"\x1b[32m", b"\x1b[31m", b"\x1b[35m"
+
+
+def test_colours_on_a_terminal_only_and_never_with_no_color(tmp_path: Path) -> None:
+    inventory = tmp_path / "hosts"
+    inventory.write_text("a ansible_connection=local\nw ansible_connection=winrm\n")
+    status, shown = on_a_terminal("-i", str(inventory), "all", "--shell", "exit 3")
+    assert status == 4
+    assert RED + b"a | FAILED | rc=3\x1b[0m" in shown
+    assert MAGENTA + b"w | UNREACHABLE | " in shown
+    status, shown = on_a_terminal("localhost", "-m", "ping")
+    assert (status, shown) == (0, GREEN + b"localhost | ok | 'pong'\x1b[0m\r\n")
+    for env in ({"NO_COLOR": "1"}, {"TERM": "dumb"}):
+        status, shown = on_a_terminal("localhost", "-m", "ping", env=env)
+        assert (status, shown) == (0, b"localhost | ok | 'pong'\r\n")
+    piped = fanout_cmd("-i", str(inventory), "all", "--shell", "exit 3")
+    assert "\x1b" not in piped.stdout + piped.stderr
+
+
+def test_the_progress_bar_counts_a_command_that_exits_non_zero_as_failed(tmp_path: Path) -> None:
+    names = [f"h{i}" for i in range(5)]  # more than a few hosts: the bar is drawn
+    status, shown = on_a_terminal("-i", local_hosts(tmp_path, *names), "all", "--shell", "exit 3")
+    assert status == 2
+    text = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", shown).decode()  # colours and cursor moves gone
+    frames = [frame for frame in re.split(r"[\r\n]", text) if frame.startswith("exit 3 ")]  # the command's bar
+    assert frames and all("ok=" not in frame for frame in frames), text  # ("connecting" has its own, all ok)
+    assert re.search(r" 5/5 +\d:\d\d:\d\d +failed=5", frames[-1]), text
+    assert sorted(line for line in text.splitlines() if " | " in line) == [f"{n} | FAILED | rc=3" for n in names]
+    assert text.splitlines()[-1] == "failed=5"
+
+
+def test_copy_reports_each_host_once(tmp_path: Path) -> None:
+    """A push's results are handed over as each host finishes, and returned by the fleet at the end: each host
+    is still reported once."""
+    source = tmp_path / "app.conf"
+    source.write_text("setting = 1\n")
+    inventory = local_hosts(tmp_path, "a", "b")
+    done = fanout_cmd("-i", inventory, "all", "--copy", str(source), str(tmp_path / "copied.conf"), "--json")
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert sorted(r["host"] for r in records) == ["a", "b"] and all(r["status"] == "ok" for r in records)
+    assert records[0]["value"]["repr"].startswith("<Transfer ")
+    assert (tmp_path / "copied.conf").read_text() == "setting = 1\n"
