@@ -8,6 +8,7 @@ One host never fails another (decision 7): each ends as ``ok``, ``failed``
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import os
 import queue
 import sys
@@ -375,8 +376,15 @@ class Fleet:
             return Result(name, OK, value=future.result(), stdout=stdout, stderr=stderr)
         return Result(name, status_of(error), error=error, stdout=stdout, stderr=stderr)
 
-    def _completed(self, futures: dict[str, Future], deadline: float | None, what: str) -> Iterator[Result]:
-        """Each host's result as it finishes; at the deadline, the rest as timed out (and disconnected)."""
+    def _completed(
+        self,
+        futures: dict[str, Future],
+        deadline: float | None,
+        what: str,
+        finish: Callable[[Result], Result] = lambda result: result,
+    ) -> Iterator[Result]:
+        """Each host's result as it finishes, through ``finish`` (a command's exit status decides its status: the bar
+        must count what the results say); at the deadline, the rest as timed out (and disconnected)."""
         done: queue.SimpleQueue[str] = queue.SimpleQueue()
         for name, future in futures.items():
             future.add_done_callback(lambda _, name=name: done.put(name))
@@ -390,7 +398,7 @@ class Fleet:
                     except queue.Empty:
                         break
                     left.discard(name)
-                    result = self._result(name, futures[name])
+                    result = finish(self._result(name, futures[name]))
                     bar.advance(result.status)
                     yield result
             for name in [n for n in futures if n in left]:
@@ -502,8 +510,8 @@ class Fleet:
         self._deadline(timeout)
         wait = None if timeout is None else time.monotonic() + timeout + self.connect_timeout  # the host kills first
         futures = self._start(_shell.run, shell_args, {})
-        results = self._in_order(self._completed(futures, wait, command))
-        return Results({name: _command_result(result, check) for name, result in results.items()})
+        finish = functools.partial(_command_result, check=check)
+        return self._in_order(self._completed(futures, wait, command, finish))
 
     def put(
         self,

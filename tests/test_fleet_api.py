@@ -150,3 +150,22 @@ def test_a_host_whose_child_dies_during_a_call_is_failed_with_its_exit_status(in
         assert all(r.error.exit_status == 3 and "status 3" in str(r.error) for r in results.values())
         again = the_fleet.call(os.getpid)  # reached, then lost: later calls fail the same way
         assert {r.status for r in again.values()} == {FAILED}
+
+
+def test_the_bar_of_run_counts_a_command_that_failed_as_failed(monkeypatch) -> None:
+    """The bar's tally is what the results say: a non-zero exit is failed there too, not ok."""
+    from fanout import _progress
+
+    tallied: list[str] = []
+    advance = _progress.Progress.advance
+
+    def counted(bar, status: str) -> None:
+        tallied.append(status)
+        advance(bar, status)
+
+    monkeypatch.setattr(_progress.Progress, "advance", counted)
+    hosts = {"a": {"connection": "local"}, "b": {"connection": "local"}}
+    with Fleet(hosts, progress=True, echo=False) as fleet:
+        results = fleet.run("exit 3")
+    assert [results[name].status for name in hosts] == ["failed", "failed"]
+    assert tallied[-2:] == ["failed", "failed"]
