@@ -1,15 +1,25 @@
 """Fan one call out to many hosts: fanout against threaded raw paramiko and against Mitogen, on a Docker fleet.
 
-Run from the repository root: ``python -m benchmarks.fanout [--hosts 32] [--per-sshd 4] [--repeat 7]``.
+Run from the repository root: ``python -m benchmarks.fanout [--hosts 32] [--per-sshd 4] [--repeat 7]``
+(``--only connect`` for the connect + one call + close rows alone, ``--only warm`` for the warm fan-out rows alone).
 
 Why this shape: the question is what a user pays to reach a whole fleet once
 (open every connection, run one function, close), so each contender does
 exactly that on the same host entries, in the same run, and the table shows
 ratios; absolute times on a shared two-core machine mean little. Each sample
 runs in a fresh worker process, so the master's peak memory of one contender
-is not inflated (or hidden) by another's. The script brings the fleet up
-itself and always removes it; it reports and never asserts (a missed target is
-marked MISSED), and exits 0 whenever fanout and the baseline could be measured.
+is not inflated (or hidden) by another's.
+
+The warm rows ask what a call on every host costs once the fleet is connected:
+rounds of one call on every host, per second, three ways: ``Fleet.call``,
+fanout's raw loop (``call_async`` on every context of the same Fleet, then each
+future's result), and Mitogen's ``call_async`` on every context. Fleet.call and
+the raw loop take turns on the same connections in one worker (A B B A, so
+drift hits both alike); Mitogen has a worker of its own.
+
+The script brings the fleet up itself and always removes it; it reports and
+never asserts (a missed target is marked MISSED), and exits 0 whenever fanout
+and the baseline could be measured (and fanout's warm rounds, when they run).
 """
 
 from __future__ import annotations
@@ -48,6 +58,19 @@ TARGET_SILENT_OVER_HEALTHY = 1.2  # at most: the others, with one silent host, a
 BASELINE_COMMAND = "python3 -c 'import os; print(os.getpid())'"
 TARGET_FANOUT_OVER_BASELINE = 1.2  # at most
 TARGET_MITOGEN_OVER_FANOUT = 1.5  # at least
+CONNECT_KINDS = (*KINDS, SSH_KEX_KIND, SILENT_KIND)  # the connect + one call + close rows (--only connect)
+WARM_FANOUT_KIND = "fanout-warm"  # one Fleet connected; Fleet.call and the raw call_async loop take turns on it
+WARM_MITOGEN_KIND = "mitogen-warm"  # Mitogen connected to every entry; rounds of call_async on every context
+WARM_KINDS = (WARM_FANOUT_KIND, WARM_MITOGEN_KIND)  # the warm fan-out rows (--only warm)
+ALL_KINDS = (*CONNECT_KINDS, *WARM_KINDS)
+FLEET_WAY, LOOP_WAY, MITOGEN_WAY = "Fleet.call", "raw loop", "mitogen"  # the warm rows' three ways
+WARM_FN = os.getpid  # the warm rows' call: stdlib, by reference for both tools ("posix", "getpid"), the remote pid
+ROUNDS = 200  # rounds of one call on every host per timed block (--rounds)
+WARM_UP_ROUNDS = 10  # untimed rounds of each way first: threads started, the call's encoding cached
+WARM_BLOCKS = 2  # timed blocks of each way per worker: A B B A for fanout's two ways, A A for Mitogen
+ROUND_ALLOWANCE = 0.1  # seconds per round a warm worker is granted on top of WORKER_TIMEOUT
+TARGET_FLEET_OVER_LOOP = 0.95  # at least: Fleet.call's rounds/s over the raw loop's
+TARGET_WARM_OVER_MITOGEN = 1.5  # at least: each fanout way's rounds/s over Mitogen's
 SETTLE = 0.5  # seconds between samples, so the hosts finish tearing down the previous contender's sessions
 WORKER_TIMEOUT = 180.0
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,6 +100,7 @@ class Plan:
     entries: list[HostEntry]
     paramiko_kex: str | None  # what paramiko, so fanout and the baseline, agreed on with the first sshd
     mitogen_kex: str | None  # the same if the local ssh knows it; None: ssh's own choice
+    rounds: int = ROUNDS  # the warm rows' rounds per timed block
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -84,7 +108,8 @@ class Plan:
     @classmethod
     def from_json(cls, text: str) -> Plan:
         data = json.loads(text)
-        return cls([HostEntry(**item) for item in data["entries"]], data["paramiko_kex"], data["mitogen_kex"])
+        entries = [HostEntry(**item) for item in data["entries"]]
+        return cls(entries, data["paramiko_kex"], data["mitogen_kex"], data.get("rounds", ROUNDS))
 
 
 def host_entries(fleet_hosts: Sequence[FleetHost], count: int) -> list[HostEntry]:
@@ -346,18 +371,24 @@ def mitogen_ssh_options(entry: HostEntry, kex: str | None) -> dict[str, Any]:
     }
 
 
-def run_mitogen(entries: Sequence[HostEntry], fn: Callable[[], Any], probe: Probe, kex: str | None = None) -> list[Any]:
-    """A broker and router, ``router.ssh(...).call(fn)`` in one thread per host, then the broker shut down."""
+@contextlib.contextmanager
+def mitogen_router() -> Iterator[Any]:
+    """A Mitogen broker and its router; the broker shut down and joined on the way out."""
     import mitogen.master
 
     broker = mitogen.master.Broker()
     try:
-        router = mitogen.master.Router(broker)
-        answers = in_threads(lambda entry: router.ssh(**mitogen_ssh_options(entry, kex)).call(fn), entries)
-        probe()
+        yield mitogen.master.Router(broker)
     finally:
         broker.shutdown()
         broker.join()
+
+
+def run_mitogen(entries: Sequence[HostEntry], fn: Callable[[], Any], probe: Probe, kex: str | None = None) -> list[Any]:
+    """A broker and router, ``router.ssh(...).call(fn)`` in one thread per host, then the broker shut down."""
+    with mitogen_router() as router:
+        answers = in_threads(lambda entry: router.ssh(**mitogen_ssh_options(entry, kex)).call(fn), entries)
+        probe()
     return answers
 
 
@@ -373,6 +404,103 @@ def contender(kind: str, plan: Plan) -> Run:
     if kind == SILENT_KIND:
         return run_fanout_silent
     return functools.partial(run_mitogen, kex=plan.mitogen_kex if kind == "mitogen" else None)
+
+
+# -- the warm fan-out: connected once, then rounds of one call on every host ---------------------
+
+Round = Callable[[], list[Any]]
+"""One round: ``WARM_FN`` called on every host, every answer waited for; the answers in entry order."""
+
+
+def _values(results: Any) -> list[Any]:
+    """The values of a ``Fleet.call``'s results, in host order; a host that did not answer ends the sample."""
+    values = []
+    for result in results.values():
+        if not result.ok:
+            raise RuntimeError(f"fanout: {result!r}")
+        values.append(result.value)
+    return values
+
+
+@contextlib.contextmanager
+def fanout_warm(entries: Sequence[HostEntry]) -> Iterator[dict[str, Round]]:
+    """One ``Fleet`` connected to every entry; its rounds two ways, on the same connections.
+
+    ``Fleet.call``: fanout's API, one Result per host. The raw loop: what a user
+    of ``fleet.contexts`` writes, ``call_async`` on every context from this
+    thread, then each future's result.
+    """
+    from fanout.fleet import Fleet
+
+    hosts = fleet_hosts(entries)
+    with Fleet(hosts, forks=len(hosts), **fleet_options()) as fleet:
+        if fleet.failures:
+            raise RuntimeError(
+                f"fanout: {len(fleet.failures)} host(s) not connected: {list(fleet.failures.items())[:3]}"
+            )
+        contexts = list(fleet.contexts.values())  # in host order, as Fleet.call's results
+
+        def fleet_round() -> list[Any]:
+            return _values(fleet.call(WARM_FN))
+
+        def loop_round() -> list[Any]:
+            futures = [context.call_async(WARM_FN) for context in contexts]
+            return [future.result() for future in futures]
+
+        yield {FLEET_WAY: fleet_round, LOOP_WAY: loop_round}
+
+
+@contextlib.contextmanager
+def mitogen_warm(entries: Sequence[HostEntry], kex: str | None) -> Iterator[dict[str, Round]]:
+    """Mitogen connected as :func:`run_mitogen` connects (one thread per entry); a round is ``call_async`` on every
+    context, then ``get().unpickle()`` of each receiver."""
+    with mitogen_router() as router:
+        contexts = in_threads(lambda entry: router.ssh(**mitogen_ssh_options(entry, kex)), entries)
+
+        def mitogen_round() -> list[Any]:
+            receivers = [context.call_async(WARM_FN) for context in contexts]
+            return [receiver.get().unpickle() for receiver in receivers]
+
+        yield {MITOGEN_WAY: mitogen_round}
+
+
+def timed_rounds(one_round: Round, rounds: int, hosts: int) -> tuple[float, float]:
+    """Wall seconds of ``rounds`` rounds, and the master's CPU seconds over them (its ssh clients' too)."""
+    gc.collect()
+    cpu_before = descendants().cpu_seconds
+    cpu_before += own_cpu()
+    started = time.perf_counter()
+    for _ in range(rounds):
+        if len(one_round()) != hosts:
+            raise RuntimeError(f"a round answered for other than {hosts} hosts")
+    seconds = time.perf_counter() - started
+    cpu = own_cpu()
+    cpu += descendants().cpu_seconds
+    return seconds, cpu - cpu_before
+
+
+def warm_worker(kind: str, plan: Plan) -> Sample:
+    """Connect to every entry, warm each way up (and check its answers), then time blocks of ``plan.rounds`` rounds.
+
+    fanout's two ways go A B B A on the same connections, Mitogen's one way twice;
+    ``seconds`` is the timed blocks' sum, the rates are per block.
+    """
+    entries = plan.entries
+    sample = Sample(kind)
+    warm = fanout_warm(entries) if kind == WARM_FANOUT_KIND else mitogen_warm(entries, plan.mitogen_kex)
+    with warm as ways:
+        for name, one_round in ways.items():
+            for _ in range(WARM_UP_ROUNDS):
+                answers = one_round()
+            _check_answers(f"{kind} {name}", answers, entries)
+        names = list(ways)
+        order = [*names, *reversed(names)] if len(names) > 1 else names * WARM_BLOCKS
+        for name in order:
+            seconds, cpu = timed_rounds(ways[name], plan.rounds, len(entries))
+            sample.seconds += seconds
+            sample.rounds_per_second.setdefault(name, []).append(plan.rounds / seconds)
+            sample.cpu_per_round.setdefault(name, []).append(cpu / plan.rounds)
+    return sample
 
 
 def paramiko_kex(entry: HostEntry) -> str | None:
@@ -411,15 +539,15 @@ def ssh_kex_algorithms() -> set[str]:
     return set(subprocess.run([ssh, "-Q", "kex"], capture_output=True, text=True).stdout.split())
 
 
-def make_plan(entries: list[HostEntry]) -> Plan:
+def make_plan(entries: list[HostEntry], rounds: int = ROUNDS) -> Plan:
     """Pin Mitogen's key exchange to paramiko's, where the local ssh has it (OpenSSH 9.2 lacks mlkem768x25519)."""
     kex = paramiko_kex(entries[0])
-    return Plan(entries, kex, kex if kex in ssh_kex_algorithms() else None)
+    return Plan(entries, kex, kex if kex in ssh_kex_algorithms() else None, rounds)
 
 
 def unavailable(kind: str) -> str | None:
     """Why ``kind`` cannot run on this machine, checked before a worker is spent on it."""
-    if kind not in ("mitogen", SSH_KEX_KIND):
+    if kind not in ("mitogen", SSH_KEX_KIND, WARM_MITOGEN_KIND):
         return None
     try:
         import mitogen  # noqa: F401
@@ -448,6 +576,9 @@ class Sample:
     children_pss_kib: int = 0
     children_cpu_seconds: float = 0.0
     host_cpu_seconds: float | None = None  # the containers' CPU over the whole worker run, from their cgroups
+    # Warm kinds only, by way (Fleet.call, raw loop, mitogen): one figure per timed block of plan.rounds rounds.
+    rounds_per_second: dict[str, list[float]] = field(default_factory=dict)
+    cpu_per_round: dict[str, list[float]] = field(default_factory=dict)  # the master's, its ssh clients' too
     error: str | None = None
 
     @property
@@ -476,6 +607,8 @@ def worker(kind: str, plan: Plan) -> Sample:
     """
     from benchmarks.bootstrap import user_module
 
+    if kind in WARM_KINDS:
+        return warm_worker(kind, plan)
     entries = plan.entries
     sample = Sample(kind)
     with tempfile.TemporaryDirectory(prefix="fanout-bench-worker-") as tmp, user_module(Path(tmp)) as module:
@@ -520,15 +653,18 @@ def worker_main(kind: str, spec: Path) -> int:
     return 0 if sample.error is None else 1
 
 
-def run_worker(kind: str, spec: Path) -> Sample:
+def run_worker(kind: str, spec: Path, timeout: float = WORKER_TIMEOUT) -> Sample:
     """Run one sample in a fresh interpreter; its stderr is passed on when it has something to say."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.fanout", "--worker", kind, "--spec", str(spec)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=WORKER_TIMEOUT,
-    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "benchmarks.fanout", "--worker", kind, "--spec", str(spec)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return Sample(kind, error=f"worker still running after {timeout:.0f} s: killed")
     for line in proc.stderr.splitlines()[-20:]:
         log(f"  {kind}: {line}")
     lines = proc.stdout.strip().splitlines()
@@ -546,9 +682,7 @@ def run_worker(kind: str, spec: Path) -> Sample:
 class Results:
     """Every sample per contender (failed ones too), and contenders that could not run at all."""
 
-    samples: dict[str, list[Sample]] = field(
-        default_factory=lambda: {kind: [] for kind in (*KINDS, SSH_KEX_KIND, SILENT_KIND)}
-    )
+    samples: dict[str, list[Sample]] = field(default_factory=lambda: {kind: [] for kind in ALL_KINDS})
     skipped: dict[str, str] = field(default_factory=dict)
 
     def ok(self, kind: str) -> list[Sample]:
@@ -629,18 +763,30 @@ def measure(
             log(f"bench: {kind} skipped: {reason}")
     runnable = [kind for kind in kinds if kind not in results.skipped]
     time.sleep(SETTLE)
+    warm_timeout = WORKER_TIMEOUT + 2 * WARM_BLOCKS * plan.rounds * ROUND_ALLOWANCE
     for index in range(repeat):
         for kind in _order(index, runnable):
             cpu_before = host_cpu()
-            sample = run_worker(kind, spec)
+            sample = run_worker(kind, spec, warm_timeout if kind in WARM_KINDS else WORKER_TIMEOUT)
             time.sleep(SETTLE)
             cpu_after = host_cpu()
             if cpu_before is not None and cpu_after is not None:
                 sample.host_cpu_seconds = cpu_after - cpu_before
             results.samples[kind].append(sample)
-            outcome = f"error: {sample.error}" if sample.error else f"{sample.seconds * 1000:.0f} ms"
-            log(f"bench: repeat {index + 1}/{repeat}, {kind}: {outcome}")
+            log(f"bench: repeat {index + 1}/{repeat}, {kind}: {_outcome(sample)}")
     return results
+
+
+def _outcome(sample: Sample) -> str:
+    if sample.error:
+        return f"error: {sample.error}"
+    if sample.rounds_per_second:
+        rates = (
+            f"{way} {' / '.join(f'{rate:,.0f}' for rate in rates)} rounds/s"
+            for way, rates in sample.rounds_per_second.items()
+        )
+        return ", ".join(rates)
+    return f"{sample.seconds * 1000:.0f} ms"
 
 
 # -- the report ------------------------------------------------------------------------------
@@ -707,9 +853,23 @@ def _row(
     return (name, *cells, _plain_ratio(over_baseline), _plain_ratio(over_fanout))
 
 
-def table_rows(results: Results, hosts: int, per_sshd: int) -> list[tuple[str, ...]]:
+def _ran(results: Results, kinds: Sequence[str]) -> bool:
+    """Whether any of ``kinds`` was in this run (measured, failed or skipped)."""
+    return any(results.samples[kind] or kind in results.skipped for kind in kinds)
+
+
+def table_rows(results: Results, hosts: int, per_sshd: int, rounds: int = ROUNDS) -> list[tuple[str, ...]]:
     """The header row and one row per measurement; every cell is a median, every ratio one of medians."""
     rows: list[tuple[str, ...]] = [("measurement", *KINDS, "fanout/baseline", "mitogen/fanout")]
+    if _ran(results, CONNECT_KINDS):
+        rows += _connect_rows(results, hosts, per_sshd)
+    rows += _warm_rows(results, hosts, rounds)
+    return rows
+
+
+def _connect_rows(results: Results, hosts: int, per_sshd: int) -> list[tuple[str, ...]]:
+    """Connect + one call + close on every host, and what it costs in CPU and memory."""
+    rows: list[tuple[str, ...]] = []
     rows.append(
         _row(
             results,
@@ -756,6 +916,88 @@ def table_rows(results: Results, hosts: int, per_sshd: int) -> list[tuple[str, .
         _row(results, "    warm-up, 1 host, first in its process (not in medians)", lambda s: s.cold_seconds, _ms)
     )
     return rows
+
+
+def _warm_values(results: Results, kind: str, way: str, figure: str = "rounds_per_second") -> list[float]:
+    """One figure of every timed block of ``way`` over the ok samples of ``kind``."""
+    return [value for sample in results.ok(kind) for value in getattr(sample, figure).get(way, [])]
+
+
+def _rate_cell(results: Results, kind: str, way: str) -> str:
+    """The median rounds/s of the blocks, then the slowest and fastest block."""
+    rates = _warm_values(results, kind, way)
+    if not rates:
+        return _cell(results, kind, None, str)
+    return f"{statistics.median(rates):,.0f}/s ({min(rates):,.0f}..{max(rates):,.0f})"
+
+
+def _warm_rows(results: Results, hosts: int, rounds: int) -> list[tuple[str, ...]]:
+    """Rounds per second of one call on every connected host: Fleet.call, fanout's raw loop, Mitogen.
+
+    A rate's ratio to another reads as a time's the other way round: ``fanout/mitogen`` of rounds/s is the
+    ``mitogen/fanout`` column's ratio of times, so it stands there.
+    """
+    if not _ran(results, WARM_KINDS):
+        return []
+    ways = ((WARM_FANOUT_KIND, FLEET_WAY), (WARM_FANOUT_KIND, LOOP_WAY), (WARM_MITOGEN_KIND, MITOGEN_WAY))
+    rate = {way: _warm_values(results, kind, way) for kind, way in ways}
+    median = {way: statistics.median(values) if values else None for way, values in rate.items()}
+    cpu = {way: _warm_values(results, kind, way, "cpu_per_round") for kind, way in ways}
+    cpu_median = {way: statistics.median(values) if values else None for way, values in cpu.items()}
+
+    def over_mitogen(way: str) -> str:
+        return _named_target(_ratio(median[way], median[MITOGEN_WAY]), "mitogen's", TARGET_WARM_OVER_MITOGEN)
+
+    def cpu_cell(way: str) -> str:
+        return "n/a" if cpu_median[way] is None else _ms(cpu_median[way])
+
+    fleet_over_loop = _ratio(median[FLEET_WAY], median[LOOP_WAY])
+    heading = (
+        f"warm fan-out, {hosts} hosts connected: rounds/s of one call on each, "
+        f"median block of {rounds} rounds (slowest..fastest)"
+    )
+    return [
+        (heading, "", "", "", "", ""),
+        (
+            "    fleet.call(os.getpid), one Result per host",
+            "-",
+            _rate_cell(results, WARM_FANOUT_KIND, FLEET_WAY),
+            "-",
+            _named_target(fleet_over_loop, "the raw loop's", TARGET_FLEET_OVER_LOOP),
+            over_mitogen(FLEET_WAY),
+        ),
+        (
+            "    raw loop: ctx.call_async on every context of that Fleet, then each result()",
+            "-",
+            _rate_cell(results, WARM_FANOUT_KIND, LOOP_WAY),
+            "-",
+            "-",
+            over_mitogen(LOOP_WAY),
+        ),
+        (
+            "    mitogen: ctx.call_async on every context, then each get().unpickle()",
+            "-",
+            "-",
+            _rate_cell(results, WARM_MITOGEN_KIND, MITOGEN_WAY),
+            "-",
+            "-",
+        ),
+        (
+            "    master CPU per round: Fleet.call / raw loop; mitogen with its ssh clients",
+            "-",
+            f"{cpu_cell(FLEET_WAY)} / {cpu_cell(LOOP_WAY)}",
+            cpu_cell(MITOGEN_WAY),
+            _plain_ratio(_ratio(cpu_median[FLEET_WAY], cpu_median[LOOP_WAY])) + " the raw loop's",
+            _plain_ratio(_ratio(cpu_median[MITOGEN_WAY], cpu_median[LOOP_WAY])) + " the raw loop's",
+        ),
+    ]
+
+
+def _named_target(ratio: float | None, of: str, target: float) -> str:
+    """``1.62x mitogen's (>= 1.5 ok)``: a ratio of rates, at least ``target``."""
+    if ratio is None:
+        return "n/a"
+    return f"{ratio:.2f}x {of} (>= {target:g} {_verdict(ratio >= target)})"
 
 
 def _ssh_kex_rows(results: Results) -> list[tuple[str, ...]]:
@@ -831,27 +1073,50 @@ def _versions() -> str:
 
 def report(results: Results, args: argparse.Namespace, fleet_hosts: Sequence[FleetHost], plan: Plan) -> str:
     """The table, then what was measured and anything that went wrong."""
-    out = [format_table(table_rows(results, args.hosts, args.per_sshd)), ""]
+    rounds = getattr(args, "rounds", ROUNDS)
+    out = [format_table(table_rows(results, args.hosts, args.per_sshd, rounds)), ""]
     counts = ", ".join(
         f"{kind} {len(results.ok(kind))}/{len(results.samples[kind])}"
         for kind, samples in results.samples.items()
         if samples
     )
     versions = sorted({".".join(map(str, h.python_version)) for h in fleet_hosts})
-    out += [
-        f"medians of {args.repeat} repeats (samples ok: {counts}); each sample is a fresh worker process, warmed up "
-        "on one host first; time = first connect to last close",
-        "memory = (VmHWM, reset just before the fan-out, - VmRSS before it) / hosts; child processes: their PSS once "
-        "every answer is in; master CPU = the worker's rusage + its children's; hosts' CPU = the containers' cgroups "
-        "over the whole worker run / (hosts + 1)",
-        f"baseline: one thread per host, SSHClient.connect (strict known_hosts) + exec_command({BASELINE_COMMAND!r}); "
-        f"fanout: Fleet(hosts, forks={args.hosts}).call(func); mitogen: router.ssh(...).call(func) in one thread "
-        f"per host; func returns the remote pid and lives in a module only the master has",
-        f"mitogen's ssh: -F /dev/null, the entry's known_hosts, key exchange {_kex_text(plan)}, "
-        "Mitogen's other defaults",
+    line = f"medians of {args.repeat} repeats (samples ok: {counts}); each sample is a fresh worker process"
+    if _ran(results, CONNECT_KINDS):
+        out += [
+            f"{line}, warmed up on one host first; time = first connect to last close",
+            "memory = (VmHWM, reset just before the fan-out, - VmRSS before it) / hosts; child processes: their PSS "
+            "once every answer is in; master CPU = the worker's rusage + its children's; hosts' CPU = the "
+            "containers' cgroups over the whole worker run / (hosts + 1)",
+            f"baseline: one thread per host, SSHClient.connect (strict known_hosts) + "
+            f"exec_command({BASELINE_COMMAND!r}); fanout: Fleet(hosts, forks={args.hosts}).call(func); mitogen: "
+            f"router.ssh(...).call(func) in one thread per host; func returns the remote pid and lives in a module "
+            f"only the master has",
+        ]
+    else:
+        out.append(line)
+    if _ran(results, WARM_KINDS):
+        out += [
+            f"warm: each worker connects to all {args.hosts} entries first (untimed), runs {WARM_UP_ROUNDS} untimed "
+            f"rounds of each way, then {WARM_BLOCKS} timed blocks of {rounds} rounds of each way; a round is os.getpid "
+            "called (by reference) on every host and every answer waited for; cells: the median block's rounds/s "
+            "(slowest..fastest block); ratios: of those medians",
+            f"fanout-warm: Fleet(hosts, forks={args.hosts}); blocks Fleet.call, raw loop, raw loop, Fleet.call on "
+            "the same connections; raw loop: futures = [ctx.call_async(os.getpid) for ctx in "
+            "fleet.contexts.values()], then future.result() of each, from the worker's main thread",
+            "mitogen-warm: router.ssh(...) to every entry in one thread each, as the connect row; a round is "
+            "[ctx.call_async(os.getpid) for ctx in contexts], then receiver.get().unpickle() of each; "
+            "master CPU per round = the worker's rusage (+ its ssh clients' for mitogen) over the block / rounds",
+        ]
+    if any(results.samples[kind] or kind in results.skipped for kind in ("mitogen", SSH_KEX_KIND, WARM_MITOGEN_KIND)):
+        out.append(
+            f"mitogen's ssh: -F /dev/null, the entry's known_hosts, key exchange {_kex_text(plan)}, "
+            "Mitogen's other defaults"
+        )
+    out.append(
         f"{_versions()}; hosts: {args.hosts} entries on {len(fleet_hosts)} x {args.suite} sshd containers "
-        f"(Python {', '.join(versions)}), 127.0.0.1",
-    ]
+        f"(Python {', '.join(versions)}), 127.0.0.1"
+    )
     if any(not s.peak_reset for samples in results.samples.values() for s in samples):
         out.append("note: /proc/self/clear_refs refused a VmHWM reset: peaks count from the worker's start")
     for kind, reason in results.skipped.items():
@@ -890,12 +1155,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="skip the extra Mitogen run with ssh's default key exchange (saves ~30 s)",
     )
-    parser.add_argument("--worker", choices=(*KINDS, SSH_KEX_KIND, SILENT_KIND), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--only",
+        choices=("connect", "warm"),
+        help="only the connect + one call + close rows, or only the warm fan-out rows; both by default",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=ROUNDS, help="warm rows: rounds of one call on every host per timed block"
+    )
+    parser.add_argument("--worker", choices=ALL_KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.hosts < 1 or args.per_sshd < 1 or args.repeat < 1:
-        parser.error("--hosts, --per-sshd and --repeat must be positive")
+    if args.hosts < 1 or args.per_sshd < 1 or args.repeat < 1 or args.rounds < 1:
+        parser.error("--hosts, --per-sshd, --repeat and --rounds must be positive")
     return args
+
+
+def kinds_to_run(only: str | None, no_ssh_kex_row: bool, plan: Plan) -> tuple[str, ...]:
+    """The contenders of the rows asked for, connect rows first."""
+    kinds: tuple[str, ...] = ()
+    if only != "warm":
+        kinds = KINDS if no_ssh_kex_row or plan.mitogen_kex is None else (*KINDS, SSH_KEX_KIND)
+        kinds = (*kinds, SILENT_KIND)
+    if only != "connect":
+        kinds = (*kinds, *WARM_KINDS)
+    return kinds
+
+
+def measured(results: Results, only: str | None) -> bool:
+    """Whether fanout and the baseline (connect rows) and fanout's warm rounds (warm rows) were measured."""
+    connect = only == "warm" or bool(results.ok("baseline") and results.ok("fanout"))
+    warm = only == "connect" or bool(results.ok(WARM_FANOUT_KIND))
+    return connect and warm
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -912,10 +1203,9 @@ def main(argv: list[str] | None = None) -> int:
             workdir = Path(tmp)
             with fleet_of(args.suite, containers, workdir) as fleet:
                 entries = host_entries(fleet.hosts, args.hosts)
-                plan = make_plan(entries)
+                plan = make_plan(entries, args.rounds)
                 log(f"bench: paramiko's key exchange: {plan.paramiko_kex}; Mitogen's ssh: {_kex_text(plan)}")
-                kinds = KINDS if args.no_ssh_kex_row or plan.mitogen_kex is None else (*KINDS, SSH_KEX_KIND)
-                kinds = (*kinds, SILENT_KIND)
+                kinds = kinds_to_run(args.only, args.no_ssh_kex_row, plan)
                 host_cpu = HostCpu(fleet.client, [host.container for host in fleet.hosts])
                 results = measure(plan, args.repeat, workdir, kinds, host_cpu.seconds)
             print(header())
@@ -927,7 +1217,7 @@ def main(argv: list[str] | None = None) -> int:
     except FleetUnavailable as exc:
         log(f"error: the fleet could not start: {exc}")
         return 2
-    return 0 if results.ok("baseline") and results.ok("fanout") else 1
+    return 0 if measured(results, args.only) else 1
 
 
 if __name__ == "__main__":
