@@ -49,9 +49,18 @@ def consume_window(channel: paramiko.Channel, size: int) -> int:
     return channel._check_add_window(size)
 
 
-def take_channel_input(channel: paramiko.Channel, feed: object) -> None:
-    """Make ``feed`` the channel's input buffer: paramiko then hands it data as it arrives, on its own thread."""
-    channel.in_buffer = feed
+def take_channel_input(channel: paramiko.Channel, feed: object) -> tuple[bytes, bool]:
+    """Make ``feed`` the channel's input buffer: paramiko then hands it data as it arrives, on its own thread.
+
+    Returns what the old buffer already held, and whether the input had already ended (a child that exits at
+    once, such as an old Python refusing to start, may close the channel before this runs): paramiko closed the
+    old buffer then, never ``feed``. The swap holds the channel's lock, which paramiko holds to end its input.
+    """
+    with channel.lock:
+        old = channel.in_buffer
+        channel.in_buffer = feed
+        ended = channel.closed or channel.eof_received
+    return old.empty(), ended
 
 
 # Replies to global requests, counted by fanout._pipelined_auth.PipelinedTransport for the keepalive.

@@ -539,7 +539,12 @@ class SSHTransport:
 
     def start(self, on_data: Callable[[bytes], None], on_end: Callable[[], None]) -> None:
         """Take the child's output straight from paramiko's receiving thread (see :class:`_ChannelFeed`)."""
-        take_channel_input(self.channel, _ChannelFeed(self.channel, on_data, on_end))
+        feed = _ChannelFeed(self.channel, on_data, on_end)
+        before, ended = take_channel_input(self.channel, feed)
+        if before:
+            feed.feed(before)
+        if ended:  # the child ended before its output was taken: its end is reported all the same
+            feed.close()
 
     def send(self, data: bytes | memoryview) -> None:
         """Send in SSH packets of PACKET bytes: paramiko's sendall re-slices what is left after each packet,
