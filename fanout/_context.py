@@ -217,7 +217,6 @@ class Context:
         self._hello_seen = threading.Event()
         self._lost: tuple[str, BaseException | None] | None = None
         self._lost_status: int | None = None  # the child's exit status, when _lost is its own end
-        self._lost_provisional = False  # _lost is a failed write's guess, which the child's own account replaces
         self._closed = False
         self._bytes_sent = self._bytes_received = self._module_requests = 0
         self._log = logging.getLogger(f"fanout.remote.{name}")
@@ -567,7 +566,7 @@ class Context:
             # worth a short wait, except on the thread that produces that account.
             if threading.current_thread() is not self._end_thread:
                 self._ended_event.wait(END_ACCOUNT_WAIT)
-            self._fail_all(f"sending failed: {type(exc).__name__}: {exc}", exc, provisional=True)
+            self._fail_all(f"sending failed: {type(exc).__name__}: {exc}", exc)
             self._raise_if_lost()
         finally:
             self._stall.done()
@@ -798,17 +797,13 @@ class Context:
 
     # -- failure -------------------------------------------------------------------------
 
-    def _fail_all(
-        self, reason: str, cause: BaseException | None, *, provisional: bool = False, exit_status: int | None = None
-    ) -> None:
-        """Fail every call in flight, and every later one, with the first account of the loss; a provisional one
-        (a write that failed, on a busy machine before the end was seen) gives way to the first that is not.
-        ``exit_status`` is the child's, when the account is its own end."""
+    def _fail_all(self, reason: str, cause: BaseException | None, *, exit_status: int | None = None) -> None:
+        """Fail every call in flight, and every later one, with the first account of the loss; ``exit_status`` is
+        the child's, when the account is its own end."""
         with self._state_lock:
-            if self._lost is None or self._lost_provisional:
+            if self._lost is None:
                 self._lost = (reason, cause)
                 self._lost_status = exit_status
-                self._lost_provisional = provisional
             futures, self._futures = list(self._futures.values()), {}
         self._hello_seen.set()
         for future in futures:
@@ -828,9 +823,6 @@ class Context:
 
     def _raise_if_lost(self) -> None:
         if self._lost is not None:
-            if self._lost_provisional and threading.current_thread() is not self._end_thread:
-                self._ended_event.wait(END_ACCOUNT_WAIT)  # the child's own account is worth another short wait
-                self._lost_provisional = False  # once: a later call fails at once with what is known by then
             raise self._lost_error()
 
     def _wait_hello(self) -> Hello:
