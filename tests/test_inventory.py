@@ -414,9 +414,9 @@ def test_ansible_ssh_connection_variables(tmp_path, monkeypatch):
 
 
 def test_ansible_connection_variables_fanout_does_not_act_on_warn_once(tmp_path, monkeypatch):
-    from fanout import inventory
+    from fanout import _ansible_vars
 
-    monkeypatch.setattr(inventory, "_warned_connection_vars", set())
+    monkeypatch.setattr(_ansible_vars, "_warned_connection_vars", set())
     inv = load(
         tmp_path,
         """\
@@ -729,7 +729,7 @@ _range = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.text("ab-.", max_size=3), _range), min_size=1, max_size=3), st.text("z.", max_size=2))
 def test_ranges_expand_as_ansible_core_expands_them(parts, end) -> None:
-    from fanout.inventory import _expand_range
+    from fanout._inventory_values import expand_range
 
     name = "".join(literal + spec for literal, spec in parts) + end
-    assert _expand_range(name) == _reference_expansion(name)
+    assert expand_range(name) == _reference_expansion(name)

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fanout import _become, inventory
+from fanout import _ansible_vars, _become
 from fanout.inventory import BecomeOptions, Inventory, InventoryError
 
 SECRET = "pw-Zq7!x"  # a become password: no error, repr or message may show it
@@ -324,7 +324,7 @@ _VALUES = st.one_of(
 def test_any_values_give_options_or_an_inventory_error_never_showing_the_password(variables, password_variable):
     variables = {**variables, password_variable: SECRET}
     try:
-        options = inventory._become("h", variables)
+        options = _ansible_vars.become("h", variables)
     except InventoryError as exc:
         assert str(exc).startswith("host 'h': ")
         assert SECRET not in str(exc) and SECRET not in repr(exc)

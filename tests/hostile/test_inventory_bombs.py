@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from fanout import _inventory_cli, inventory
+from fanout import _inventory_cli, _inventory_model, _inventory_sources, _inventory_yaml
 from fanout.inventory import MAX_HOSTS, Inventory, InventoryError
 
 SMALL = 16 * 1024 * 1024  # bytes a refusal may allocate at its peak: enough for parsing, far from an expansion
@@ -88,8 +88,8 @@ def test_long_names_count_too(tmp_path: Path) -> None:
 
 def test_ranges_add_up_over_an_inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The limits hold for the whole inventory too: hosts, and host names listed (here made small to try them)."""
-    monkeypatch.setattr(inventory, "MAX_HOSTS", 1000)
-    monkeypatch.setattr(inventory, "MAX_HOST_ENTRIES", 3000)
+    monkeypatch.setattr(_inventory_model, "MAX_HOSTS", 1000)
+    monkeypatch.setattr(_inventory_model, "MAX_HOST_ENTRIES", 3000)
     write(tmp_path, {"hosts": "[a]\na[0:999]\n[b]\nb[0:9]\n"})
     with pytest.raises(InventoryError, match=r"hosts:4: the inventory has more than 1,000 hosts"):
         Inventory.load(tmp_path / "hosts")
@@ -183,7 +183,7 @@ def test_a_recursive_alias_is_refused(tmp_path: Path, document: str) -> None:
 
 
 def test_aliases_add_up_over_the_files_of_an_inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(inventory, "MAX_YAML_ALIAS_NODES", 100)
+    monkeypatch.setattr(_inventory_yaml, "MAX_YAML_ALIAS_NODES", 100)
     shared = "base: &b [1, 2, 3, 4, 5, 6, 7, 8, 9]\n" + "".join(f"use{n}: *b\n" for n in range(5))  # 50 added
     write(tmp_path, {"hosts": "[web]\nh1\n", "group_vars/all.yml": shared})
     assert Inventory.load(tmp_path / "hosts").host_vars("h1")["use4"] == list(range(1, 10))
@@ -250,7 +250,7 @@ def test_a_long_chain_of_child_groups(tmp_path: Path) -> None:
 
 
 def test_a_file_that_never_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(inventory, "MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr(_inventory_sources, "MAX_FILE_BYTES", 1000)
     write(tmp_path, {"hosts": "h1\n" * 1000})
     with pytest.raises(InventoryError, match=r"hosts: inventory is larger than"):
         Inventory.load(tmp_path / "hosts")
