@@ -52,12 +52,11 @@ def connect_options(name: str, variables: Mapping[str, Any]) -> dict[str, Any]:
     """Keyword arguments for :func:`fanout.connect` from host ``name``'s merged ``variables`` (``host`` included);
     with ``become`` (a :class:`BecomeOptions`) when the host sets any become variable, which :class:`~fanout.Fleet`
     takes off before it connects."""
-    hv = variables
 
     def pick(*keys: str) -> Any:
         for k in keys:
-            if hv.get(k) is not None:
-                return hv[k]
+            if variables.get(k) is not None:
+                return variables[k]
         return None
 
     opts: dict[str, Any] = {"host": str(pick("fanout_host", "ansible_host", "ansible_ssh_host") or name)}
@@ -94,19 +93,19 @@ def connect_options(name: str, variables: Mapping[str, Any]) -> dict[str, Any]:
     jump = pick("fanout_jump")
     if jump:
         opts["jump"] = str(jump)
-    ssh_args = _ssh_args(name, hv)
+    ssh_args = _ssh_args(name, variables)
     if ssh_args:
         opts["ssh_args"] = ssh_args
     if "host_key_policy" not in opts:
-        checking = _host_key_checking(name, hv)
+        checking = _host_key_checking(name, variables)
         if checking is False:  # Ansible's host_key_checking=False: any key, nothing written
             opts["host_key_policy"] = "off"
-    _warn_unsupported_connection_vars(name, hv)
+    _warn_unsupported_connection_vars(name, variables)
     connection = str(pick("fanout_connection", "ansible_connection") or "ssh")
     if connection not in _CONNECTIONS_OVER_SSH:
         opts["connection"] = connection
-    opts.update(module_policy(name, hv))
-    become_options = become(name, hv)
+    opts.update(module_policy(name, variables))
+    become_options = become(name, variables)
     if become_options is not None:
         opts["become"] = become_options
     return opts
