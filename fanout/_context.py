@@ -33,11 +33,11 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, InvalidStateError
 from typing import TYPE_CHECKING, Any
 
-from fanout import _become, _functions, _output, _stage, _terminal
+from fanout import _become, _functions, _output, _stage, _terminal, _wire
 from fanout._deadlines import DEADLINES, STALLS, StallTimer
 from fanout._modules import PINNED, ModulePolicy, ModuleSender
 from fanout._protocol import (
@@ -77,6 +77,7 @@ BECOME_TIMEOUT = 30.0  # seconds a become child may take to start: sudo's passwo
 SEND_STALL_TIMEOUT = 30.0  # seconds a write to a host may make no progress before the host is dropped
 END_ACCOUNT_WAIT = 10.0  # seconds a failed write waits for the child's own account of its end (it takes <= 3 s)
 WRITE_PIECE = 256 * 1024  # bytes written at a time, so progress on a large send is seen
+INLINE_MAX = 4 * 1024  # bytes of a call a fleet may write on the caller's thread: less than a polled socket's room
 HEAD_MERGE = 32 * 1024  # a frame's header is sent joined to this much of what follows (one SSH packet)
 MAX_UNDELIVERED_OUTPUT = 16 * 1024 * 1024  # bytes (by _output.weight) of lines waiting for on_output/logging, per host
 MAX_ANSWERS_WAITING = 2 * 256 + 16  # module requests and service calls queued for answering, per host
@@ -325,20 +326,56 @@ class Context:
         if encoded.by_value:
             _functions.check_by_value(fn, self.name, self._wait_hello().python)
         with self._send_lock:
-            records, roots = self._modules.preload([*encoded.modules, *also_modules])
-            with self._state_lock:
-                self._raise_if_lost()
-                call_id, frame = self._protocol.call(encoded.payload)
-                self._futures[call_id] = future
-                future.from_delivery = self._deliveries.on_runner()
-                future.call_id = call_id
-            ahead = self._protocol.modules(0, records, roots) if records or roots else b""
-            if self._parent is not None and ahead:
-                # Sources go to the connection's child, which keeps them for every context on its host.
-                self._root._write(self._root._protocol.modules(0, records, roots))
-                ahead = self._protocol.modules(0, [], roots) if roots else b""
-            self._write(ahead + frame)
+            return self._start_locked(encoded, future, also_modules)
+
+    def _start_locked(self, encoded: _functions.EncodedCall, future: Any, also_modules: tuple[str, ...] = ()) -> Any:
+        records, roots = self._modules.preload([*encoded.modules, *also_modules])
+        with self._state_lock:
+            self._raise_if_lost()
+            call_id, frame = self._protocol.call(encoded.payload)
+            self._futures[call_id] = future
+            future.from_delivery = self._deliveries.on_runner()
+            future.call_id = call_id
+        ahead = self._protocol.modules(0, records, roots) if records or roots else b""
+        if self._parent is not None and ahead:
+            # Sources go to the connection's child, which keeps them for every context on its host.
+            self._root._write(self._root._protocol.modules(0, records, roots))
+            ahead = self._protocol.modules(0, [], roots) if roots else b""
+        self._write(ahead + frame)
         return future
+
+    def _call_now(self, fn: Callable[..., Any], encoded: _functions.EncodedCall, writable: Container[Any]) -> Any:
+        """Start an encoded call on the caller's own thread if its write cannot wait on the host; else None, with
+        nothing sent or changed (a fleet then sends it from a thread of its own: see fanout.fleet).
+
+        It cannot wait when no other write holds the connection, the call's modules went before, and the
+        transport takes the frame at once (:meth:`can_send_now`, its socket among ``writable``).
+        """
+        if encoded.by_value:
+            if not self._hello_seen.is_set():
+                return None
+            _functions.check_by_value(fn, self.name, self._wait_hello().python)
+        if len(encoded.payload) > INLINE_MAX or not self._send_lock.acquire(blocking=False):
+            return None
+        try:
+            if not self._modules.settled(encoded.modules):
+                return None
+            if not self._can_send_now(len(encoded.payload) + _wire.HEADER.size, writable):
+                return None
+            return self._start_locked(encoded, CallFuture(self._deliveries.post))
+        finally:
+            self._send_lock.release()
+
+    def _can_send_now(self, size: int, writable: Container[Any]) -> bool:
+        """Whether a frame of ``size`` bytes goes out at once, nobody else writing (see Transport.can_send_now)."""
+        if self._parent is not None:  # relayed: it travels inside a frame of the connection's own
+            return self._root._can_send_now(size + _wire.HEADER.size, writable)
+        can_send_now = getattr(self._transport, "can_send_now", None)
+        return can_send_now is not None and can_send_now(size, writable)
+
+    def _send_socket(self) -> Any:
+        """The socket this context's frames leave by, when it is one the fleet can poll (else None)."""
+        return getattr(self._root._transport, "socket", None)
 
     def call_service(self, service: type | str, method: str, /, **kwargs: Any) -> Any:
         """Call ``method`` of a service in the child (a class, or its ``module.ClassName``).

@@ -706,6 +706,11 @@ class ModuleSender:
         ordered = sorted(modules, key=lambda m: m.name.count("."))
         return [m.record() for m in ordered], new_roots
 
+    def settled(self, names: list[str]) -> bool:
+        """Whether a call importing ``names`` needs no module sent ahead of it (the warm path)."""
+        with self._lock:
+            return self._settled.issuperset(names)
+
     def preload(self, names: list[str]) -> tuple[list[Record], list[str]]:
         """Modules to send ahead of a call that will import ``names``: (records, new roots).
 

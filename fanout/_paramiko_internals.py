@@ -15,7 +15,15 @@ import paramiko.agent
 from paramiko.auth_handler import AuthHandler
 from paramiko.message import Message
 
-__all__ = ["AuthHandler", "Message", "agent_connected_to", "consume_window", "send_message", "take_channel_input"]
+__all__ = [
+    "AuthHandler",
+    "Message",
+    "agent_connected_to",
+    "consume_window",
+    "send_message",
+    "sends_at_once",
+    "take_channel_input",
+]
 
 _NEEDED = {
     (paramiko.Transport, "_send_user_message"): "sending a message without waiting for its reply",
@@ -29,6 +37,10 @@ def _check() -> None:
     missing = [f"{cls.__name__}.{name} ({why})" for (cls, name), why in _NEEDED.items() if not hasattr(cls, name)]
     if "in_buffer" not in paramiko.Channel.__init__.__code__.co_names:
         missing.append("Channel.in_buffer (taking a channel's data as it arrives)")
+    if "out_window_size" not in paramiko.Channel.__init__.__code__.co_names:
+        missing.append("Channel.out_window_size (knowing a call can be written at once)")
+    if "clear_to_send" not in paramiko.Transport.__init__.__code__.co_names:
+        missing.append("Transport.clear_to_send (knowing a call can be written at once)")
     if missing:
         raise ImportError(
             f"fanout needs parts of paramiko that paramiko {paramiko.__version__} lacks: {', '.join(missing)}; "
@@ -47,6 +59,15 @@ def send_message(transport: paramiko.Transport, message: Message) -> None:
 def consume_window(channel: paramiko.Channel, size: int) -> int:
     """Count ``size`` bytes as read from ``channel``; the window to return to the peer now (0: not yet)."""
     return channel._check_add_window(size)
+
+
+def sends_at_once(channel: paramiko.Channel, size: int) -> bool:
+    """Whether ``size`` bytes sent on ``channel`` now go out without waiting on the peer: its window holds them
+    and no key exchange holds user messages back. (Room in the socket is the caller's to check.)"""
+    transport = channel.transport
+    return (
+        channel.out_window_size >= size and not channel.closed and transport.active and transport.clear_to_send.is_set()
+    )
 
 
 def take_channel_input(channel: paramiko.Channel, feed: object) -> tuple[bytes, bool]:

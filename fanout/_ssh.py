@@ -15,7 +15,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from fanout._agent_forward import AgentForwarding, agent_socket
 from fanout._context import Context
 from fanout._known_hosts import UNKNOWN, AcceptNew, HostKeyCheck, HostKeyRefused, KnownHosts
 from fanout._modules import ModulePolicy
-from fanout._paramiko_internals import Message, consume_window, send_message, take_channel_input
+from fanout._paramiko_internals import Message, consume_window, send_message, sends_at_once, take_channel_input
 from fanout._pipelined_auth import PipelinedTransport
 from fanout._serial import SerialRunner
 from fanout._ssh_auth import Credentials, KeysAndAgent, _Unusable
@@ -531,6 +531,9 @@ class SSHTransport:
         self.lost_reason: str | None = None  # set when fanout itself dropped the connection (the keepalive)
         self.exit_status: int | None = None  # the remote process's, once describe_end has learnt it
         self.stop_keepalive: Callable[[], None] = lambda: None
+        sock = channel.transport.sock
+        #: The connection's TCP socket, which a fleet polls for room (None when reached through a jump or a proxy).
+        self.socket: socket.socket | None = sock if isinstance(sock, socket.socket) else None
         self.stderr = StderrTail(name)
         self._stderr_thread = threading.Thread(
             target=self.stderr.pump, args=(lambda: channel.recv_stderr(65536),), daemon=True
@@ -557,6 +560,11 @@ class SSHTransport:
                 if sent == 0:
                     raise OSError(errno.EPIPE, "the channel closed while sending")
                 packet = packet[sent:]
+
+    def can_send_now(self, size: int, writable: Container[socket.socket]) -> bool:
+        """Whether :meth:`send` of ``size`` bytes returns at once: the channel's window holds them, no key exchange
+        is under way, and the socket was found with room (it is in ``writable``, a poll of the fleet's sockets)."""
+        return self.socket is not None and self.socket in writable and sends_at_once(self.channel, size)
 
     def lost(self, reason: str) -> None:
         """Drop a connection that stopped answering: its calls then fail with ConnectionLost, giving ``reason``."""

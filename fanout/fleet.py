@@ -22,6 +22,7 @@ from typing import Any
 from fanout import _become, _commands, _limits, _output, _progress, _push, _secret, _shell, _terminal
 from fanout._commands import CommandResult
 from fanout._deadlines import DEADLINES
+from fanout._fleet_send import CallSender, on_done
 from fanout._push import PushFailed, Transfer
 from fanout._stage import AUTO_MODES
 from fanout._timeouts import check_timeout
@@ -170,7 +171,7 @@ class Fleet:
         self._lock = threading.Lock()
         self._echo_lock = threading.Lock()
         self._connected = False
-        self._send_pool: ThreadPoolExecutor | None = None
+        self._sender = CallSender(self.forks)
         self._closing: list[threading.Thread] = []  # closes of hosts dropped at a timeout
         self._logins: dict[str, Any] = {}  # each host's login context (its become context, if any, is in _contexts)
         self._views: dict[tuple, Fleet] = {}  # what become() returned, by its options: kept
@@ -349,22 +350,20 @@ class Fleet:
         if not self._connected:
             self.connect()
         futures: dict[str, Future] = {}
+        reached: dict[str, Any] = {}
         for name in self.hosts if names is None else names:
             with self._lock:
                 context = self._contexts.get(name)
             if context is None:
                 futures[name] = _failed(self._failures[name])
-                continue
-            futures[name] = proxy = Future()
-            host_args, host_kwargs = (args, kwargs) if each is None else each[name]
-            self._sender().submit(_send_call, context, fn, host_args, host_kwargs, proxy)
+            else:
+                reached[name] = context
+        if reached:
+            started = self._sender.start(
+                reached, fn, lambda name: (args, kwargs) if each is None else each[name], same_for_all=each is None
+            )
+            futures = {name: futures.get(name) or started[name] for name in [*futures, *started]}
         return futures
-
-    def _sender(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._send_pool is None:
-                self._send_pool = ThreadPoolExecutor(max_workers=self.forks, thread_name_prefix="fanout-fleet-send")
-            return self._send_pool
 
     def _result(self, name: str, future: Future) -> Result:
         with self._lock:  # the call's own lines, and those no call printed (its subprocesses', say)
@@ -387,7 +386,7 @@ class Fleet:
         must count what the results say); at the deadline, the rest as timed out (and disconnected)."""
         done: queue.SimpleQueue[str] = queue.SimpleQueue()
         for name, future in futures.items():
-            future.add_done_callback(lambda _, name=name: done.put(name))
+            on_done(future, lambda _, name=name: done.put(name))
         left = set(futures)
         enabled = _progress.wanted(len(futures), self.progress)
         try:
@@ -597,7 +596,6 @@ class Fleet:
             self._logins = {}
             views, self._views = list(self._views.values()), {}
             closing, self._closing = self._closing, []
-            pool, self._send_pool = self._send_pool, None
             self._connected = False
         for view in views:
             Fleet.close(view)
@@ -606,8 +604,7 @@ class Fleet:
                 list(closer.map(lambda context: context.close(), contexts))
         for thread in closing:
             thread.join()
-        if pool is not None:
-            pool.shutdown(wait=True)
+        self._sender.shutdown()
 
     def __enter__(self) -> Fleet:
         try:
@@ -779,25 +776,6 @@ def _end(context: Any, error: CallTimeout) -> None:
     """End a dropped host's child; its other calls in flight end as timed out, not as a lost connection."""
     context._fail_all(f"dropped from the fleet at a call's timeout ({error})", error)
     context.close()
-
-
-def _send_call(context: Any, fn: Callable[..., Any], args: tuple, kwargs: dict, proxy: Future) -> None:
-    """On a sending thread: start the call, and pass its outcome on to the future the caller holds."""
-    try:
-        future = context._call_async(fn, args, kwargs)  # a "timeout" in kwargs is fn's (see call_each)
-    except Exception as exc:
-        proxy.set_exception(exc)
-        return
-    proxy.call_id = future.call_id  # type: ignore[attr-defined]  # before the outcome: _result reads it
-    future._add_internal_callback(lambda done: _copy_outcome(done, proxy))
-
-
-def _copy_outcome(done: Future, proxy: Future) -> None:
-    error = done.exception()
-    if error is None:
-        proxy.set_result(done.result())
-    else:
-        proxy.set_exception(error)
 
 
 _UNCLAIMED_CALLS = 32  # calls per host whose printed lines are kept for a result still to come
