@@ -552,6 +552,13 @@ class SSHTransport:
     def send(self, data: bytes | memoryview) -> None:
         """Send in SSH packets of PACKET bytes: paramiko's sendall re-slices what is left after each packet,
         which copies a large ``data`` over and over."""
+        if len(data) <= PACKET and type(data) is bytes:  # a call's frame: one packet, no slicing
+            sent = self.channel.send(data)
+            if sent == len(data):
+                return
+            if sent == 0:
+                raise OSError(errno.EPIPE, "the channel closed while sending")
+            data = data[sent:]  # the window held only part of it: the rest as below
         view = memoryview(data)
         for start in range(0, len(view), PACKET):
             packet = view[start : start + PACKET].tobytes()
