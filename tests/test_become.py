@@ -9,8 +9,9 @@ import pytest
 
 import fanout
 from fanout import service
-from tests.conftest import fleet_suites
 from tests.fleet import hosts
+from tests.fleet.plain_ssh import run, ssh_client
+from tests.fleet.suites import fleet_suites
 
 
 @pytest.fixture(params=fleet_suites())
@@ -277,8 +278,6 @@ def test_services_in_a_become_context(login, user_modules):
 
 
 def test_fleet_become_runs_puts_and_calls_as_root(fleet, host, tmp_path, probe):
-    from tests.test_fleet import run, ssh_client
-
     options = {**host.connect_options(user=hosts.NOPASS_USER), "host": host.address}
     config = tmp_path / "app.conf"
     config.write_text("listen 80\n")

@@ -12,30 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tests.fleet.hosts import EXPECTED_PYTHON, FleetHost
-
-
-def ssh_client(host: FleetHost, known_hosts: str | None = None) -> paramiko.SSHClient:
-    """A paramiko client with strict host key checking against ``known_hosts``."""
-    client = paramiko.SSHClient()
-    client.load_host_keys(known_hosts or str(host.known_hosts))
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    client.connect(
-        host.address,
-        port=host.port,
-        username=host.user,
-        key_filename=str(host.key_path),
-        look_for_keys=False,
-        allow_agent=False,
-        timeout=10,
-    )
-    return client
-
-
-def run(client: paramiko.SSHClient, command: str) -> tuple[int, str, str]:
-    """Run a command over an exec channel; return (exit status, stdout, stderr)."""
-    _, stdout, stderr = client.exec_command(command, timeout=30)
-    out, err = stdout.read().decode(), stderr.read().decode()
-    return stdout.channel.recv_exit_status(), out, err
+from tests.fleet.plain_ssh import run, ssh_client
 
 
 def test_host_answers_with_its_suites_python(fleet_host: FleetHost) -> None:
