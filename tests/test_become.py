@@ -12,6 +12,7 @@ from fanout import service
 from tests.fleet import hosts
 from tests.fleet.plain_ssh import run, ssh_client
 from tests.fleet.suites import fleet_suites
+from tests.fleet.waiting import wait_until
 
 
 @pytest.fixture(params=fleet_suites())
@@ -192,11 +193,12 @@ def processes(fleet, host, secret: str = "no such secret") -> dict[int, tuple[bo
 
 
 def wait_until_gone(fleet, host, pids: set[int]) -> None:
-    """Wait (on the host's process table, up to a minute) until none of ``pids`` runs."""
-    deadline = time.monotonic() + 60
-    while pids & set(processes(fleet, host)):
-        assert time.monotonic() < deadline, f"still running on {host.name}: {pids & set(processes(fleet, host))}"
-        time.sleep(0.1)
+    """Wait (on the host's process table) until none of ``pids`` runs."""
+    wait_until(
+        lambda: not pids & set(processes(fleet, host)),
+        what=f"the end of processes {sorted(pids)} on {host.name}",
+        state=lambda: f"still running: {sorted(pids & set(processes(fleet, host)))}",
+    )
 
 
 def test_the_password_is_never_in_a_process_argument_or_environment(login, fleet, host):
