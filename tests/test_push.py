@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-import time
 import types
 import uuid
 from concurrent.futures import Future
@@ -21,6 +20,7 @@ from fanout.fleet import FAILED, OK
 from tests.fleet import hosts
 from tests.fleet.suites import fleet_suites
 from tests.fleet.trees import MTIME, listing, make_tree, remote_dir, remove
+from tests.fleet.waiting import WAIT_TIMEOUT, wait_until
 
 CHUNK = _push.CHUNK
 BIG_FILE = 200 * 1000 * 1000  # bytes of the large file pushed to every suite, as the issue asks
@@ -522,7 +522,7 @@ def test_a_child_ended_mid_push_leaves_no_temporary(open_child, tmp_path, own_po
 
     def hold(token: str, file: int, index: int, size: int) -> None:
         reading.set()
-        release.wait(30)
+        release.wait(WAIT_TIMEOUT)
 
     own_pool.on_read = hold
     dest = remote_dir(observer)
@@ -537,20 +537,19 @@ def test_a_child_ended_mid_push_leaves_no_temporary(open_child, tmp_path, own_po
     pushing = threading.Thread(target=push)
     pushing.start()
     try:
-        assert reading.wait(30)
+        assert reading.wait(WAIT_TIMEOUT)
         assert [n for n in names_in(observer, dest) if n.endswith(".tmp")] != []  # being written
         pid = context.pid
         context.close()
-        pushing.join(30)
+        pushing.join(WAIT_TIMEOUT)
         assert outcome and isinstance(outcome[0], fanout.ConnectionLost)
-        deadline = time.monotonic() + 30
-        while running(observer, pid) and time.monotonic() < deadline:  # close() does not wait for its end
-            time.sleep(0.05)
+        # close() does not wait for the child's end
+        wait_until(lambda: not running(observer, pid), what=f"the end of the child {pid} on its host")
         assert names_in(observer, dest) == []  # the child deleted its temporary as it ended
     finally:
         release.set()
         own_pool.on_read = None
-        pushing.join(30)
+        pushing.join(WAIT_TIMEOUT)
         remove(observer, dest)
 
 
@@ -567,7 +566,7 @@ def test_a_push_abandoned_by_the_master_stops_and_leaves_no_temporary(
 
     def hold(token: str, file: int, index: int, size: int) -> None:
         reading.set()
-        release.wait(30)
+        release.wait(WAIT_TIMEOUT)
 
     own_pool.on_read = hold
     calls: list[Future] = []
