@@ -448,7 +448,7 @@ def test_children_import_the_service_framework_from_the_master(child, user_modul
                 with service.Pool(2) as pool:
                     pool.add(Greeter())
                     caller = service.Caller("master", is_parent=True)
-                    answer = pool.invoke(Greeter.canonical_name(), "hello", {"who": "there"}, caller).result(5)
+                    answer = pool.invoke(Greeter.canonical_name(), "hello", {"who": "there"}, caller).result(120)
                 heavy = sorted(m for m in ("fanout._context", "fanout._ssh", "paramiko") if m in sys.modules)
                 return answer, service.__file__, heavy
             """
