@@ -8,8 +8,9 @@ from tests.fleet import hosts
 from tests.fleet.hosts import FleetHost
 from tests.fleet.plain_ssh import run, ssh_client
 from tests.fleet.suites import fleet_suites
+from tests.fleet.waiting import WAIT_TIMEOUT
 
-_PTY_TIMEOUT = 30.0  # a prompt or an exit that never comes fails the test, never hangs it
+_PTY_TIMEOUT = WAIT_TIMEOUT  # a prompt or an exit that never comes fails the test, never hangs it
 
 
 @pytest.fixture
