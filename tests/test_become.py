@@ -9,8 +9,10 @@ import pytest
 
 import fanout
 from fanout import service
-from tests.conftest import fleet_suites
 from tests.fleet import hosts
+from tests.fleet.plain_ssh import run, ssh_client
+from tests.fleet.suites import fleet_suites
+from tests.fleet.waiting import wait_until
 
 
 @pytest.fixture(params=fleet_suites())
@@ -191,11 +193,12 @@ def processes(fleet, host, secret: str = "no such secret") -> dict[int, tuple[bo
 
 
 def wait_until_gone(fleet, host, pids: set[int]) -> None:
-    """Wait (on the host's process table, up to a minute) until none of ``pids`` runs."""
-    deadline = time.monotonic() + 60
-    while pids & set(processes(fleet, host)):
-        assert time.monotonic() < deadline, f"still running on {host.name}: {pids & set(processes(fleet, host))}"
-        time.sleep(0.1)
+    """Wait (on the host's process table) until none of ``pids`` runs."""
+    wait_until(
+        lambda: not pids & set(processes(fleet, host)),
+        what=f"the end of processes {sorted(pids)} on {host.name}",
+        state=lambda: f"still running: {sorted(pids & set(processes(fleet, host)))}",
+    )
 
 
 def test_the_password_is_never_in_a_process_argument_or_environment(login, fleet, host):
@@ -277,8 +280,6 @@ def test_services_in_a_become_context(login, user_modules):
 
 
 def test_fleet_become_runs_puts_and_calls_as_root(fleet, host, tmp_path, probe):
-    from tests.test_fleet import run, ssh_client
-
     options = {**host.connect_options(user=hosts.NOPASS_USER), "host": host.address}
     config = tmp_path / "app.conf"
     config.write_text("listen 80\n")

@@ -13,12 +13,7 @@ import pytest
 
 import fanout
 from fanout import cli
-
-
-def fanout_cmd(*args: str) -> subprocess.CompletedProcess:
-    exe = shutil.which("fanout", path=str(Path(sys.executable).parent))
-    assert exe, "the fanout console script is not installed beside this python"
-    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=60)
+from tests.fleet.cli import fanout_cmd
 
 
 def test_version() -> None:

@@ -8,13 +8,6 @@ the Docker fleet, on every suite: ``-b -K`` with the password typed on a termina
 from __future__ import annotations
 
 import argparse
-import fcntl
-import os
-import pty
-import select
-import subprocess
-import termios
-import time
 from pathlib import Path
 
 import pytest
@@ -23,9 +16,9 @@ import fanout
 from fanout import _become, _cli_output, cli
 from fanout.errors import AuthenticationFailed, BecomeFailed
 from fanout.fleet import Result
-from tests.conftest import fleet_suites
 from tests.fleet import hosts
-from tests.test_cli_fleet import fanout_cmd, fanout_exe
+from tests.fleet.cli import fanout_cmd, inventory_line, run_on_a_terminal
+from tests.fleet.suites import fleet_suites
 
 INVENTORY = """\
 [web]
@@ -195,56 +188,6 @@ def test_become_failures_print_one_line_each() -> None:
 def host(request, fleet) -> hosts.FleetHost:
     """The first fleet host of one suite."""
     return next(h for h in fleet.hosts if h.suite == request.param)
-
-
-def inventory_line(name: str, host: hosts.FleetHost, user: str, variables: str = "") -> str:
-    return (
-        f"{name} ansible_host={host.address} ansible_port={host.port} ansible_user={user}"
-        f" ansible_ssh_private_key_file={host.key_path} fanout_known_hosts={host.known_hosts} {variables}"
-    )
-
-
-def _take_the_terminal() -> None:
-    """In the child, after setsid: the terminal on stdin becomes its controlling terminal (getpass opens /dev/tty)."""
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-
-def run_on_a_terminal(args: list[str], answers: dict[bytes, bytes], timeout: float = 120) -> tuple[int, bytes]:
-    """Run the command on a pseudo-terminal of its own, typing each answer once when its prompt appears; its status
-    and all it wrote."""
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(
-        [fanout_exe(), *args],
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        start_new_session=True,
-        preexec_fn=_take_the_terminal,
-    )
-    os.close(follower)
-    output, answered = b"", set()
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 1)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the command closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-            for prompt, answer in answers.items():
-                if prompt in output and prompt not in answered:
-                    answered.add(prompt)
-                    os.write(leader, answer + b"\n")
-    finally:
-        os.close(leader)
-        if process.poll() is None:
-            process.kill()
-    return process.wait(timeout=10), output
 
 
 def test_b_K_with_the_password_typed_on_a_terminal(host, tmp_path) -> None:

@@ -8,11 +8,10 @@ import re
 import pytest
 
 from fanout import cli
-from tests.conftest import fleet_suites
 from tests.fleet import hosts
+from tests.fleet.cli import fanout_cmd, inventory_line, run_showing_a_terminal
 from tests.fleet.inventories import write_inventory
-from tests.test_cli_become import inventory_line
-from tests.test_cli_fleet import _run_on_a_terminal, fanout_cmd
+from tests.fleet.suites import fleet_suites
 
 
 @pytest.mark.parametrize(
@@ -76,12 +75,14 @@ def test_copy_and_fetch_show_the_bytes_moved_on_a_terminal(fleet, tmp_path) -> N
     payload = tmp_path / "payload.bin"
     payload.write_bytes(os.urandom(3 << 20))
     remote = f"/tmp/{tmp_path.name[-12:]}.bin"
-    status, shown = _run_on_a_terminal(["-i", inventory, "docker", "--copy", str(payload), remote], columns=200)
+    status, shown = run_showing_a_terminal(["-i", inventory, "docker", "--copy", str(payload), remote], columns=200)
     assert status == 0, shown.decode(errors="replace")
     hosts_count = len(fleet.hosts)
     moved = re.findall(rb"([\d.]+) MiB at [\d.]+ [KMG]?i?B/s", shown)  # the last frame: every host's bytes
     assert moved and float(moved[-1]) == pytest.approx(3 * hosts_count, abs=0.1), shown[-2000:]
-    status, shown = _run_on_a_terminal(["-i", inventory, "docker", "--fetch", remote, str(tmp_path / "b")], columns=200)
+    status, shown = run_showing_a_terminal(
+        ["-i", inventory, "docker", "--fetch", remote, str(tmp_path / "b")], columns=200
+    )
     assert status == 0, shown.decode(errors="replace")
     moved = re.findall(rb"([\d.]+) MiB at [\d.]+ [KMG]?i?B/s", shown)
     assert moved and float(moved[-1]) == pytest.approx(3 * hosts_count, abs=0.1), shown[-2000:]

@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import pty
-import select
-import shutil
-import struct
 import subprocess
-import sys
-import termios
-import time
-from pathlib import Path
 
 import pytest
 
+from tests.fleet.cli import fanout_cmd, run_showing_a_terminal
 from tests.fleet.inventories import write_inventory
 
 PYTHON_VERSION = "platform.python_version"
-
-
-def fanout_exe() -> str:
-    exe = shutil.which("fanout", path=str(Path(sys.executable).parent))
-    assert exe, "the fanout console script is not installed beside this python"
-    return exe
-
-
-def fanout_cmd(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([fanout_exe(), *args], capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
@@ -112,31 +93,9 @@ def test_a_broken_inventory_is_refused_with_its_file_and_line(tmp_path) -> None:
     assert done.returncode == 1 and f"{bad}:2" in done.stderr
 
 
-def _run_on_a_terminal(args: list[str], timeout: float = 120, columns: int = 80) -> tuple[int, bytes]:
-    """Run the command with a pseudo-terminal as stdout and stderr; returns its status and all it wrote."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
-    process = subprocess.Popen([fanout_exe(), *args], stdin=subprocess.DEVNULL, stdout=follower, stderr=follower)
-    os.close(follower)
-    output = b""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 1)
-        if ready:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the command closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-    os.close(leader)
-    return process.wait(timeout=10), output
-
-
 def test_a_progress_bar_on_a_terminal_only(fleet, inventory) -> None:
     command = "sleep 1; echo done"
-    status, on_terminal = _run_on_a_terminal(["-i", inventory, "docker", "--shell", command])
+    status, on_terminal = run_showing_a_terminal(["-i", inventory, "docker", "--shell", command])
     assert status == 0, on_terminal.decode(errors="replace")
     assert "━".encode() in on_terminal and b"sleep 1" in on_terminal  # rich's bar, named for the command
     assert f"[{fleet.hosts[0].name}] done".encode() in on_terminal

@@ -11,7 +11,7 @@ import pytest
 
 from fanout import cli
 from tests.fleet import hosts
-from tests.test_cli_become import run_on_a_terminal
+from tests.fleet.cli import run_on_a_terminal
 
 PASSPHRASE = "cli passphrase"
 

@@ -21,6 +21,8 @@ import pytest
 import fanout
 from fanout._protocol import MasterProtocol, Output
 from fanout.fleet import FAILED, TIMED_OUT, UNREACHABLE, CommandResult, status_of
+from tests.fleet.gates import HostGate
+from tests.fleet.waiting import WAIT_TIMEOUT, wait_until
 
 
 def test_call_a_stdlib_function(child, target) -> None:
@@ -184,28 +186,75 @@ def test_print_and_logging_reach_the_master(open_child, user_modules, caplog) ->
     assert "not at debug" not in by_text
 
 
+def runs(observer: fanout.Context, pid: int) -> bool:
+    """Whether process ``pid`` runs on the observer's host."""
+    try:
+        observer.call(os.kill, pid, 0)
+    except fanout.RemoteError as exc:
+        assert exc.raised(ProcessLookupError), exc
+        return False
+    return True
+
+
+HELD_CALLS = f"""
+import threading
+
+_RELEASED, _SPINNING = threading.Event(), threading.Event()
+_TOGETHER = threading.Barrier(4)
+
+
+def meet():
+    return _TOGETHER.wait({WAIT_TIMEOUT})
+
+
+def hold():
+    return _RELEASED.wait({WAIT_TIMEOUT})
+
+
+def spin():
+    _SPINNING.set()
+    n = 0
+    while not _RELEASED.is_set():  # holds the GIL but at each switch interval
+        n += 1
+    return n > 0
+
+
+def spinning():
+    return _SPINNING.wait({WAIT_TIMEOUT})
+
+
+def release():
+    _RELEASED.set()
+"""
+
+
+def held_calls(user_modules):
+    """A module only the master has: calls that run until a later call releases them (or until four meet), in the
+    child that ran it."""
+    return importlib.import_module("held_{s}".format(s=user_modules({"held_{s}.py": HELD_CALLS})))
+
+
 def test_subprocess_output_is_forwarded_not_mixed_into_the_protocol(child, caplog) -> None:
     caplog.set_level(logging.INFO, logger="fanout.remote")
     import subprocess
 
     done = child.call(subprocess.run, ["sh", "-c", "echo from-a-subprocess; cat; echo err-line >&2"])
     assert done.returncode == 0  # `cat` read an empty stdin: the protocol's input is not shared
-    deadline = time.monotonic() + 5
     wanted = {"from-a-subprocess", "err-line"}
-    while time.monotonic() < deadline and not wanted <= {r.getMessage() for r in caplog.records}:
-        time.sleep(0.05)
-    assert wanted <= {r.getMessage() for r in caplog.records}
+    wait_until(
+        lambda: wanted <= {r.getMessage() for r in caplog.records},
+        what=f"the log lines {sorted(wanted)}",
+        state=lambda: [r.getMessage() for r in caplog.records],
+    )
     assert child.call(abs, -1) == 1
 
 
-def test_calls_run_concurrently(child) -> None:
-    started = time.monotonic()
-    futures = [child.call_async(time.sleep, 1.0) for _ in range(4)]
-    for future in futures:
-        assert future.result(timeout=30) is None
+def test_calls_run_concurrently(child, user_modules) -> None:
+    """Four calls that each wait for all four to be running: queued one after another, they never would."""
+    meet = held_calls(user_modules).meet
+    futures = [child.call_async(meet) for _ in range(4)]
+    assert sorted(future.result(timeout=2 * WAIT_TIMEOUT) for future in futures) == [0, 1, 2, 3]
     assert child.call(abs, -2) == 2
-    # Four one-second sleeps overlapped rather than queueing: a long call does not stall the rest.
-    assert time.monotonic() - started < 3.5
 
 
 def test_unpicklable_result_is_a_clear_error(child) -> None:
@@ -248,25 +297,14 @@ def test_a_call_past_its_timeout_raises_call_timeout_and_ends_the_child(open_chi
     child, witness = open_child(), open_child()
     pid = child.pid
     waiting = child.call_async(time.sleep, 60)
-    started = time.monotonic()
     with pytest.raises(fanout.CallTimeout, match="no answer within the timeout of 1 s; its child was ended"):
         child.call(time.sleep, 60, timeout=1)
-    assert time.monotonic() - started < 10
     with pytest.raises(fanout.ConnectionLost) as later:
         child.call(abs, -1)
     for lost in (waiting.exception(timeout=10), later.value):  # the other calls, waiting and later: caused by it
         assert isinstance(lost, fanout.ConnectionLost) and isinstance(lost.__cause__, fanout.CallTimeout)
         assert status_of(lost) == TIMED_OUT
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # the child is gone from its host
-        try:
-            witness.call(os.kill, pid, 0)
-        except fanout.RemoteError as exc:
-            assert exc.raised(ProcessLookupError)
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail(f"the child {pid} still runs after its call's timeout")
+    wait_until(lambda: not runs(witness, pid), what=f"the end of the child {pid} after its call's timeout")
 
 
 def test_timeout_is_fanouts_own_keyword_and_call_async_takes_it_too(open_child) -> None:
@@ -372,33 +410,24 @@ def test_a_long_call_does_not_hold_up_a_quick_one(child, user_modules) -> None:
         }
     )
     go = importlib.import_module(f"lazy2_{s}").go
-    long_call = child.call_async(time.sleep, 3)
-    assert child.call_async(abs, -1).result(timeout=1.5) == 1
-    assert child.call_async(go).result(timeout=1.5) == 5  # an import on demand, while the long call runs
+    held = held_calls(user_modules)
+    long_call = child.call_async(held.hold)  # runs until released: only calls answered meanwhile can release it
+    assert child.call_async(abs, -1).result(timeout=WAIT_TIMEOUT) == 1
+    assert child.call_async(go).result(timeout=WAIT_TIMEOUT) == 5  # an import on demand, while the long call runs
     assert not long_call.done()
-    assert long_call.result(timeout=10) is None
+    child.call(held.release)
+    assert long_call.result(timeout=WAIT_TIMEOUT) is True
 
 
 def test_a_busy_call_holding_the_gil_does_not_hold_up_a_quick_one(child, user_modules) -> None:
-    s = user_modules(
-        {
-            "busy_{s}.py": """
-            import time
-
-            def spin(seconds):
-                end = time.monotonic() + seconds
-                n = 0
-                while time.monotonic() < end:
-                    n += 1
-                return n > 0
-            """
-        }
-    )
-    spin = importlib.import_module(f"busy_{s}").spin
-    busy = child.call_async(spin, 2.5)
-    time.sleep(0.2)  # the spin is under way, on the thread that read it
-    assert child.call_async(abs, -7).result(timeout=1.5) == 7
-    assert busy.result(timeout=10) is True
+    """The spin runs until a later call releases it: answered at all, the quick calls were answered while it ran."""
+    held = held_calls(user_modules)
+    busy = child.call_async(held.spin)
+    assert child.call(held.spinning, timeout=WAIT_TIMEOUT) is True  # the spin is under way, on the thread that read it
+    assert child.call_async(abs, -7).result(timeout=WAIT_TIMEOUT) == 7
+    assert not busy.done()
+    child.call(held.release)
+    assert busy.result(timeout=WAIT_TIMEOUT) is True
 
 
 def test_children_import_the_service_framework_from_the_master(child, user_modules) -> None:
@@ -419,7 +448,7 @@ def test_children_import_the_service_framework_from_the_master(child, user_modul
                 with service.Pool(2) as pool:
                     pool.add(Greeter())
                     caller = service.Caller("master", is_parent=True)
-                    answer = pool.invoke(Greeter.canonical_name(), "hello", {"who": "there"}, caller).result(5)
+                    answer = pool.invoke(Greeter.canonical_name(), "hello", {"who": "there"}, caller).result(120)
                 heavy = sorted(m for m in ("fanout._context", "fanout._ssh", "paramiko") if m in sys.modules)
                 return answer, service.__file__, heavy
             """
@@ -492,9 +521,11 @@ def test_a_long_line_from_a_subprocess_comes_in_pieces_marked_continued(child, o
     line = "\u20ac" * 100_000  # 3 bytes each in UTF-8: chunk boundaries fall inside characters
     command = "yes '\u20ac' | head -n 100000 | tr -d '\\n'; echo; echo after"
     assert child.call(subprocess.run, ["sh", "-c", command]).returncode == 0
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and whole_lines(output_events, "stdout")[-1:] != ["after"]:
-        time.sleep(0.05)
+    wait_until(
+        lambda: whole_lines(output_events, "stdout")[-1:] == ["after"],
+        what="the line 'after'",
+        state=lambda: f"lines so far: {[line[:20] for line in whole_lines(output_events, 'stdout')]}",
+    )
     assert whole_lines(output_events, "stdout") == [line, "after"]
     assert all(len(e.text) <= 65536 for e in output_events)
 
@@ -520,49 +551,61 @@ def test_a_huge_error_message_is_clipped_not_fatal(child) -> None:
 
 
 def arrives_before(future, events: list, stream: str, expected: str) -> bool:
-    """Whether ``expected`` is among the lines of ``stream`` (or starts one still coming) while ``future`` runs."""
-    deadline = time.monotonic() + 10
-    while not future.done() and time.monotonic() < deadline:
-        pieces = [e.text for e in events if e.stream == stream]
-        if "".join(pieces).startswith(expected):
-            return not future.done()
-        time.sleep(0.02)
-    return False
+    """Whether ``expected`` is among the lines of ``stream`` (or starts one still coming) while ``future`` runs:
+    the call waits at a gate the test opens only after this."""
+    wait_until(
+        lambda: "".join(e.text for e in events if e.stream == stream).startswith(expected) or future.done(),
+        what=f"{expected[:20]!r}... on {stream}",
+    )
+    return not future.done()
 
 
-def test_an_endless_line_from_run_is_echoed_in_pieces_as_it_comes(child, output_events) -> None:
+def test_an_endless_line_from_run_is_echoed_in_pieces_as_it_comes(open_child, output_events) -> None:
     """_shell holds at most 64 KiB of an unfinished line, and sys.stdout passes longer ones on in pieces."""
     from fanout import _shell
 
-    command = "head -c 200000 /dev/zero | tr '\\0' x; sleep 3"
-    future = child.call_async(_shell.run, command, None, True)
-    assert arrives_before(future, output_events, "stdout", "x" * 65536)
-    assert future.result()[1] == "x" * 200_000
+    child, gatekeeper = open_child(), open_child()
+    with HostGate(gatekeeper) as gate:
+        command = f"head -c 200000 /dev/zero | tr '\\0' x; {gate.shell_wait}"
+        future = child.call_async(_shell.run, command, None, True)
+        assert arrives_before(future, output_events, "stdout", "x" * 65536)
+        gate.open()
+        assert future.result()[1] == "x" * 200_000
     assert whole_lines(output_events, "stdout") == ["x" * 200_000]
 
 
-def test_an_unfinished_printed_line_goes_on_in_pieces(child, output_events) -> None:
-    future = child.call_async(exec, "import sys, time\nsys.stdout.write('x' * 100000)\ntime.sleep(3)\nprint('y')")
-    assert arrives_before(future, output_events, "stdout", "x" * 65536)
-    future.result()
+def test_an_unfinished_printed_line_goes_on_in_pieces(open_child, output_events) -> None:
+    child, gatekeeper = open_child(), open_child()
+    with HostGate(gatekeeper) as gate:
+        future = child.call_async(exec, f"import sys\nsys.stdout.write('x' * 100000)\n{gate.python_wait}\nprint('y')")
+        assert arrives_before(future, output_events, "stdout", "x" * 65536)
+        gate.open()
+        future.result()
     assert whole_lines(output_events, "stdout") == ["x" * 100_000 + "y"]
 
 
-def test_a_subprocess_prompt_without_newline_comes_after_a_pause(child, output_events) -> None:
+def test_a_subprocess_prompt_without_newline_comes_after_a_pause(open_child, output_events) -> None:
     import subprocess
 
-    future = child.call_async(subprocess.run, ["sh", "-c", "printf 'Password: '; sleep 3"])
-    assert arrives_before(future, output_events, "stdout", "Password: ")
-    assert future.result().returncode == 0
+    child, gatekeeper = open_child(), open_child()
+    with HostGate(gatekeeper) as gate:
+        future = child.call_async(subprocess.run, ["sh", "-c", f"printf 'Password: '; {gate.shell_wait}"])
+        assert arrives_before(future, output_events, "stdout", "Password: ")
+        gate.open()
+        assert future.result().returncode == 0
     assert whole_lines(output_events, "stdout") == ["Password: "]
 
 
-def test_the_tail_of_a_long_subprocess_line_without_newline_is_not_lost(child, output_events) -> None:
+def test_the_tail_of_a_long_subprocess_line_without_newline_is_not_lost(open_child, output_events) -> None:
     """Its first piece went out marked continued; the rest must end the line though no newline nor EOF comes."""
     import subprocess
 
-    command = "head -c 70000 /dev/zero | tr '\\0' x; sleep 3"
-    future = child.call_async(subprocess.run, ["sh", "-c", command])
-    assert arrives_before(future, output_events, "stdout", "x" * 70_000)
-    assert whole_lines(output_events, "stdout") == ["x" * 70_000]
-    assert future.result().returncode == 0
+    child, gatekeeper = open_child(), open_child()
+    with HostGate(gatekeeper) as gate:
+        future = child.call_async(
+            subprocess.run, ["sh", "-c", f"head -c 70000 /dev/zero | tr '\\0' x; {gate.shell_wait}"]
+        )
+        assert arrives_before(future, output_events, "stdout", "x" * 70_000)
+        assert whole_lines(output_events, "stdout") == ["x" * 70_000]
+        gate.open()
+        assert future.result().returncode == 0

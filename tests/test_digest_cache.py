@@ -12,7 +12,7 @@ import fanout
 from fanout import _digest_cache, _push, service
 from fanout._digest_cache import DigestCache
 from fanout._push import FileChunks
-from tests.test_push import listing, make_tree, remote_dir, remove
+from tests.fleet.trees import listing, make_tree, remote_dir, remove
 
 SECOND = 1_000_000_000
 

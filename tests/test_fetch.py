@@ -21,7 +21,7 @@ from fanout import _fetch, _fetch_remote, _tree
 from fanout._fetch import Fetched, FetchError
 from fanout.errors import RemoteError
 from fanout.fleet import FAILED, OK
-from tests.conftest import fleet_suites
+from tests.fleet.suites import fleet_suites
 
 TREE = '''
 import os

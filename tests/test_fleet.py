@@ -12,30 +12,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tests.fleet.hosts import EXPECTED_PYTHON, FleetHost
+from tests.fleet.plain_ssh import run, ssh_client
+from tests.fleet.sshd import wait_until_sshd_let_go
 
-
-def ssh_client(host: FleetHost, known_hosts: str | None = None) -> paramiko.SSHClient:
-    """A paramiko client with strict host key checking against ``known_hosts``."""
-    client = paramiko.SSHClient()
-    client.load_host_keys(known_hosts or str(host.known_hosts))
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    client.connect(
-        host.address,
-        port=host.port,
-        username=host.user,
-        key_filename=str(host.key_path),
-        look_for_keys=False,
-        allow_agent=False,
-        timeout=10,
-    )
-    return client
-
-
-def run(client: paramiko.SSHClient, command: str) -> tuple[int, str, str]:
-    """Run a command over an exec channel; return (exit status, stdout, stderr)."""
-    _, stdout, stderr = client.exec_command(command, timeout=30)
-    out, err = stdout.read().decode(), stderr.read().decode()
-    return stdout.channel.recv_exit_status(), out, err
+ABANDONED_LOGINS = (
+    30  # with PerSourcePenalties on, a second's penalty each: past its 15 s minimum, the source is refused
+)
 
 
 def test_host_answers_with_its_suites_python(fleet_host: FleetHost) -> None:
@@ -118,7 +100,10 @@ def test_only_the_run_key_logs_in(fleet_host: FleetHost, tmp_path) -> None:
 
 def test_failed_logins_never_lock_the_suite_out(fleet, tmp_path) -> None:
     """OpenSSH 9.8+ refuses a source for a while after logins it failed or that were abandoned
-    (PerSourcePenalties); every test connects from 127.0.0.1, and many give up on purpose."""
+    (PerSourcePenalties); every test connects from 127.0.0.1, and many give up on purpose.
+
+    Each abandoned connection is let go by sshd before the next is made: MaxStartups would otherwise drop
+    connections at random on a loaded machine, where sshd's processes end late, and fail the test for that."""
     host = next((h for h in fleet.hosts if h.suite == "trixie"), fleet.hosts[-1])  # trixie's sshd is 10.0
     line = (
         ed25519.Ed25519PrivateKey.generate()
@@ -127,16 +112,12 @@ def test_failed_logins_never_lock_the_suite_out(fleet, tmp_path) -> None:
     )
     wrong = tmp_path / "known_hosts"
     wrong.write_text(f"{host.known_hosts_name} {line.decode()}\n")
+    wait_until_sshd_let_go(fleet, host)  # what earlier tests left
     try:
-        for _ in range(30):  # each refused host key leaves sshd a connection abandoned before login
-            client = paramiko.SSHClient()
-            client.load_host_keys(str(wrong))
-            client.set_missing_host_key_policy(paramiko.RejectPolicy())
-            try:
-                with pytest.raises(paramiko.BadHostKeyException):
-                    client.connect(host.address, port=host.port, username=host.user, timeout=10)
-            finally:
-                client.close()  # left open, it would count against MaxStartups instead
+        for _ in range(ABANDONED_LOGINS):  # each refused host key leaves sshd a connection abandoned before login
+            with pytest.raises(paramiko.BadHostKeyException):
+                ssh_client(host, known_hosts=str(wrong))  # closed as it fails: sshd sees the end at once
+            wait_until_sshd_let_go(fleet, host)
         client = ssh_client(host)
     except paramiko.SSHException as exc:
         log = fleet.client.containers.get(host.container).logs().decode()

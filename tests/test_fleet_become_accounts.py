@@ -6,9 +6,11 @@ import pytest
 
 from tests.fleet import hosts
 from tests.fleet.hosts import FleetHost
-from tests.test_fleet import run, ssh_client
+from tests.fleet.plain_ssh import run, ssh_client
+from tests.fleet.suites import fleet_suites
+from tests.fleet.waiting import WAIT_TIMEOUT
 
-_PTY_TIMEOUT = 30.0  # a prompt or an exit that never comes fails the test, never hangs it
+_PTY_TIMEOUT = WAIT_TIMEOUT  # a prompt or an exit that never comes fails the test, never hangs it
 
 
 @pytest.fixture
@@ -19,8 +21,6 @@ def host(fleet, suite: str) -> FleetHost:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "suite" in metafunc.fixturenames:
-        from tests.conftest import fleet_suites
-
         metafunc.parametrize("suite", fleet_suites())
 
 

@@ -5,28 +5,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.fleet import hosts
-
-ROOT = Path(__file__).resolve().parent.parent
-PROBE = "tests/fleet/probe_fleet_session.py"
+from tests.fleet import hosts, probe_session
 
 
 def start_probe(mode: str) -> tuple[subprocess.Popen, str]:
     """Start a one-host fleet session in a child pytest; return it and its fleet's run id."""
     env = dict(os.environ, PROBE_MODE=mode, FANOUT_FLEET_SUITES="bookworm", FANOUT_FLEET_PER_SUITE="1")
-    child = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-s", "-q", "-p", "no:cacheprovider", "-o", "python_files=probe_*.py", PROBE],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    child = probe_session.start_probe(env)
     seen = []
     for line in child.stdout:
         seen.append(line)

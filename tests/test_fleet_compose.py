@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.fleet import hosts, images
-from tests.test_fleet import run, ssh_client
+from tests.fleet.plain_ssh import run, ssh_client
 
 ROOT = Path(__file__).resolve().parent.parent
 

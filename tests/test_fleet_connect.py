@@ -7,6 +7,10 @@ import platform
 import subprocess
 import sys
 import textwrap
+import threading
+
+import paramiko
+import pytest
 
 from fanout import _ssh
 from fanout.errors import ConnectTimeout
@@ -93,6 +97,21 @@ def _with_file_limit(soft: int, hard: int, code: str) -> subprocess.CompletedPro
     return subprocess.run(
         [sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True, timeout=60
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="fanout/_ssh.py's _open_client closes its client only when the handshake failed before the banner",
+)
+def test_a_refused_login_leaves_no_connection_open(fleet, tmp_path) -> None:
+    """A host that refuses the key: its connection is closed with the fleet, not left to sshd's LoginGraceTime
+    (2 minutes, each one counted against MaxStartups meanwhile)."""
+    host = fleet.hosts[0]
+    wrong = host_options(host, known_hosts_of(fleet, tmp_path), identity_file=str(write_wrong_key(tmp_path)))
+    with Fleet({"wrong-key": wrong}, echo=False) as the_fleet:
+        assert the_fleet.call(abs, 1)["wrong-key"].status == AUTH_FAILED
+    waiting = [t for t in threading.enumerate() if isinstance(t, paramiko.Transport) and t.is_active()]
+    assert waiting == [], "unauthenticated SSH connections left open"
 
 
 def test_the_open_file_limit_is_raised_or_reported_before_connecting() -> None:

@@ -83,17 +83,21 @@ def test_bad_options_make_one_host_unreachable_and_the_fleet_outlives_close() ->
         fleet.put(__file__, "relative/path")
 
 
+ABANDONED_STREAM_TIMEOUT = 10  # seconds: the fast host is answered and the stream closed well before, loaded or not
+
+
 def test_an_abandoned_stream_still_times_out_its_late_hosts(user_modules) -> None:
     s = user_modules(
-        {"naps_{s}.py": "import os, time\n\ndef nap(fast):\n    time.sleep(0 if os.getpid() == fast else 30)\n"}
+        {"naps_{s}.py": "import os, time\n\ndef nap(fast):\n    time.sleep(0 if os.getpid() == fast else 3600)\n"}
     )
     nap = __import__(f"naps_{s}").nap
     with Fleet(local_hosts("fast", "slow"), echo=False) as fleet:
-        stream = fleet.as_completed(nap, fleet.contexts["fast"].pid, timeout=2)
+        fast = fleet.contexts["fast"].pid
+        stream = fleet.as_completed(nap, fast, timeout=ABANDONED_STREAM_TIMEOUT)
         assert next(stream)[0] == "fast"
         stream.close()  # abandoned before the deadline, with "slow" still running
         assert "slow" in fleet.contexts
-        later = fleet.call(time.sleep, 4)  # no timeout of its own: "slow" is dropped under it
+        later = fleet.call(nap, fast)  # no timeout of its own: "slow" naps until dropped at the stream's deadline
         assert later["fast"].status == OK
         assert later["slow"].status == TIMED_OUT and isinstance(later["slow"].error.__cause__, CallTimeout)
         assert later.failed == {"slow": later["slow"]} and not later.unreachable  # the host was reached

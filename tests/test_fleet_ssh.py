@@ -12,7 +12,7 @@ import pytest
 
 import fanout
 from fanout.errors import AuthenticationFailed, ConnectionLost, Unreachable
-from tests.conftest import add_to_agent
+from tests.fleet.agent import add_to_agent
 from tests.fleet.hosts import NOPASS_USER, free_ports
 
 pytestmark = [pytest.mark.fleet, pytest.mark.usefixtures("openssh_client")]

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import pytest
 
-from tests.test_fleet_cleanup import PROBE, ROOT
+from tests.fleet.probe_session import REPO_ROOT, probe_command
 
 
 def probe_without_a_fleet(ci: str | None) -> subprocess.CompletedProcess:
@@ -18,8 +17,8 @@ def probe_without_a_fleet(ci: str | None) -> subprocess.CompletedProcess:
     if ci is not None:
         env["CI"] = ci
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-o", "python_files=probe_*.py", PROBE],
-        cwd=ROOT,
+        probe_command("-q", "-rs"),
+        cwd=REPO_ROOT,
         env=env,
         capture_output=True,
         text=True,

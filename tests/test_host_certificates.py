@@ -308,10 +308,13 @@ def open_client(
                 auth_timeout=20,
                 transport_factory=known.transport_factory(host.address, host.port, PipelinedTransport),
             )
-        except paramiko.SSHException as exc:
-            if "protocol banner" not in str(exc) or attempt == BANNER_ATTEMPTS:
+        except BaseException as exc:
+            if client is None or "protocol banner" in str(exc):  # the caller's own client is the caller's to close
+                made.close()  # else its connection waits on sshd, unauthenticated, until LoginGraceTime
+            if not isinstance(exc, paramiko.SSHException) or "protocol banner" not in str(exc):
                 raise
-            made.close()
+            if attempt == BANNER_ATTEMPTS:
+                raise
             continue
         return made
     raise AssertionError("not reached")

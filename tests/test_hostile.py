@@ -15,7 +15,7 @@ import pytest
 
 import fanout
 from fanout import _stage, _wire
-from tests.hostile.conftest import HELPERS
+from tests.fleet.hostile_stage1 import HELPERS
 
 # The hostile helpers of tests/hostile/conftest.py (send, hello, frames, calls...), and one more.
 RECEIVE_LOOP = (

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-import time
 import types
 import uuid
 from concurrent.futures import Future
@@ -18,43 +17,13 @@ from fanout import _push, _push_remote, _tree, service
 from fanout._push import FileChunks, PushFailed, Transfer
 from fanout.errors import RemoteError
 from fanout.fleet import FAILED, OK
-from tests.conftest import fleet_suites
 from tests.fleet import hosts
+from tests.fleet.suites import fleet_suites
+from tests.fleet.trees import MTIME, listing, make_tree, remote_dir, remove
+from tests.fleet.waiting import WAIT_TIMEOUT, wait_until
 
 CHUNK = _push.CHUNK
 BIG_FILE = 200 * 1000 * 1000  # bytes of the large file pushed to every suite, as the issue asks
-MTIME = 1_600_000_000_123_456_789
-UNICODE = "ünïcødé ✓.txt"
-
-
-def make_tree(root: Path) -> Path:
-    """Nested and empty directories, empty and multi-chunk files, links (one dangling), modes, unicode names."""
-    (root / "sub" / "deeper").mkdir(parents=True)
-    (root / "empty-dir").mkdir()
-    files = {
-        "a.txt": (b"alpha\n", 0o640),
-        "empty": (b"", 0o644),
-        "run.sh": (b"#!/bin/sh\n", 0o755),
-        UNICODE: (b"unicode\n", 0o600),
-        "sub/three-chunks.bin": (bytes(range(256)) * (3 * CHUNK // 256) + b"tail", 0o644),
-        "sub/deeper/x": (b"x", 0o444),
-    }
-    for relpath, (data, mode) in files.items():
-        path = root / relpath
-        path.write_bytes(data)
-        path.chmod(mode)
-        os.utime(path, ns=(MTIME, MTIME))
-    (root / "sub" / "link").symlink_to("../a.txt")
-    (root / "dangling").symlink_to("/nowhere/at/all")
-    (root / "sub").chmod(0o750)
-    for directory in ("sub/deeper", "sub", "empty-dir"):
-        os.utime(root / directory, ns=(MTIME, MTIME))
-    return root
-
-
-def listing(entries: list) -> dict:
-    """Entries by path, without the root's own (its mode and time are those of the directory it was made in)."""
-    return {entry[0]: entry[1:] for entry in entries if entry[0]}
 
 
 # -- where the source lands, and bad arguments: no processes ------------------------------------------
@@ -307,18 +276,6 @@ def test_a_summary_becomes_a_transfer(served) -> None:
 # -- on a local child and one host of each suite ------------------------------------------------------
 
 
-def remote_dir(context: fanout.Context) -> str:
-    import tempfile
-
-    return context.call(tempfile.mkdtemp, prefix="fanout-push-")
-
-
-def remove(context: fanout.Context, path: str) -> None:
-    import shutil
-
-    context.call(shutil.rmtree, path, True)
-
-
 def names_in(context: fanout.Context, directory: str) -> list[str]:
     return sorted(context.call(os.listdir, directory))
 
@@ -565,7 +522,7 @@ def test_a_child_ended_mid_push_leaves_no_temporary(open_child, tmp_path, own_po
 
     def hold(token: str, file: int, index: int, size: int) -> None:
         reading.set()
-        release.wait(30)
+        release.wait(WAIT_TIMEOUT)
 
     own_pool.on_read = hold
     dest = remote_dir(observer)
@@ -580,20 +537,19 @@ def test_a_child_ended_mid_push_leaves_no_temporary(open_child, tmp_path, own_po
     pushing = threading.Thread(target=push)
     pushing.start()
     try:
-        assert reading.wait(30)
+        assert reading.wait(WAIT_TIMEOUT)
         assert [n for n in names_in(observer, dest) if n.endswith(".tmp")] != []  # being written
         pid = context.pid
         context.close()
-        pushing.join(30)
+        pushing.join(WAIT_TIMEOUT)
         assert outcome and isinstance(outcome[0], fanout.ConnectionLost)
-        deadline = time.monotonic() + 30
-        while running(observer, pid) and time.monotonic() < deadline:  # close() does not wait for its end
-            time.sleep(0.05)
+        # close() does not wait for the child's end
+        wait_until(lambda: not running(observer, pid), what=f"the end of the child {pid} on its host")
         assert names_in(observer, dest) == []  # the child deleted its temporary as it ended
     finally:
         release.set()
         own_pool.on_read = None
-        pushing.join(30)
+        pushing.join(WAIT_TIMEOUT)
         remove(observer, dest)
 
 
@@ -610,7 +566,7 @@ def test_a_push_abandoned_by_the_master_stops_and_leaves_no_temporary(
 
     def hold(token: str, file: int, index: int, size: int) -> None:
         reading.set()
-        release.wait(30)
+        release.wait(WAIT_TIMEOUT)
 
     own_pool.on_read = hold
     calls: list[Future] = []

@@ -22,6 +22,7 @@ from fanout.service import (
     arg_spec,
     expose,
 )
+from tests.fleet.waiting import WAIT_TIMEOUT, wait_until
 
 PARENT = Caller("master", is_parent=True)
 CHILD = Caller("web1", is_parent=False)
@@ -49,6 +50,8 @@ class Calculator(Service):
     def __init__(self) -> None:
         self.overlap = Overlap()
         self.messages: list = []
+        self.released = threading.Event()
+        self.together = threading.Barrier(4)
 
     @expose(AllowParents())
     @arg_spec({"a": int, "b": (int, float)})
@@ -60,6 +63,18 @@ class Calculator(Service):
         with self.overlap:
             time.sleep(seconds)
         return seconds
+
+    @expose(AllowAny())
+    def hold(self):
+        """Runs until the test releases it: what runs meanwhile did not wait for it."""
+        with self.overlap:
+            return self.released.wait(WAIT_TIMEOUT)
+
+    @expose(AllowAny())
+    def meet(self):
+        """Returns once four calls run together, which calls queued one after another never do."""
+        with self.overlap:
+            return self.together.wait(WAIT_TIMEOUT)
 
     @expose(AllowAny())
     def fail(self, why):
@@ -83,6 +98,7 @@ class Builder(Service):
         self.runs = 0
         self.failures_left = 0
         self.lock = threading.Lock()
+        self.released = threading.Event()  # set by the test once every call it wants deduplicated was made
 
     @expose(AllowAny())
     def build(self, target, options=None):
@@ -90,7 +106,7 @@ class Builder(Service):
             self.runs += 1
             fail = self.failures_left > 0
             self.failures_left -= 1
-        time.sleep(0.3)
+        self.released.wait(WAIT_TIMEOUT)
         if fail:
             raise RuntimeError(f"build of {target} failed")
         return f"artifact-{target}"
@@ -104,7 +120,7 @@ def pool():
 
 def test_exposed_method_runs_and_returns(pool) -> None:
     pool.add(Calculator())
-    assert pool.invoke(Calculator.canonical_name(), "add", {"a": 2, "b": 3.5}, PARENT).result(5) == 5.5
+    assert pool.invoke(Calculator.canonical_name(), "add", {"a": 2, "b": 3.5}, PARENT).result(WAIT_TIMEOUT) == 5.5
 
 
 @pytest.mark.parametrize(
@@ -123,14 +139,14 @@ def test_exposed_method_runs_and_returns(pool) -> None:
 def test_refusals_name_the_rule_and_run_nothing(pool, method, kwargs, caller, complaint) -> None:
     calc = pool.add(Calculator())
     with pytest.raises(CallRefused, match=complaint):
-        pool.invoke(Calculator.canonical_name(), method, kwargs, caller).result(5)
+        pool.invoke(Calculator.canonical_name(), method, kwargs, caller).result(WAIT_TIMEOUT)
     assert calc.overlap.most == 0
 
 
 def test_invoker_runs_calls_concurrently(pool) -> None:
     calc = pool.add(Calculator())
-    futures = [pool.invoke(Calculator.canonical_name(), "slow", {"seconds": 0.3}, CHILD) for _ in range(4)]
-    assert [f.result(5) for f in futures] == [0.3] * 4
+    futures = [pool.invoke(Calculator.canonical_name(), "meet", {}, CHILD) for _ in range(4)]
+    assert sorted(f.result(WAIT_TIMEOUT) for f in futures) == [0, 1, 2, 3]
     assert calc.overlap.most == 4
 
 
@@ -138,20 +154,21 @@ def test_serialized_invoker_never_overlaps_and_keeps_order(pool) -> None:
     serial = pool.add(Serial())
     name = Serial.canonical_name()
     futures = [pool.invoke(name, "slow", {"seconds": 0.05 + i / 1000}, CHILD) for i in range(8)]
-    assert [f.result(5) for f in futures] == [0.05 + i / 1000 for i in range(8)]
+    assert [f.result(WAIT_TIMEOUT) for f in futures] == [0.05 + i / 1000 for i in range(8)]
     assert serial.overlap.most == 1
 
 
 def test_serialized_invoker_borrows_one_thread_only(pool) -> None:
-    pool.add(Serial())
+    """More held serialized calls than the pool has threads: a quick call still runs while they wait."""
+    serial = pool.add(Serial())
     pool.add(Calculator())
-    slow = [pool.invoke(Serial.canonical_name(), "slow", {"seconds": 0.3}, CHILD) for _ in range(3)]
-    time.sleep(0.05)
-    started = time.monotonic()
-    quick = pool.invoke(Calculator.canonical_name(), "add", {"a": 1, "b": 1}, PARENT).result(5)
-    assert quick == 2 and time.monotonic() - started < 0.25  # other threads stayed free
-    for future in slow:
-        future.result(5)
+    held = [pool.invoke(Serial.canonical_name(), "hold", {}, CHILD) for _ in range(6)]
+    wait_until(lambda: serial.overlap.now == 1, what="the first serialized call running")
+    quick = pool.invoke(Calculator.canonical_name(), "add", {"a": 1, "b": 1}, PARENT).result(WAIT_TIMEOUT)
+    assert quick == 2  # other threads stayed free
+    assert not any(future.done() for future in held)
+    serial.released.set()
+    assert [future.result(WAIT_TIMEOUT) for future in held] == [True] * 6
 
 
 def test_errors_reach_the_caller_with_type_and_traceback(pool) -> None:
@@ -159,7 +176,7 @@ def test_errors_reach_the_caller_with_type_and_traceback(pool) -> None:
     pool.add(Serial())
     for name in (Calculator.canonical_name(), Serial.canonical_name()):
         with pytest.raises(KeyError, match="nope") as info:
-            pool.invoke(name, "fail", {"why": "nope"}, CHILD).result(5)
+            pool.invoke(name, "fail", {"why": "nope"}, CHILD).result(WAIT_TIMEOUT)
         assert "raise KeyError(why)" in "".join(__import__("traceback").format_tb(info.value.__traceback__))
 
 
@@ -167,22 +184,25 @@ def test_deduplicating_invoker_runs_once_and_broadcasts(pool) -> None:
     builder = pool.add(Builder())
     name = Builder.canonical_name()
     futures = [pool.invoke(name, "build", {"target": "app"}, CHILD) for _ in range(16)]
-    assert {f.result(5) for f in futures} == {"artifact-app"}
+    builder.released.set()
+    assert {f.result(WAIT_TIMEOUT) for f in futures} == {"artifact-app"}
     assert builder.runs == 1
-    assert pool.invoke(name, "build", {"target": "app"}, CHILD).result(5) == "artifact-app"  # cached
+    assert pool.invoke(name, "build", {"target": "app"}, CHILD).result(WAIT_TIMEOUT) == "artifact-app"  # cached
     assert builder.runs == 1
-    assert pool.invoke(name, "build", {"target": "lib"}, CHILD).result(5) == "artifact-lib"
+    assert pool.invoke(name, "build", {"target": "lib"}, CHILD).result(WAIT_TIMEOUT) == "artifact-lib"
     assert builder.runs == 2
 
 
 def test_deduplicated_waiters_hold_no_pool_thread() -> None:
     with Pool(size=2) as small:
-        small.add(Builder())
+        builder = small.add(Builder())
         small.add(Calculator())
         waiters = [small.invoke(Builder.canonical_name(), "build", {"target": "x"}, CHILD) for _ in range(10)]
-        # Ten waiters, one execution: a second thread is still free for other work.
-        assert small.invoke(Calculator.canonical_name(), "add", {"a": 2, "b": 2}, PARENT).result(0.25) == 4
-        assert {f.result(5) for f in waiters} == {"artifact-x"}
+        # Ten waiters, one execution held until released: a second thread is still free for other work.
+        assert small.invoke(Calculator.canonical_name(), "add", {"a": 2, "b": 2}, PARENT).result(WAIT_TIMEOUT) == 4
+        assert not any(f.done() for f in waiters)
+        builder.released.set()
+        assert {f.result(WAIT_TIMEOUT) for f in waiters} == {"artifact-x"}
 
 
 def test_deduplicated_error_reaches_every_waiter_and_is_not_cached(pool) -> None:
@@ -190,11 +210,12 @@ def test_deduplicated_error_reaches_every_waiter_and_is_not_cached(pool) -> None
     builder.failures_left = 1
     name = Builder.canonical_name()
     futures = [pool.invoke(name, "build", {"target": "app"}, CHILD) for _ in range(5)]
+    builder.released.set()
     for future in futures:
         with pytest.raises(RuntimeError, match="build of app failed"):
-            future.result(5)
+            future.result(WAIT_TIMEOUT)
     assert builder.runs == 1
-    assert pool.invoke(name, "build", {"target": "app"}, CHILD).result(5) == "artifact-app"
+    assert pool.invoke(name, "build", {"target": "app"}, CHILD).result(WAIT_TIMEOUT) == "artifact-app"
     assert builder.runs == 2
 
 
@@ -202,44 +223,49 @@ def test_deduplication_keys_unhashable_and_unpicklable_arguments(pool) -> None:
     builder = pool.add(Builder())
     name = Builder.canonical_name()
     same = [pool.invoke(name, "build", {"target": "t", "options": {"o": [1]}}, CHILD) for _ in range(4)]
-    assert {f.result(5) for f in same} == {"artifact-t"}
+    builder.released.set()
+    assert {f.result(WAIT_TIMEOUT) for f in same} == {"artifact-t"}
     assert builder.runs == 1
     lock_arg = {"target": "u", "options": threading.Lock()}  # neither hashable-by-value nor picklable
     assert DeduplicatingInvoker.key("build", {"options": [threading.Lock()]}) is None
-    assert pool.invoke(name, "build", lock_arg, CHILD).result(5) == "artifact-u"
+    assert pool.invoke(name, "build", lock_arg, CHILD).result(WAIT_TIMEOUT) == "artifact-u"
 
 
 def test_builtin_activator_imports_by_name_for_parents_only(pool) -> None:
     name = Calculator.canonical_name()
     with pytest.raises(CallRefused, match="only a parent may activate"):
-        pool.invoke(name, "slow", {"seconds": 0}, CHILD).result(5)
-    assert pool.invoke(name, "add", {"a": 1, "b": 1}, PARENT).result(5) == 2
+        pool.invoke(name, "slow", {"seconds": 0}, CHILD).result(WAIT_TIMEOUT)
+    assert pool.invoke(name, "add", {"a": 1, "b": 1}, PARENT).result(WAIT_TIMEOUT) == 2
     assert isinstance(pool.get_service(name), Calculator)
-    assert pool.invoke(name, "slow", {"seconds": 0}, CHILD).result(5) == 0  # active now: children may call
+    assert pool.invoke(name, "slow", {"seconds": 0}, CHILD).result(WAIT_TIMEOUT) == 0  # active now: children may call
     for bad, complaint in [
         ("nodots", "not a fully qualified"),
         ("no_such_mod.X", "cannot activate"),
         ("threading.Thread", "not a fanout.service.Service"),
     ]:
         with pytest.raises(CallRefused, match=complaint):
-            pool.invoke(bad, "x", {}, PARENT).result(5)
+            pool.invoke(bad, "x", {}, PARENT).result(WAIT_TIMEOUT)
 
 
 def test_pool_close_fails_pending_calls_and_leaks_no_thread() -> None:
     before = set(threading.enumerate())  # threads of earlier tests may end meanwhile: only new ones count
     the_pool = Pool(size=2)
-    the_pool.add(Calculator())
-    the_pool.add(Serial())
+    calc = the_pool.add(Calculator())
+    serialized = the_pool.add(Serial())
     name = Calculator.canonical_name()
-    running = [the_pool.invoke(name, "slow", {"seconds": 0.3}, CHILD) for _ in range(2)]
-    queued = [the_pool.invoke(name, "slow", {"seconds": 0.3}, CHILD) for _ in range(3)]
-    serial = [the_pool.invoke(Serial.canonical_name(), "slow", {"seconds": 0.3}, CHILD) for _ in range(3)]
-    time.sleep(0.1)
-    the_pool.close()
-    assert [f.result(0) for f in running] == [0.3, 0.3]  # running calls finish
+    running = [the_pool.invoke(name, "hold", {}, CHILD) for _ in range(2)]
+    queued = [the_pool.invoke(name, "hold", {}, CHILD) for _ in range(3)]
+    serial = [the_pool.invoke(Serial.canonical_name(), "hold", {}, CHILD) for _ in range(3)]
+    wait_until(lambda: calc.overlap.now == 2, what="two calls running on the pool's two threads")
+    closing = threading.Thread(target=the_pool.close)  # it lets running calls finish: released below
+    closing.start()
     for future in queued + serial[1:]:
         with pytest.raises(PoolClosed, match="closed before this call ran"):
-            future.result(0)
+            future.result(WAIT_TIMEOUT)
+    calc.released.set()
+    serialized.released.set()
+    closing.join(WAIT_TIMEOUT)
+    assert [f.result(0) for f in running] == [True, True]  # running calls finish
     assert set(threading.enumerate()) - before == set()
     with pytest.raises(PoolClosed):
         the_pool.invoke(name, "slow", {"seconds": 0}, CHILD).result(0)
@@ -251,9 +277,7 @@ def test_select_delivers_messages_to_the_service(pool) -> None:
     receiver.put("early")
     calc.select.add(receiver)
     receiver.put("late")
-    deadline = time.monotonic() + 5
-    while len(calc.messages) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: len(calc.messages) >= 2, what="both messages reaching the service", state=lambda: calc.messages)
     assert sorted(calc.messages) == ["early", "late"]
     assert calc.select in pool.select
 

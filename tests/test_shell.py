@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import time
+import os
+import signal
 import uuid
 
 import pytest
 
 from fanout import _shell
+from tests.fleet.gates import HostGate
+from tests.fleet.waiting import WAIT_TIMEOUT, wait_until
+
+OUTLIVES_THE_TEST = "sleep 3600"  # a process still there when the test ends, whatever the machine's load
 
 
 def processes_matching(checker, marker: str) -> list[str]:
@@ -18,16 +23,17 @@ def processes_matching(checker, marker: str) -> list[str]:
 
 
 def test_a_background_process_holding_the_pipes_does_not_hold_up_run(child) -> None:
-    child.call(_shell.run, "true", None, False)  # the module is imported: only the run is timed
-    started = time.monotonic()
-    assert child.call(_shell.run, "sleep 5 & echo started", None, False) == (0, "started\n", "", False)
-    assert time.monotonic() - started < 2
+    """The background sleep outlives any wait for the test: run returned at all, it did not wait for its end."""
+    rc, out, err, timed_out = child.call(_shell.run, f"{OUTLIVES_THE_TEST} & echo $!", WAIT_TIMEOUT, False)
+    assert (rc, err, timed_out) == (0, "", False)
+    assert child.call(os.kill, int(out), signal.SIGTERM) is None  # still running: it held the pipes all along
 
 
 def test_on_the_master_run_needs_no_stage1() -> None:
-    started = time.monotonic()
-    assert _shell.run("sleep 5 & echo started; echo oops >&2; exit 3", echo=False) == (3, "started\n", "oops\n", False)
-    assert time.monotonic() - started < 2
+    command = f"{OUTLIVES_THE_TEST} & echo $!; echo oops >&2; exit 3"
+    rc, out, err, timed_out = _shell.run(command, WAIT_TIMEOUT, echo=False)
+    assert (rc, err, timed_out) == (3, "oops\n", False)
+    os.kill(int(out), signal.SIGTERM)  # still running: it held the pipes all along
 
 
 def test_output_past_16_mib_keeps_its_first_and_last_8_mib(child) -> None:
@@ -50,19 +56,25 @@ def test_echo_sends_whole_lines_and_output_under_the_cap_is_kept_whole(child) ->
     assert "".join(text for stream, text in received if stream == "stderr") == "x" * 100_000
 
 
-def test_output_after_run_returned_is_neither_kept_nor_echoed(child) -> None:
+def test_output_after_run_returned_is_neither_kept_nor_echoed(open_child) -> None:
+    child, gatekeeper = open_child(), open_child()
     received = []
     child.on_output = lambda stream, text, call_id: received.append(text)
-    assert child.call(_shell.run, "(sleep 1; echo late) & echo early", None, True) == (0, "early\n", "", False)
-    time.sleep(1.5)
+    with HostGate(gatekeeper) as gate:
+        late = f"({gate.shell_wait}; echo late; echo > {gate.directory}/wrote-late) & echo early"
+        assert child.call(_shell.run, late, None, True) == (0, "early\n", "", False)
+        gate.open()  # only now, with run returned, does the background process write
+        wait_until(lambda: child.call(os.path.exists, f"{gate.directory}/wrote-late"), what="the late line written")
     assert child.call(abs, -1) == 1
     assert received == ["early"]
 
 
-def test_a_timeout_kills_the_command_and_what_it_started(child) -> None:
-    started = time.monotonic()
-    assert child.call(_shell.run, "sleep 30 & echo begun; sleep 30", 1, False) == (None, "begun\n", "", True)
-    assert time.monotonic() - started < 4
+def test_a_timeout_kills_the_command_and_what_it_started(open_child) -> None:
+    marker = f"fanout-test-{uuid.uuid4().hex}"
+    child, checker = open_child(), open_child()
+    command = f"({OUTLIVES_THE_TEST}; : {marker}) & echo begun; {OUTLIVES_THE_TEST}"
+    assert child.call(_shell.run, command, 1, False) == (None, "begun\n", "", True)
+    wait_until(lambda: not processes_matching(checker, marker), what="the end of what the command started")
 
 
 @pytest.mark.parametrize("ignores_term", [False, True], ids=["terminated", "killed"])
@@ -72,15 +84,13 @@ def test_commands_still_running_end_with_their_child(open_child, ignores_term) -
     child, checker = open_child(), open_child()
     trap = "trap '' TERM; " if ignores_term else ""
     running = [child.call_async(_shell.run, f"{trap}sleep 60; : {marker} {n}", None, False) for n in range(2)]
-    deadline = time.monotonic() + 10
-    while len(processes_matching(checker, marker)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(processes_matching(checker, marker)) == 2
+    wait_until(lambda: len(processes_matching(checker, marker)) == 2, what="both commands running")
     child.close()
-    deadline = time.monotonic() + 5
-    while processes_matching(checker, marker) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert processes_matching(checker, marker) == []
+    wait_until(
+        lambda: processes_matching(checker, marker) == [],
+        what="the end of both commands with their child",
+        state=lambda: f"still running: {processes_matching(checker, marker)}",
+    )
     assert all(future.done() for future in running)  # failed with ConnectionLost, not left waiting
 
 

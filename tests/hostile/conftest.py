@@ -1,7 +1,7 @@
 """Hostile children: stage 1 replaced by a program that speaks just enough of the protocol to attack.
 
 ``hostile_child(attack)`` starts a local child whose stage 1 is ``fanout/_wire.py``,
-the helpers below, then ``attack`` (Python). The master side is the real one:
+the helpers of ``tests/fleet/hostile_stage1.py``, then ``attack`` (Python). The master side is the real one:
 what these tests check is what the master does with what the child sends.
 """
 
@@ -14,42 +14,7 @@ import pytest
 
 import fanout
 from fanout import _stage, _wire
-
-HELPERS = r"""
-import os, sys, time
-fin, fout = os.dup(0), os.dup(1)
-
-def send(data):
-    while data:
-        data = data[os.write(fout, data):]
-
-def hello():
-    v = sys.version_info
-    info = {"python": (v[0], v[1], v[2]), "pid": os.getpid(), "executable": sys.executable}
-    send(encode_frame(HELLO, 0, b"r" + repr(info).encode()))
-
-def frames():
-    decoder = FrameDecoder(TO_CHILD)
-    while True:
-        data = os.read(fin, 65536)
-        if not data:
-            os._exit(0)
-        for frame in decoder.feed(data):
-            yield frame
-
-def calls():
-    for kind, rid, body in frames():
-        if kind == CALL:
-            yield rid
-        elif kind == SHUTDOWN:
-            os._exit(0)
-
-def literal(value):
-    return b"r" + repr(value).encode()
-
-def log(text, rid=0, stream="stdout", continued=False):
-    return encode_frame(LOG, rid, literal((stream, "", 20, text, continued)))
-"""
+from tests.fleet.hostile_stage1 import HELPERS
 
 
 @pytest.fixture

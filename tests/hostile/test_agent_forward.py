@@ -6,12 +6,12 @@ from __future__ import annotations
 import shlex
 import subprocess
 import threading
-import time
 
 import pytest
 
 import fanout
 from fanout import _agent_forward
+from tests.fleet.waiting import wait_until
 
 pytestmark = [pytest.mark.fleet, pytest.mark.usefixtures("openssh_client")]
 FLOOD = 3 * _agent_forward.MAX_CHANNELS
@@ -52,14 +52,6 @@ def _agent_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == f"fanout-agent-{NAME}"]
 
 
-def _wait_for(condition, timeout: float = 120) -> None:
-    """Until ``condition()`` holds: a state the master reaches on its own, looked at every 50 ms."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the condition never held"
-        time.sleep(0.05)
-
-
 def test_a_host_flooding_the_forwarded_agent_gets_a_bounded_share(fleet, ssh_agent) -> None:
     host = fleet.hosts[0]
     options = {**host.connect_options(), "forward_agent": True}
@@ -70,6 +62,6 @@ def test_a_host_flooding_the_forwarded_agent_gets_a_bounded_share(fleet, ssh_age
         assert outcomes.count("closed") == FLOOD - _agent_forward.MAX_CHANNELS
         assert len(_agent_threads()) <= _agent_forward.MAX_CHANNELS
         # closing them gives the slots back: once the copying threads have seen the ends, the host is served again
-        _wait_for(lambda: not _agent_threads())
+        wait_until(lambda: not _agent_threads(), what="the end of every agent thread of the flooding host")
         outcomes = flood(context, _agent_forward.MAX_CHANNELS)
         assert outcomes == ["answered"] * _agent_forward.MAX_CHANNELS

@@ -14,29 +14,23 @@ import json
 import os
 import pty
 import re
-import shutil
 import signal
 import struct
 import subprocess
-import sys
 import termios
 from pathlib import Path
 
 import pytest
 
 from fanout.cli import MAX_ARGS_DEPTH, MAX_FORKS
+from tests.fleet import cli
+from tests.fleet.cli import fanout_exe
 
 TRACEBACK = "Traceback (most recent call last)"
 
 
-def fanout_exe() -> str:
-    exe = shutil.which("fanout", path=str(Path(sys.executable).parent))
-    assert exe, "the fanout console script is not installed beside this python"
-    return exe
-
-
 def fanout_cmd(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    done = subprocess.run([fanout_exe(), *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+    done = cli.fanout_cmd(*args, cwd=cwd)
     assert TRACEBACK not in done.stderr and TRACEBACK not in done.stdout
     return done
 

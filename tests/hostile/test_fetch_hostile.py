@@ -11,7 +11,6 @@ import hashlib
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ import fanout
 from fanout import _fetch
 from fanout._fetch import FetchError
 from fanout.fleet import FAILED, OK, TIMED_OUT
+from tests.fleet.waiting import wait_until
 
 ATTACK = r"""
 import marshal, pickle
@@ -297,12 +297,13 @@ def default_ctrl_c():
 def test_ctrl_c_mid_fetch_leaves_no_partial_file(hostile_child, tmp_path, scene, default_ctrl_c) -> None:
     src, dest = scene
     evil = hostile_child(stalls_after_the_first_piece(3 * _fetch.READ_SIZE, "time.sleep(3600)"))
-    interrupted = threading.Event()
+    interrupted, missed = threading.Event(), []
 
     def interrupt_once_a_temporary_exists() -> None:
-        deadline = time.monotonic() + 30
-        while not temporaries(dest) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        try:
+            wait_until(lambda: temporaries(dest), what="a temporary file of the fetch")
+        except AssertionError as exc:  # interrupted all the same, or the fetch would wait for ever
+            missed.append(exc)
         interrupted.set()
         os.kill(os.getpid(), signal.SIGINT)
 
@@ -310,7 +311,7 @@ def test_ctrl_c_mid_fetch_leaves_no_partial_file(hostile_child, tmp_path, scene,
         threading.Thread(target=interrupt_once_a_temporary_exists, daemon=True).start()
         with pytest.raises(KeyboardInterrupt):
             fleet.fetch(str(src), dest)
-        assert interrupted.is_set()
+        assert interrupted.is_set() and not missed, missed
         evil._transport.process.kill()  # asleep: it would not read the fleet's goodbye
     assert temporaries(dest) == []
     assert not (dest / "evil" / str(src).lstrip("/") / "big").exists()

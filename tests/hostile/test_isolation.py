@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 
 import pytest
 
 import fanout
 from fanout import _context, _protocol, _wire, service
+from tests.fleet.services import Echo, echo_asker
+from tests.fleet.waiting import wait_until
 
 FLOOD_MODULES = """
 hello()
@@ -94,16 +95,6 @@ def test_a_flood_of_module_requests_drops_only_that_host(hostile_child, healthy_
     assert healthy.call(abs, -2) == 2
 
 
-def wait_until(condition, timeout: float = 60.0) -> bool:
-    """Poll ``condition`` until it holds (a state the master reaches, with no event to wait on)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 class Gate(service.Service):
     """A service whose calls wait until the test opens the gate."""
 
@@ -152,29 +143,6 @@ def test_service_calls_past_the_cap_are_refused_and_the_rest_run(hostile_child) 
         ok, refused, reasons = waiting.result(timeout=60)
     assert (ok, refused) == (cap, 40)
     assert reasons == [f"{child.name} has {cap} service calls in flight already"]
-
-
-class Echo(service.Service):
-    """A quick service, called by a healthy host while a hostile one floods a slow one."""
-
-    @service.expose(service.AllowAny())
-    def echo(self, text: str) -> str:
-        return text
-
-
-def echo_asker(user_modules):
-    """A function, in a module only the master has, that calls :class:`Echo` on the master from a child."""
-    suffix = user_modules(
-        {
-            "ask_{s}.py": f"""
-                import fanout
-
-                def ask(text):
-                    return fanout.parent().call_service("{Echo.canonical_name()}", "echo", text=text)
-            """
-        }
-    )
-    return __import__(f"ask_{suffix}").ask
 
 
 def test_a_host_flooding_the_masters_pool_leaves_threads_for_the_others(
@@ -227,7 +195,7 @@ def test_output_nobody_handles_in_time_is_dropped_with_a_count(hostile_child) ->
     child.on_output = slow
     future = child.call_async(abs, 1)
     assert first.wait(30)
-    assert wait_until(lambda: child._protocol.calls_in_flight == 0)  # the result came, after 60 MB of lines
+    wait_until(lambda: child._protocol.calls_in_flight == 0, what="the result, after 60 MB of lines")
     assert child._undelivered.size <= _context.MAX_UNDELIVERED_OUTPUT
     assert not future.done()  # the result waits for the lines the call printed before it
     release.set()

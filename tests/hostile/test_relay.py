@@ -26,9 +26,10 @@ import fanout
 from fanout import _context, _wire, service
 from fanout._relay import RelayTransport
 from fanout.errors import BecomeFailed, ConnectionLost, ConnectTimeout, ProtocolError
-from tests.hostile.test_isolation import Echo, echo_asker, wait_until
+from tests.fleet.services import Echo, echo_asker
+from tests.fleet.waiting import WAIT_TIMEOUT, wait_until
 
-# What a hostile child can do as a relay, on top of conftest.HELPERS.
+# What a hostile child can do as a relay, on top of tests/fleet/hostile_stage1.HELPERS.
 RELAY = r"""
 def relayed(cid, data):
     return encode_frame(FROM_CONTEXT, cid, data)
@@ -84,7 +85,7 @@ def lines_of(context: fanout.Context) -> tuple[list[str], threading.Condition]:
 
 def wait_for_line(seen: list[str], changed: threading.Condition, line: str) -> bool:
     with changed:
-        return changed.wait_for(lambda: line in seen, timeout=30)
+        return changed.wait_for(lambda: line in seen, timeout=WAIT_TIMEOUT)
 
 
 def assert_healthy(children: list[fanout.Context]) -> None:
@@ -244,7 +245,7 @@ if cid == 1 and kind == CALL:
     try:
         future = root.call_async(abs, 1)
         assert first.wait(30)
-        assert wait_until(lambda: root._protocol.calls_in_flight == 0)  # the result came, after every line
+        wait_until(lambda: root._protocol.calls_in_flight == 0, what="the result, after every line")
         assert root._undelivered.size <= _context.MAX_UNDELIVERED_OUTPUT
         assert evil._undelivered.size == 0  # nothing of the become context is filed under the login context
         assert root._lines.held == 0  # whole lines only: no piece of one is held
@@ -404,8 +405,11 @@ def test_a_host_flooding_the_pool_through_its_become_contexts_leaves_threads_for
         assert wait_for_line(seen, changed, "sent-all")
         # Both contexts have calls waiting their turn: each has taken what it may of the pool, and those run.
         # (The host's share is kept on its connection's context: the queue holds (context, call) pairs.)
-        assert wait_until(lambda: {context for context, _ in evil._services_waiting} == {evil, root})
-        assert wait_until(lambda: Gate.running == evil._services_in_pool)
+        wait_until(
+            lambda: {context for context, _ in evil._services_waiting} == {evil, root},
+            what="service calls of both evil and root waiting",
+        )
+        wait_until(lambda: Gate.running == evil._services_in_pool, what="every pool thread evil holds running the gate")
         assert Gate.running <= max(1, pool.size // 2)  # one host's share, whatever its number of contexts
         (healthy,) = healthy_children(1)
         assert healthy.call_async(ask, "still served").result(timeout=30) == "still served"

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
-import sys
 import textwrap
 import unicodedata
 from pathlib import Path
@@ -20,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fanout._terminal import escape
+from tests.fleet.cli import COMMAND_TIMEOUT, fanout_exe
 
 C0_BUT_TAB = [chr(c) for c in range(0x20) if c != 0x09]
 C1 = [chr(c) for c in range(0x80, 0xA0)]
@@ -105,9 +104,7 @@ RESULT_LINE = re.compile(r"^\S+ \| (ok|FAILED|UNREACHABLE|AUTH FAILED|TIMED OUT)
 
 
 def run_fanout(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    exe = shutil.which("fanout", path=str(Path(sys.executable).parent))
-    assert exe, "the fanout console script is not installed beside this python"
-    done = subprocess.run([exe, *args], capture_output=True, timeout=120, cwd=cwd)
+    done = subprocess.run([fanout_exe(), *args], capture_output=True, timeout=COMMAND_TIMEOUT, cwd=cwd)
     assert b"Traceback (most recent call last)" not in done.stderr
     return done
 
