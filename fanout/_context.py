@@ -15,6 +15,9 @@ what each runs (decision 10), per connection:
   :meth:`Context.call_async` future, ``on_output``, the logging handlers of
   ``fanout.remote.<host>``. A callback may call the same context;
 * the caller's own thread writes its calls (it may wait for its own host only).
+  A fleet's caller writes one call to many hosts only where the write cannot
+  wait (:meth:`Context._call_now`, see :mod:`fanout._fleet_send`); the fleet's
+  sending threads write the others.
 
 The runners are threads of that connection alone, alive only while they have
 work (:mod:`fanout._serial`); nothing is shared between hosts but the deadline
