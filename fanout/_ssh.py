@@ -21,16 +21,14 @@ from pathlib import Path
 
 import paramiko
 from paramiko.auth_strategy import AuthFailure, Password
-from paramiko.common import cMSG_CHANNEL_REQUEST, cMSG_CHANNEL_WINDOW_ADJUST
 
 from fanout import _keepalive, _ssh_auth, _stage
 from fanout._agent_forward import AgentForwarding, agent_socket
 from fanout._context import Context
 from fanout._known_hosts import UNKNOWN, AcceptNew, HostKeyCheck, HostKeyRefused, KnownHosts
 from fanout._modules import ModulePolicy
-from fanout._paramiko_internals import Message, consume_window, send_message, take_channel_input
+from fanout._paramiko_compat import exec_command, failure_of, start_channel_input, wait_exit_status
 from fanout._pipelined_auth import PipelinedTransport
-from fanout._serial import SerialRunner
 from fanout._ssh_auth import Credentials, KeysAndAgent, _Unusable
 from fanout._ssh_config import SSHOptions, parse_ssh_args, quote
 from fanout._ssh_config import resolve as resolve_config
@@ -429,8 +427,8 @@ def _authenticate(
     except paramiko.AuthenticationException as exc:
         raise AuthenticationFailed(f"{name} ({address}): authentication as {dest.user!r} failed: {exc}") from exc
     except paramiko.SSHException as exc:
-        saved = getattr(client.get_transport(), "saved_exception", None)
-        if "No existing session" in str(exc) and isinstance(saved, Exception):
+        saved = failure_of(client.get_transport())
+        if "No existing session" in str(exc) and saved is not None:
             exc = saved  # the transport's thread failed first, and knows why (a banner never sent, say)
         # paramiko says "Error reading SSH protocol banner" when a silent server ran the clock out
         if "timeout" in str(exc).lower() or time.monotonic() - started >= timeout * 0.99:
@@ -446,80 +444,11 @@ def _authenticate(
         strategy.close()
 
 
-def _exec_without_waiting(channel: paramiko.Channel, command: str) -> None:
-    """Send an exec request with want_reply false: the data that follows needs no round trip first."""
-    message = Message()
-    message.add_byte(cMSG_CHANNEL_REQUEST)
-    message.add_int(channel.remote_chanid)
-    message.add_string("exec")
-    message.add_boolean(False)
-    message.add_string(command)
-    send_message(channel.transport, message)
-
-
 def _signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
     except ValueError:
         return "unknown signal"
-
-
-class _ChannelFeed:
-    """Stands in for a channel's input buffer: data goes to the protocol as paramiko receives it.
-
-    Reading through ``Channel.recv`` on a thread of our own would cost a thread
-    hand-off on every reply (~50 us, a sixth of a warm call). What ``recv`` did
-    besides reading, returning the receive window to the server, is done here,
-    with the window message sent from another thread (paramiko's receiving
-    thread must not wait to send).
-    """
-
-    def __init__(self, channel: paramiko.Channel, on_data, on_end) -> None:
-        self._channel = channel
-        self._on_data = on_data
-        self._on_end = on_end
-        self._ended = False
-        self._acks = SerialRunner(f"fanout-window-{channel.get_name()}")
-        self._ack_owed = 0
-        self._ack_lock = threading.Lock()
-
-    def feed(self, data: bytes) -> None:
-        self._on_data(bytes(data))
-        ack = consume_window(self._channel, len(data))
-        if ack > 0:
-            with self._ack_lock:
-                first = self._ack_owed == 0
-                self._ack_owed += ack
-            if first:  # one adjustment waits at most: later ones add to it, so threads never pile up
-                self._acks.post(self._adjust_window)
-
-    def _adjust_window(self) -> None:
-        with self._ack_lock:
-            ack, self._ack_owed = self._ack_owed, 0
-        message = Message()
-        message.add_byte(cMSG_CHANNEL_WINDOW_ADJUST)
-        message.add_int(self._channel.remote_chanid)
-        message.add_int(ack)
-        with contextlib.suppress(Exception):  # the connection may be gone: then so is the need
-            send_message(self._channel.transport, message)
-
-    def close(self) -> None:
-        if not self._ended:
-            self._ended = True
-            self._on_end()
-
-    # What else paramiko may ask of an input buffer: nothing is ever buffered here.
-    def read_ready(self) -> bool:
-        return False
-
-    def set_event(self, event: threading.Event) -> None:
-        return None
-
-    def empty(self) -> bytes:
-        return b""
-
-    def __len__(self) -> int:
-        return 0
 
 
 class SSHTransport:
@@ -538,13 +467,8 @@ class SSHTransport:
         self._stderr_thread.start()
 
     def start(self, on_data: Callable[[bytes], None], on_end: Callable[[], None]) -> None:
-        """Take the child's output straight from paramiko's receiving thread (see :class:`_ChannelFeed`)."""
-        feed = _ChannelFeed(self.channel, on_data, on_end)
-        before, ended = take_channel_input(self.channel, feed)
-        if before:
-            feed.feed(before)
-        if ended:  # the child ended before its output was taken: its end is reported all the same
-            feed.close()
+        """Take the child's output straight from paramiko's receiving thread (see fanout/_paramiko_compat.py)."""
+        start_channel_input(self.channel, on_data, on_end)
 
     def send(self, data: bytes | memoryview) -> None:
         """Send in SSH packets of PACKET bytes: paramiko's sendall re-slices what is left after each packet,
@@ -578,8 +502,8 @@ class SSHTransport:
         if self.lost_reason is not None:
             return self.lost_reason
         what = "the remote process ended"
-        if self.channel.status_event.wait(2):
-            status = self.channel.exit_status
+        status = wait_exit_status(self.channel, 2)
+        if status is not None:
             self.exit_status = status if status >= 0 else None  # -1: none came (the channel closed without one)
             what += f" with status {status}"
             if status > 128:  # the remote shell's way of saying "killed by signal N"
@@ -673,7 +597,7 @@ def connect(
         channel = transport.open_session(timeout=_remaining(dest.label, deadline, "a session channel opened"))
         if way.agent_socket is not None:
             AgentForwarding(dest.label, way.agent_socket).request(channel)
-        _exec_without_waiting(channel, _stage.stage0_command(python))
+        exec_command(channel, _stage.stage0_command(python))
         ssh_transport = SSHTransport(clients, channel, dest.label)
         context = Context(
             ssh_transport,
