@@ -74,7 +74,7 @@ LACKING: dict[str, list[str]] = {
     ),
     "pipelined authentication": _lacking((AuthHandler, "_request_auth"), (AuthHandler, "_parse_service_accept"))
     + _not_set_in_init(paramiko.Transport, "auth_handler", "active", "initial_kex_done"),
-    "exit status event": _not_set_in_init(paramiko.Channel, "status_event"),
+    "exit status event": _not_set_in_init(paramiko.Channel, "status_event", "exit_status"),
 }
 FALLBACK_COST = {
     "exec without waiting": "Channel.exec_command, one round trip more per connection",
@@ -137,7 +137,7 @@ def exec_command(channel: paramiko.Channel, command: str) -> None:
     message.add_string("exec")
     message.add_boolean(False)
     message.add_string(command)
-    _send(channel.transport, message)
+    _send(channel.get_transport(), message)
 
 
 # -- a channel's input --------------------------------------------------------------------------------------------
@@ -216,7 +216,7 @@ class _ChannelFeed:
         message.add_int(self._channel.remote_chanid)
         message.add_int(ack)
         with contextlib.suppress(Exception):  # the connection may be gone: then so is the need
-            _send(self._channel.transport, message)
+            _send(self._channel.get_transport(), message)
 
     def close(self) -> None:
         if not self._ended:
@@ -241,10 +241,13 @@ def wait_exit_status(channel: paramiko.Channel, timeout: float) -> int | None:
     """The remote process's exit status, waiting at most ``timeout`` seconds for it; None if none came by then."""
     if fast("exit status event"):
         return channel.exit_status if channel.status_event.wait(timeout) else None
-    waiter = threading.Thread(target=channel.recv_exit_status, name="fanout-exit-status", daemon=True)
+    status: list[int] = []
+    waiter = threading.Thread(
+        target=lambda: status.append(channel.recv_exit_status()), name="fanout-exit-status", daemon=True
+    )
     waiter.start()
     waiter.join(timeout)
-    return None if waiter.is_alive() else channel.exit_status
+    return status[0] if status else None
 
 
 def failure_of(transport: paramiko.Transport | None) -> Exception | None:
