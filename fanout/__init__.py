@@ -23,6 +23,7 @@ from fanout.errors import (
 
 if TYPE_CHECKING:
     from fanout._codec import register_type
+    from fanout._connect_options import ConnectOptions
     from fanout._context import Context, local
     from fanout._parent import parent
     from fanout._ssh import connect
@@ -37,6 +38,7 @@ _LAZY = {
     "Context": "fanout._context",
     "local": "fanout._context",
     "connect": "fanout._ssh",
+    "ConnectOptions": "fanout._connect_options",
     "register_type": "fanout._codec",
     "parent": "fanout._parent",
     "Fleet": "fanout.fleet",
@@ -70,6 +72,7 @@ __all__ = [
     "BecomeFailed",
     "CallTimeout",
     "CommandFailed",
+    "ConnectOptions",
     "ConnectTimeout",
     "ConnectionLost",
     "Context",

@@ -22,9 +22,8 @@ import time
 from collections.abc import Callable
 
 import paramiko
-from paramiko.common import cMSG_GLOBAL_REQUEST
 
-from fanout._paramiko_internals import Message, send_message
+from fanout._paramiko_compat import send_keepalive
 from fanout._serial import SerialRunner
 
 DEFAULT_INTERVAL = 30.0  # seconds, when neither connect() nor ssh_config's ServerAliveInterval says
@@ -66,12 +65,8 @@ class _Watch:
         return True
 
     def _send(self) -> None:
-        message = Message()
-        message.add_byte(cMSG_GLOBAL_REQUEST)
-        message.add_string("keepalive@openssh.com")
-        message.add_boolean(True)
         with contextlib.suppress(Exception):  # the connection is going: the next tick sees it
-            send_message(self.transport, message)
+            send_keepalive(self.transport)
 
 
 class _Scheduler:

@@ -18,19 +18,18 @@ import time
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import paramiko
 from paramiko.auth_strategy import AuthFailure, Password
-from paramiko.common import cMSG_CHANNEL_REQUEST, cMSG_CHANNEL_WINDOW_ADJUST
 
 from fanout import _keepalive, _ssh_auth, _stage
 from fanout._agent_forward import AgentForwarding, agent_socket
+from fanout._connect_options import OPTION_NAMES, ConnectOptions, unknown_option
 from fanout._context import Context
 from fanout._known_hosts import UNKNOWN, AcceptNew, HostKeyCheck, HostKeyRefused, KnownHosts
-from fanout._modules import ModulePolicy
-from fanout._paramiko_internals import Message, consume_window, send_message, sends_at_once, take_channel_input
+from fanout._paramiko_compat import exec_command, failure_of, sends_at_once, start_channel_input, wait_exit_status
 from fanout._pipelined_auth import PipelinedTransport
-from fanout._serial import SerialRunner
 from fanout._ssh_auth import Credentials, KeysAndAgent, _Unusable
 from fanout._ssh_config import SSHOptions, parse_ssh_args, quote
 from fanout._ssh_config import resolve as resolve_config
@@ -38,7 +37,6 @@ from fanout._timeouts import check_timeout
 from fanout._transport import StderrTail
 from fanout.errors import AuthenticationFailed, ConnectTimeout, HostKeyError, Unreachable, advise
 
-HOST_KEY_POLICIES = ("strict", "accept-new", "off", "ignore")  # "ignore": the name "off" had before
 PACKET = 32768  # bytes handed to paramiko at a time: the SSH packet every server accepts (RFC 4254, 5.2)
 DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds, when neither connect() nor ssh_config's ConnectTimeout says
 DEFAULT_KEEPALIVE = _keepalive.DEFAULT_INTERVAL
@@ -103,47 +101,24 @@ def _command_line(
 
 def _policy(given: str | None, strict_host_key_checking: str) -> str:
     if given is not None:
-        if given not in HOST_KEY_POLICIES:
-            raise ValueError(f"host_key_policy must be one of {HOST_KEY_POLICIES[:3]}, not {given!r}")
-        return "off" if given == "ignore" else given
+        return given  # checked, and "ignore" read as "off", by ConnectOptions
     # OpenSSH's "ask" needs a person at a prompt: fanout never prompts mid-fan-out, so it is strict
     return {"yes": "strict", "ask": "strict", "accept-new": "accept-new", "no": "off"}[strict_host_key_checking]
 
 
-def plan(
-    host: str,
-    *,
-    name: str | None = None,
-    port: int | None = None,
-    user: str | None = None,
-    identity_file: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
-    password: str | None = None,
-    passphrase: str | Mapping[str, str] | None = None,
-    known_hosts: str | os.PathLike | None = None,
-    host_key_policy: str | None = None,
-    connect_timeout: float | None = None,
-    ssh_config: bool | str | os.PathLike = True,
-    ssh_args: str | Sequence[str] = (),
-    jump: str | None = None,
-    jump_identity_file: str | os.PathLike | None = None,
-    forward_agent: bool | None = None,
-    keepalive: float | None = None,
-) -> Plan:
-    """Resolve a connection as ``ssh -G`` would, with connect()'s arguments as command-line options."""
-    label = name or host
-    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
-        raise ValueError(f"{label}: port must be a number from 1 to 65535; {port!r} is out of range")
-    if isinstance(identity_file, (str, os.PathLike)):
-        identity_files = [os.fspath(identity_file)]
-    else:
-        identity_files = [os.fspath(p) for p in identity_file or ()]
-    command_line, files_given = _command_line(port, user, identity_files, jump, forward_agent, ssh_args)
+def plan(host: str, given: ConnectOptions) -> Plan:
+    """Resolve a connection as ``ssh -G`` would, with connect()'s options as command-line options."""
+    label = given.name or host
+    identity_files = list(given.identity_file)
+    command_line, files_given = _command_line(
+        given.port, given.user, identity_files, given.jump, given.forward_agent, given.ssh_args
+    )
     if files_given:
         config_files: list[str] | None = files_given  # ssh -F: only these
-    elif ssh_config is True:
+    elif given.ssh_config is True:
         config_files = None
     else:
-        config_files = [os.fspath(ssh_config)] if ssh_config else []
+        config_files = [given.ssh_config] if given.ssh_config else []
     options = resolve_config(host, config_files=config_files, command_line=command_line)
 
     def destination(resolved: SSHOptions, what: str, identities_only: bool | None = None) -> Destination:
@@ -158,8 +133,8 @@ def plan(
                 identities_only=resolved.identities_only if identities_only is None else identities_only,
                 identity_agent=resolved.identity_agent,
                 certificate_files=resolved.certificate_files,
-                passphrase=passphrase,
-                password=password,
+                passphrase=given.passphrase,
+                password=given.password,
             ),
             proxy_command=resolved.proxy_command,
         )
@@ -169,32 +144,27 @@ def plan(
         hop_host, hop_user, hop_port = parse_jump(hop)
         hop_line = [("Port", str(hop_port))] if hop_port is not None else []
         hop_line += [("User", quote(hop_user))] if hop_user else []
-        if jump_identity_file is not None:
-            hop_line += [("IdentityFile", quote(os.fspath(jump_identity_file))), ("IdentitiesOnly", "yes")]
+        if given.jump_identity_file is not None:
+            hop_line += [("IdentityFile", quote(given.jump_identity_file)), ("IdentitiesOnly", "yes")]
         elif identity_files:
             hop_line += [("IdentityFile", quote(p)) for p in identity_files] + [("IdentitiesOnly", "yes")]
         hop_options = resolve_config(hop_host, config_files=config_files, command_line=hop_line)
         hops.append(destination(hop_options, f"{label} (jump host {hop_host})"))
+    connect_timeout = given.connect_timeout
     if connect_timeout is None:
-        connect_timeout = options.connect_timeout or DEFAULT_CONNECT_TIMEOUT
-    check_timeout("connect_timeout", connect_timeout)
-    if known_hosts is not None:
-        user_files, global_files = [Path(known_hosts).expanduser()], []
+        connect_timeout = check_timeout("ConnectTimeout", options.connect_timeout or DEFAULT_CONNECT_TIMEOUT)
+    if given.known_hosts is not None:
+        user_files, global_files = [Path(given.known_hosts).expanduser()], []
     else:
         user_files = [Path(p) for p in options.user_known_hosts_files if p != "none"]
         global_files = [Path(p) for p in options.global_known_hosts_files if p != "none"]
-    if keepalive is None:
-        interval = float(options.server_alive_interval or DEFAULT_KEEPALIVE)
-    else:
-        interval = float(keepalive)
-        if interval < 0 or interval != interval:
-            raise ValueError(f"keepalive must be a number of seconds, 0 for none, not {keepalive!r}")
+    interval = float(options.server_alive_interval or DEFAULT_KEEPALIVE) if given.keepalive is None else given.keepalive
     return Plan(
         hops=hops,
         destination=destination(options, label),
         known_hosts=user_files,
         global_known_hosts=global_files,
-        host_key_policy=_policy(host_key_policy, options.strict_host_key_checking),
+        host_key_policy=_policy(given.host_key_policy, options.strict_host_key_checking),
         hash_known_hosts=options.hash_known_hosts,
         connect_timeout=connect_timeout,
         keepalive=(interval, options.server_alive_count_max),
@@ -203,28 +173,11 @@ def plan(
 
 
 def keys_needing_passphrase(options: Mapping[str, object]) -> list[str]:
-    """For a host's connect() options: the encrypted keys, held by no agent, it would need a passphrase for."""
-    wanted = {k: v for k, v in options.items() if k in _PLAN_OPTIONS}
-    way = plan(str(options.get("host")), **wanted)  # type: ignore[arg-type]
+    """For a host's connect() options (an inventory host's: ``host`` and what else fanout.connect takes): the
+    encrypted keys, held by no agent, it would need a passphrase for."""
+    given = ConnectOptions.from_keywords({k: v for k, v in options.items() if k in OPTION_NAMES})
+    way = plan(str(options.get("host")), given)
     return _ssh_auth.keys_needing_passphrase(way.destination.credentials)
-
-
-_PLAN_OPTIONS = [
-    "port",
-    "user",
-    "identity_file",
-    "password",
-    "passphrase",
-    "known_hosts",
-    "host_key_policy",
-    "connect_timeout",
-    "ssh_config",
-    "ssh_args",
-    "jump",
-    "jump_identity_file",
-    "forward_agent",
-    "keepalive",
-]
 
 
 def parse_jump(spec: str) -> tuple[str, str | None, int | None]:
@@ -429,8 +382,8 @@ def _authenticate(
     except paramiko.AuthenticationException as exc:
         raise AuthenticationFailed(f"{name} ({address}): authentication as {dest.user!r} failed: {exc}") from exc
     except paramiko.SSHException as exc:
-        saved = getattr(client.get_transport(), "saved_exception", None)
-        if "No existing session" in str(exc) and isinstance(saved, Exception):
+        saved = failure_of(client.get_transport())
+        if "No existing session" in str(exc) and saved is not None:
             exc = saved  # the transport's thread failed first, and knows why (a banner never sent, say)
         # paramiko says "Error reading SSH protocol banner" when a silent server ran the clock out
         if "timeout" in str(exc).lower() or time.monotonic() - started >= timeout * 0.99:
@@ -446,80 +399,11 @@ def _authenticate(
         strategy.close()
 
 
-def _exec_without_waiting(channel: paramiko.Channel, command: str) -> None:
-    """Send an exec request with want_reply false: the data that follows needs no round trip first."""
-    message = Message()
-    message.add_byte(cMSG_CHANNEL_REQUEST)
-    message.add_int(channel.remote_chanid)
-    message.add_string("exec")
-    message.add_boolean(False)
-    message.add_string(command)
-    send_message(channel.transport, message)
-
-
 def _signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
     except ValueError:
         return "unknown signal"
-
-
-class _ChannelFeed:
-    """Stands in for a channel's input buffer: data goes to the protocol as paramiko receives it.
-
-    Reading through ``Channel.recv`` on a thread of our own would cost a thread
-    hand-off on every reply (~50 us, a sixth of a warm call). What ``recv`` did
-    besides reading, returning the receive window to the server, is done here,
-    with the window message sent from another thread (paramiko's receiving
-    thread must not wait to send).
-    """
-
-    def __init__(self, channel: paramiko.Channel, on_data, on_end) -> None:
-        self._channel = channel
-        self._on_data = on_data
-        self._on_end = on_end
-        self._ended = False
-        self._acks = SerialRunner(f"fanout-window-{channel.get_name()}")
-        self._ack_owed = 0
-        self._ack_lock = threading.Lock()
-
-    def feed(self, data: bytes) -> None:
-        self._on_data(bytes(data))
-        ack = consume_window(self._channel, len(data))
-        if ack > 0:
-            with self._ack_lock:
-                first = self._ack_owed == 0
-                self._ack_owed += ack
-            if first:  # one adjustment waits at most: later ones add to it, so threads never pile up
-                self._acks.post(self._adjust_window)
-
-    def _adjust_window(self) -> None:
-        with self._ack_lock:
-            ack, self._ack_owed = self._ack_owed, 0
-        message = Message()
-        message.add_byte(cMSG_CHANNEL_WINDOW_ADJUST)
-        message.add_int(self._channel.remote_chanid)
-        message.add_int(ack)
-        with contextlib.suppress(Exception):  # the connection may be gone: then so is the need
-            send_message(self._channel.transport, message)
-
-    def close(self) -> None:
-        if not self._ended:
-            self._ended = True
-            self._on_end()
-
-    # What else paramiko may ask of an input buffer: nothing is ever buffered here.
-    def read_ready(self) -> bool:
-        return False
-
-    def set_event(self, event: threading.Event) -> None:
-        return None
-
-    def empty(self) -> bytes:
-        return b""
-
-    def __len__(self) -> int:
-        return 0
 
 
 class SSHTransport:
@@ -541,13 +425,8 @@ class SSHTransport:
         self._stderr_thread.start()
 
     def start(self, on_data: Callable[[bytes], None], on_end: Callable[[], None]) -> None:
-        """Take the child's output straight from paramiko's receiving thread (see :class:`_ChannelFeed`)."""
-        feed = _ChannelFeed(self.channel, on_data, on_end)
-        before, ended = take_channel_input(self.channel, feed)
-        if before:
-            feed.feed(before)
-        if ended:  # the child ended before its output was taken: its end is reported all the same
-            feed.close()
+        """Take the child's output straight from paramiko's receiving thread (see fanout/_paramiko_compat.py)."""
+        start_channel_input(self.channel, on_data, on_end)
 
     def send(self, data: bytes | memoryview) -> None:
         """Send in SSH packets of PACKET bytes: paramiko's sendall re-slices what is left after each packet,
@@ -593,8 +472,8 @@ class SSHTransport:
         if self.lost_reason is not None:
             return self.lost_reason
         what = "the remote process ended"
-        if self.channel.status_event.wait(2):
-            status = self.channel.exit_status
+        status = wait_exit_status(self.channel, 2)
+        if status is not None:
             self.exit_status = status if status >= 0 else None  # -1: none came (the channel closed without one)
             what += f" with status {status}"
             if status > 128:  # the remote shell's way of saying "killed by signal N"
@@ -625,6 +504,7 @@ def connect(
     name: str | None = None,
     allow_modules: Iterable[str] = (),
     deny_modules: Iterable[str] = (),
+    **unknown: NoReturn,
 ) -> Context:
     """Connect to ``host`` over SSH and start a child there; returns its :class:`Context`.
 
@@ -652,49 +532,42 @@ def connect(
     (its errors, its logger ``fanout.remote.<name>``); it defaults to ``host``.
     ``allow_modules`` and ``deny_modules`` widen and narrow what the child may
     import from the master (module name prefixes; see docs/security.rst).
+
+    The options are checked, before anything connects, as a
+    :class:`fanout.ConnectOptions`: a bad value is a ValueError naming it, an
+    unknown option a TypeError with the closest option's name.
     """
+    if unknown:
+        raise unknown_option(next(iter(unknown)), "connect()")
+    # Each keyword above is a ConnectOptions field (tests/test_connect_options.py holds them together).
+    given = ConnectOptions(**{key: value for key, value in locals().items() if key in OPTION_NAMES})
+    return connect_with(host, given)
+
+
+def connect_with(host: str, given: ConnectOptions) -> Context:
+    """:func:`connect` with its options as one ConnectOptions."""
     if not isinstance(host, str) or not host:
         raise ValueError(f"host must be a non-empty string, not {host!r}")
-    if connect_timeout is not None:
-        check_timeout("connect_timeout", connect_timeout)
-    policy = ModulePolicy(allow_modules, deny_modules)  # bad prefixes fail before anything connects
-    way = plan(
-        host,
-        name=name,
-        port=port,
-        user=user,
-        identity_file=identity_file,
-        password=password,
-        passphrase=passphrase,
-        known_hosts=known_hosts,
-        host_key_policy=host_key_policy,
-        connect_timeout=connect_timeout,
-        ssh_config=ssh_config,
-        ssh_args=ssh_args,
-        jump=jump,
-        jump_identity_file=jump_identity_file,
-        forward_agent=forward_agent,
-        keepalive=keepalive,
-    )
+    way = plan(host, given)
     deadline = time.monotonic() + way.connect_timeout
     dest = way.destination
     clients: list[paramiko.SSHClient] = []
     try:
         through = None
-        known, checker = _host_key_check(way, known_hosts is not None)
+        known, checker = _host_key_check(way, given.known_hosts is not None)
         for hop in way.hops:
             through = _open_client(hop, known, checker, deadline, through, clients)
         transport = _open_client(dest, known, checker, deadline, through, clients)
         channel = transport.open_session(timeout=_remaining(dest.label, deadline, "a session channel opened"))
         if way.agent_socket is not None:
             AgentForwarding(dest.label, way.agent_socket).request(channel)
-        _exec_without_waiting(channel, _stage.stage0_command(python))
+        exec_command(channel, _stage.stage0_command(given.python))
         ssh_transport = SSHTransport(clients, channel, dest.label)
         context = Context(
             ssh_transport,
-            name or host,
-            allow_modules=policy.allow,
-            deny_modules=policy.deny,
+            given.name or host,
+            allow_modules=given.allow_modules,
+            deny_modules=given.deny_modules,
             user=dest.user,
         )
     except BaseException:

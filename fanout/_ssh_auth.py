@@ -23,7 +23,7 @@ from pathlib import Path
 import paramiko
 from paramiko.auth_strategy import AuthSource, AuthStrategy, InMemoryPrivateKey, OnDiskPrivateKey, Password
 
-from fanout._paramiko_internals import agent_connected_to
+from fanout._paramiko_compat import agent_connected_to
 
 MAX_KEY_FILE_BYTES = 1024 * 1024  # a private or public key file larger than this is not a key file
 MAX_AGENT_KEYS = 64  # keys taken from an agent: sshd's MaxAuthTries is 6 by default, so more never help
