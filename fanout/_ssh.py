@@ -601,12 +601,20 @@ def _open_client(
     for attempt in range(1, _BANNER_RETRIES + 1):
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(checker)
+        sock = None
         try:
             with _handshake_slot(name, dest, deadline):
                 sock = _open_socket(dest, _remaining(name, deadline, "connecting"), through)
                 _authenticate(client, known, dest, sock, _remaining(name, deadline, "the SSH handshake"))
-        except Unreachable as exc:
+        except BaseException as exc:
+            # Whatever failed (a refused login or host key too), nothing of the attempt stays open: a connection
+            # left unauthenticated counts against the host's MaxStartups until sshd's LoginGraceTime.
             client.close()
+            if sock is not None:
+                with contextlib.suppress(Exception):
+                    sock.close()
+            if not isinstance(exc, Unreachable):
+                raise
             pause = random.uniform(0.05, 0.2) * attempt
             if not _shed_before_banner(exc) or attempt == _BANNER_RETRIES or time.monotonic() + pause >= deadline:
                 raise

@@ -17,13 +17,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import paramiko
 import pytest
 
 from tests.fleet import engine, hosts, images
@@ -87,20 +85,6 @@ def _write(config: pytest.Config, line: str) -> None:
             reporter.write_line(line)
         else:
             print(line, flush=True)
-
-
-@pytest.fixture(autouse=True)
-def _no_login_left_waiting():
-    """After each test, close SSH connections still waiting for their login: sshd counts each against MaxStartups
-    (10) for up to LoginGraceTime (2 minutes), and sheds new connections of later tests at random past it.
-
-    fanout leaves one behind each time it is refused a login or a host key (fanout/_ssh.py's _open_client closes
-    its client only when the handshake failed before the banner; see test_a_refused_login_leaves_no_connection_open
-    in tests/test_fleet_connect.py)."""
-    yield
-    for thread in threading.enumerate():
-        if isinstance(thread, paramiko.Transport) and thread.is_active() and not thread.is_authenticated():
-            thread.close()
 
 
 @pytest.fixture(scope="session")
