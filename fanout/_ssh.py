@@ -23,7 +23,7 @@ from typing import NoReturn
 import paramiko
 from paramiko.auth_strategy import AuthFailure, Password
 
-from fanout import _keepalive, _ssh_auth, _stage
+from fanout import _keepalive, _ssh_algorithms, _ssh_auth, _stage
 from fanout._agent_forward import AgentForwarding, agent_socket
 from fanout._connect_options import OPTION_NAMES, ConnectOptions, unknown_option
 from fanout._context import Context
@@ -52,6 +52,8 @@ class Destination:
     user: str
     credentials: Credentials = field(default_factory=Credentials)
     proxy_command: str | None = None
+    ciphers: str | None = None  # ssh_config's Ciphers, as written (fanout/_ssh_algorithms.py)
+    macs: str | None = None  # ssh_config's MACs, likewise
 
     @property
     def address(self) -> str:
@@ -137,6 +139,8 @@ def plan(host: str, given: ConnectOptions) -> Plan:
                 password=given.password,
             ),
             proxy_command=resolved.proxy_command,
+            ciphers=resolved.ciphers,
+            macs=resolved.macs,
         )
 
     hops = []
@@ -337,6 +341,19 @@ def _auth_failure(strategy: KeysAndAgent, failure: AuthFailure) -> str:
     return "; ".join(tried)
 
 
+def _transport_factory(known: KnownHosts | None, dest: Destination) -> Callable[..., paramiko.Transport]:
+    """Transports for ``dest``: fanout's own, offering the host key types known_hosts expects first, and the
+    ciphers and MACs ssh_config asks for."""
+    base = known.transport_factory(dest.hostname, dest.port, PipelinedTransport) if known else PipelinedTransport
+
+    def make(sock, **kwargs) -> paramiko.Transport:
+        transport = base(sock, **kwargs)
+        _ssh_algorithms.apply(transport, dest.ciphers, dest.macs, dest.label)
+        return transport
+
+    return make
+
+
 def _authenticate(
     client: paramiko.SSHClient, known: KnownHosts | None, dest: Destination, sock, timeout: float
 ) -> None:
@@ -353,9 +370,7 @@ def _authenticate(
             auth_timeout=timeout,
             channel_timeout=timeout,
             sock=sock,
-            transport_factory=(
-                known.transport_factory(dest.hostname, dest.port, PipelinedTransport) if known else PipelinedTransport
-            ),
+            transport_factory=_transport_factory(known, dest),
             auth_strategy=strategy,
         )
     except paramiko.BadHostKeyException as exc:

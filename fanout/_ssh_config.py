@@ -25,7 +25,7 @@ import stat
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -62,7 +62,7 @@ def _keywords(*names: str) -> frozenset[str]:
 IMPLEMENTED = _keywords(
     "host match include ignoreunknown hostname port user identityfile identityfile2 identitiesonly identityagent"
     " certificatefile userknownhostsfile globalknownhostsfile stricthostkeychecking hashknownhosts connecttimeout"
-    " serveraliveinterval serveralivecountmax proxyjump proxycommand forwardagent"
+    " serveraliveinterval serveralivecountmax proxyjump proxycommand forwardagent ciphers macs"
 )
 # Keywords that cannot change what fanout does: accepted silently (docs/ssh_config.rst says why, group by group).
 NO_EFFECT = _keywords(
@@ -86,7 +86,7 @@ NO_EFFECT = _keywords(
 # Valid keywords fanout does not honour: a line that applies to a host is ignored with a warning.
 NOT_IMPLEMENTED = _keywords(
     "hostkeyalias checkhostip verifyhostkeydns nohostauthenticationforlocalhost revokedhostkeys knownhostscommand"
-    " hostkeyalgorithms casignaturealgorithms ciphers macs kexalgorithms pubkeyacceptedalgorithms"
+    " hostkeyalgorithms casignaturealgorithms kexalgorithms pubkeyacceptedalgorithms"
     " pubkeyacceptedkeytypes requiredrsasize rekeylimit passwordauthentication kbdinteractiveauthentication"
     " challengeresponseauthentication skeyauthentication tisauthentication pubkeyauthentication dsaauthentication"
     " preferredauthentications pkcs11provider smartcarddevice securitykeyprovider localforward remoteforward"
@@ -162,6 +162,8 @@ class SSHOptions:
     proxy_jump: str | None  # hops, comma-separated, each [user@]host[:port] (an address in brackets)
     proxy_command: str | None  # tokens expanded; None when unset or none
     forward_agent: bool | str  # or the socket to forward: a path, or $NAME to read from the environment
+    ciphers: str | None = None  # Ciphers as written (a list, or +, - or ^ and a list); None when unset
+    macs: str | None = None  # MACs, likewise
     # ssh -G lines whose printed form is not derived from the fields above (values ssh expands only later)
     _printed: tuple[tuple[str, str], ...] = field(default=(), repr=False, compare=False)
 
@@ -731,6 +733,8 @@ class _Resolver:
             proxy_jump=proxy_jump,
             proxy_command=proxy_command,
             forward_agent=forward,
+            ciphers=self.first.get("ciphers", (None,))[0],  # type: ignore[arg-type]
+            macs=self.first.get("macs", (None,))[0],  # type: ignore[arg-type]
             _printed=tuple(printed.items()),
         )
 
@@ -931,7 +935,29 @@ def _agent_path(args: tuple[str, ...], where: str) -> str:
     return arg
 
 
+MAX_ALGORITHMS_CHARS = 4096  # a longer Ciphers or MACs value is refused: OpenSSH's whole lists are ~300 characters
+_ALGORITHM = re.compile(r"[A-Za-z0-9@._-]+\Z")
+_ALGORITHM_PATTERN = re.compile(r"[A-Za-z0-9@._*?-]+\Z")  # "-" removes by pattern
+
+
+def _algorithms(what: str) -> Callable[[tuple[str, ...], str], str]:
+    """A parser of a Ciphers or MACs value: names, or ``+``, ``-`` or ``^`` then names; checked for form only
+    (what paramiko has is known when a connection is made: fanout/_ssh_algorithms.py)."""
+
+    def parse(args: tuple[str, ...], where: str) -> str:
+        spec = _one(args, where)
+        names = spec[1:] if spec[:1] in "+-^" else spec
+        form = _ALGORITHM_PATTERN if spec[:1] == "-" else _ALGORITHM
+        if len(spec) > MAX_ALGORITHMS_CHARS or not all(form.match(name) for name in names.split(",")):
+            raise SSHConfigError(f"{where}: Bad SSH2 {what} spec '{spec[:80]}'.")
+        return spec
+
+    return parse
+
+
 _VALUE_PARSERS = {
+    "ciphers": _algorithms("cipher"),
+    "macs": _algorithms("mac"),
     "hostname": _one,
     "user": _one,
     "ignoreunknown": _one,

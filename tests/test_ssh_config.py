@@ -670,11 +670,14 @@ def test_parsed_args_resolve_as_ssh(ssh: str, tmp_path: Path, home: Path) -> Non
 
 def test_unsupported_keys_warn_once_per_line(ssh: str, tmp_path: Path, home: Path) -> None:
     config = tmp_path / "c"
-    write(tmp_path, {"c": "Host web*\n  Ciphers aes128-ctr\n  HostKeyAlias Alias\n  UserKnownHostsFile /kh/%k\n"})
+    write(
+        tmp_path,
+        {"c": "Host web*\n  KexAlgorithms curve25519-sha256\n  HostKeyAlias Alias\n  UserKnownHostsFile /kh/%k\n"},
+    )
     with pytest.warns(UserWarning) as caught:
         options = resolve("web1", config_files=[config])
     assert [str(w.message) for w in caught] == [
-        f"{config}:2: Ciphers is not supported by fanout; it is ignored for web1",
+        f"{config}:2: KexAlgorithms is not supported by fanout; it is ignored for web1",
         f"{config}:3: HostKeyAlias is not supported by fanout; it is ignored for web1",
     ]
     assert options.as_ssh_g() == ssh_g(ssh, config, "web1")  # %k is still the alias, as in ssh
