@@ -35,6 +35,7 @@ from fanout._wire import (
     LOG,
     MARSHAL,
     MAX_BODY,
+    MAX_INT_DIGITS,
     MODULES,
     NAME_MAX,
     OPEN,
@@ -66,7 +67,7 @@ _POUT = os.dup(1)
 _wlock = _thread.allocate_lock()
 _name = "?"
 _pickle = None
-_BIG = 10**4000  # ints past this have no literal the master will parse
+_BIG = 10**MAX_INT_DIGITS  # ints past this have no literal the master will parse
 
 
 def pickler():
@@ -378,18 +379,14 @@ def _type_name(exc):
     return cls.__qualname__ if cls.__module__ == "builtins" else cls.__module__ + "." + cls.__qualname__
 
 
-def _clip(text, limit):
-    return text if len(text) <= limit else text[:limit] + "... [%d characters cut]" % (len(text) - limit)
-
-
 def _error(exc):
     """ERROR's literal (type name, message, traceback), within LITERAL_MAX: each text is clipped to
-    ERROR_TEXT_MAX characters, or if that is still too long (repr spells some in 10 bytes), to 1/40 of it."""
+    ERROR_TEXT_MAX characters, or if repr() then spells too many in 10 bytes each, to LITERAL_MAX // 40."""
     import traceback
 
     texts = (_type_name(exc), str(exc), "".join(traceback.format_exception(type(exc), exc, exc.__traceback__.tb_next)))
-    for limit in (ERROR_TEXT_MAX, LITERAL_MAX // 40):
-        data = literal(tuple(_clip(text, limit) for text in texts))
+    for n in (ERROR_TEXT_MAX, LITERAL_MAX // 40):
+        data = literal(tuple(t[:n] + "... [%d characters cut]" % (len(t) - n) if len(t) > n else t for t in texts))
         if len(data) <= LITERAL_MAX + 1:
             return data
 

@@ -29,6 +29,7 @@ LITERAL_MAX = 1024 * 1024
 PIECE = 65536  # characters of a line in one LOG frame: a longer line goes in pieces, each but the last continued
 RESULT_LITERAL_MAX = LITERAL_MAX // 4  # a longer result goes as a pickle, which the master reads faster
 ERROR_TEXT_MAX = 200_000  # characters kept of an error's type, message and traceback, if the literal then fits
+MAX_INT_DIGITS = 4300  # decimal digits of an int in a literal: Python 3.11+'s own str conversion limit, so it prints
 NAME_MAX = 512  # characters of a module name (the master refuses a longer one), and kept of a LOG's logger name
 GONE_TEXT_MAX = 8192  # characters kept of a child's last words (sudo's, su's) in GONE; the master refuses more
 # How many elements of a value a sender checks before it gives up on the plain encoding and pickles it.

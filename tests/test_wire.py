@@ -131,7 +131,7 @@ def stage1(*names: str, **stubs: Any) -> dict[str, Any]:
     return namespace
 
 
-CHILD = stage1("_BIG", "_pickle", "pickler", "_plain", "dump", "_type_name", "_clip", "_error")
+CHILD = stage1("_BIG", "_pickle", "pickler", "_plain", "dump", "_type_name", "_error")
 
 
 def test_the_literal_limits_derive_from_one_bound() -> None:
@@ -161,6 +161,14 @@ def test_a_child_spells_results_up_to_its_limit_and_pickles_longer_ones(extra) -
     body = CHILD["dump"](value)
     assert body[:1] == (_wire.PICKLE if extra else _wire.LITERAL)
     assert _codec.loads_from_child(body) == value
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+def test_a_child_spells_ints_up_to_the_masters_digits_and_pickles_longer_ones(extra) -> None:
+    for value in (10**_wire.MAX_INT_DIGITS - 1 + extra, -(10**_wire.MAX_INT_DIGITS) + 1 - extra):
+        body = CHILD["dump"](value)
+        assert body[:1] == (_wire.PICKLE if extra else _wire.LITERAL)
+        assert _codec.loads_from_child(body) == value
 
 
 @pytest.mark.parametrize("text", ["e" * 150_000, "e" * 1_500_000, WORST * 150_000, WORST * 1_500_000])
