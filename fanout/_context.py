@@ -1,7 +1,7 @@
 """A connection to one child: calls, their futures, and who runs what for it.
 
 The I/O shell around :class:`~fanout._protocol.MasterProtocol`. Threads and
-what each runs (decision 10), per connection:
+what each runs (docs/design.rst, "Threads have owners"), per connection:
 
 * the transport's **receiving thread** (paramiko's, for SSH) decodes frames and
   hands events on: it completes a blocking :meth:`Context.call` at once (no

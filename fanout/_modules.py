@@ -1,9 +1,9 @@
 """The master's side of import on demand: find a module's source, decide whether a child may have it.
 
-Whose copy wins (decision 6): for ``fanout``, ``cloudpickle`` and the user's own
-modules (anything outside the standard library and site-packages) the master's
-copy is authoritative, and those are sent ahead with the modules they import
-statically. Third-party modules are sent only when a host lacks them. The
+Whose copy wins (docs/design.rst, "The master's modules win"): for ``fanout``,
+``cloudpickle`` and the user's own modules (anything outside the standard
+library and site-packages) the master's copy is authoritative, and those are
+sent ahead with the modules they import statically. Third-party modules are sent only when a host lacks them. The
 standard library is served only to a child of the same Python minor version,
 since a module of one version's stdlib may not run on another's.
 
