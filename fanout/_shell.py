@@ -14,11 +14,11 @@ import threading
 import time
 
 from fanout._parent import at_child_exit
+from fanout._wire import PIECE  # characters of an unfinished line held for the echo: stage 1's own piece size
 
 KEEP = 8 * 1024 * 1024  # bytes kept of a stream's start, and of its end: a result must fit in a frame
 GRACE = 0.5  # seconds the readers get, once the shell has ended, for what is already written
 MAX_DRAIN = 60.0  # seconds they may go on past it while they still make progress (a slow echo)
-PIECE = 65536  # characters of an unfinished line held for the echo before it goes on in pieces
 END_GRACE = 1.0  # seconds between SIGTERM and SIGKILL for the groups left when the child ends
 _groups = set()  # process group ids of commands run() started that may still be running
 

@@ -106,6 +106,15 @@ def test_bad_module_names_are_protocol_errors(name) -> None:
         MasterProtocol("h").receive(frame(_wire.GET_MODULE, 1, name))
 
 
+def test_a_module_name_at_the_wires_limit_is_asked_for_and_one_longer_is_refused() -> None:
+    name = ".".join(["a" * 99] * 6)[: _wire.NAME_MAX - 1] + "b"
+    assert len(name) == _wire.NAME_MAX
+    [event] = MasterProtocol("h").receive(frame(_wire.GET_MODULE, 1, name.encode()))
+    assert event == ModuleRequested(1, name)
+    with pytest.raises(ProtocolError, match="bad module name"):
+        MasterProtocol("h").receive(frame(_wire.GET_MODULE, 1, name.encode() + b"c"))
+
+
 def test_hello_once_and_well_formed() -> None:
     protocol = MasterProtocol("h")
     [hello] = protocol.receive(frame(_wire.HELLO, 0, {"python": (3, 9, 2), "pid": 7, "executable": "/usr/bin/python3"}))
@@ -268,3 +277,16 @@ def test_service_calls_are_decoded_and_checked() -> None:
 def test_malformed_service_calls_are_protocol_errors(payload) -> None:
     with pytest.raises(ProtocolError, match=r"SERVICE_CALL|service call"):
         MasterProtocol("h").receive(frame(_wire.SERVICE_CALL, 1, payload))
+
+
+def test_gone_text_at_the_wires_limit_is_read_and_one_character_more_is_refused() -> None:
+    for extra in (0, 1):
+        protocol = MasterProtocol("h")
+        protocol.open_child(1, (["sudo"], None, False, None))
+        data = frame(_wire.GONE, 1, ("ended", "\u00e9" * (_wire.GONE_TEXT_MAX + extra), 0, False))
+        if extra:
+            with pytest.raises(ProtocolError, match="malformed GONE: its text"):
+                protocol.receive(data)
+        else:
+            [gone] = protocol.receive(data)
+            assert len(gone.text) == _wire.GONE_TEXT_MAX
