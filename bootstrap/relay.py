@@ -29,7 +29,7 @@ def _stage0():
     return (
         'import os,marshal\nos.write(1,b"\\0fanout-ready\\0")\nb=b""\n'
         "while len(b)<%d:b+=os.read(0,%d-len(b))or os._exit(1)\n"
-        'exec(marshal.loads(b),{"__name__":"fanout_stage1","B":b})' % (n, n)
+        'exec(marshal.loads(b),{"__name__":%r,"B":b})' % (n, n, STAGE1_MODULE)
     )
 
 
@@ -166,7 +166,7 @@ class _Child:
                 for kind, rid, body in decoder.feed(data):
                     if kind == GET_MODULE:  # checked as the master checks it: a bad name is this child's fault
                         name = body.decode("ascii")
-                        if not 0 < len(name) <= 512 or not all(p.isidentifier() for p in name.split(".")):
+                        if not 0 < len(name) <= NAME_MAX or not all(p.isidentifier() for p in name.split(".")):
                             raise ValueError("bad module name %r" % name[:100])
                         if name in IMPORTER.modules:  # held here: answered at once, no thread
                             _serve_module(self, rid, name)
@@ -188,7 +188,7 @@ class _Child:
         ROUTES.drop(self.cid)
         CHILDREN.pop(self.cid, None)
         text = seen.decode("utf-8", "backslashreplace") if self.held is not None or how == "protocol" else ""
-        send(GONE, self.cid, b"r" + repr((how or "ended", text[-4096:], status, answered)).encode())
+        send(GONE, self.cid, literal((how or "ended", text[-GONE_TEXT_MAX:], status, answered)))
 
     def prompted(self, seen, answered):
         """Before the child is ready: None, or "asked" once a password prompt is answered; a second
@@ -213,7 +213,7 @@ def _open_child(cid, body):
     try:
         CHILDREN[cid] = _Child(cid, *load(body))
     except Exception as exc:
-        send(GONE, cid, b"r" + repr(("ended", "fanout: cannot start it: %s" % exc, None, False)).encode())
+        send(GONE, cid, literal(("ended", ("fanout: cannot start it: %s" % exc)[:GONE_TEXT_MAX], None, False)))
 
 
 def _write_all(fd, data):
@@ -235,7 +235,7 @@ def _serve_module(child, rid, name, counted=False):
         record = (name,) + IMPORTER.modules[name]
     except Exception as exc:
         record = (name, False, None, None, "its parent could not get it: %s" % exc)
-    payload = b"m" + marshal.dumps(([record], sorted(IMPORTER.roots)))
+    payload = MARSHAL + marshal.dumps(([record], sorted(IMPORTER.roots)))
     child.put(encode_frame(MODULES, rid, payload, True))
     if counted:
         with child.lock:

@@ -27,22 +27,33 @@ from fanout._wire import (
     CLOSE,
     CONFIG,
     ERROR,
+    ERROR_TEXT_MAX,
     GET_MODULE,
     HELLO,
+    LITERAL_BUDGET,
+    LITERAL_MAX,
     LOG,
+    MARSHAL,
     MAX_BODY,
+    MAX_INT_DIGITS,
     MODULES,
+    NAME_MAX,
     OPEN,
+    PICKLE,
+    PIECE,
     RESULT,
+    RESULT_LITERAL_MAX,
     ROUTE,
     SERVICE_CALL,
     SERVICE_REPLY,
     SHUTDOWN,
+    STAGE1_MODULE,
     TO_CHILD,
     TO_CONTEXT,
     FrameDecoder,
     Routes,
     encode_frame,
+    literal,
 )
 
 try:
@@ -56,8 +67,7 @@ _POUT = os.dup(1)
 _wlock = _thread.allocate_lock()
 _name = "?"
 _pickle = None
-_BIG = 10**4000  # ints past this have no literal the master will parse
-_LITERAL_MAX = 256 * 1024
+_BIG = 10**MAX_INT_DIGITS  # ints past this have no literal the master will parse
 
 
 def pickler():
@@ -77,7 +87,7 @@ def _plain(value, budget):
     budget[0] -= 1
     t = type(value)
     if t is str or t is bytes:
-        return len(value) <= _LITERAL_MAX  # a longer one's literal is longer: pickle it unspelled
+        return len(value) <= RESULT_LITERAL_MAX  # a longer one's literal is longer: pickle it unspelled
     if t is bool or value is None:
         return True
     if t is int:
@@ -95,16 +105,16 @@ def _plain(value, budget):
 
 def dump(value):
     """A payload for the master: a Python literal when that is exact and small, else a pickle."""
-    if _plain(value, [10000]):
-        text = repr(value).encode()
-        if len(text) <= _LITERAL_MAX:
-            return b"r" + text
-    return b"p" + pickler().dumps(value, 4)
+    if _plain(value, [LITERAL_BUDGET]):
+        data = literal(value)
+        if len(data) <= RESULT_LITERAL_MAX + 1:
+            return data
+    return PICKLE + pickler().dumps(value, 4)
 
 
 def load(body):
     """A payload from the master: marshal for plain values, pickle for the rest."""
-    if body[:1] == b"m":
+    if body[:1] == MARSHAL:
         return marshal.loads(body[1:])
     return pickler().loads(body[1:])
 
@@ -124,20 +134,20 @@ _calling = _thread._local()  # .rid: the call this thread runs, so what it print
 
 
 def _log(stream, text, level=20, logger="", more=False):
-    """Send a line in pieces of 64 Ki characters (a literal's size is bounded), each but the last
+    """Send a line in pieces of PIECE characters (so each literal fits LITERAL_MAX), each but the last
     marked continued, in one write so no other line comes between; ``more``: the line goes on
     in a later call, so the last piece is continued too. The frame's id is the printing call's."""
     rid = getattr(_calling, "rid", 0)
     frames = []
-    for i in range(0, max(len(text), 1), 65536):
-        piece = (stream, logger, level, text[i : i + 65536], more or i + 65536 < len(text))
-        frames.append(encode_frame(LOG, rid, b"r" + repr(piece).encode()))
+    for i in range(0, max(len(text), 1), PIECE):
+        piece = (stream, logger[:NAME_MAX], level, text[i : i + PIECE], more or i + PIECE < len(text))
+        frames.append(encode_frame(LOG, rid, literal(piece)))
     _write(b"".join(frames))
 
 
 class _Lines:
     """sys.stdout/sys.stderr: complete lines go to the master as they are written; an unfinished
-    one past 64 Ki characters goes on in pieces marked continued, so memory stays bounded."""
+    one past PIECE characters goes on in pieces marked continued, so memory stays bounded."""
 
     encoding = "utf-8"
     errors = "backslashreplace"
@@ -149,7 +159,7 @@ class _Lines:
         with self._lock:
             lines = (self._buf + text).split("\n")
             rest = lines.pop()
-            cut = max(len(rest) - 1, 0) >> 16 << 16  # whole pieces, never all of it: flush ends the line
+            cut = max(len(rest) - 1, 0) // PIECE * PIECE  # whole pieces, never all of it: flush ends the line
             self._buf = rest[cut:]
         for line in lines:
             _log(self.stream, line)
@@ -175,7 +185,7 @@ class _Lines:
 
 def _pump(fd, stream):
     """Forward what subprocesses write to a standard descriptor, line by line; a line past
-    64 KiB goes on in pieces (decoded incrementally, so no character is cut in two). An
+    PIECE characters goes on in pieces (decoded incrementally, so no character is cut in two). An
     unfinished line is sent as it is after 0.2 s without more (a prompt; EOF never comes)."""
     decode = codecs.getincrementaldecoder("utf-8")("backslashreplace").decode
     rest = ""
@@ -194,9 +204,9 @@ def _pump(fd, stream):
         rest = lines.pop()
         for line in lines:
             _log(stream, line)
-        if len(rest) > 65536:
-            _log(stream, rest[:65536], more=True)
-            rest = rest[65536:]
+        if len(rest) > PIECE:
+            _log(stream, rest[:PIECE], more=True)
+            rest = rest[PIECE:]
 
 
 def _redirect_std():
@@ -369,9 +379,16 @@ def _type_name(exc):
     return cls.__qualname__ if cls.__module__ == "builtins" else cls.__module__ + "." + cls.__qualname__
 
 
-def _clip(text, limit=200000):
-    """Keep an error's text within what the master reads as a literal."""
-    return text if len(text) <= limit else text[:limit] + "... [%d characters cut]" % (len(text) - limit)
+def _error(exc):
+    """ERROR's literal (type name, message, traceback), within LITERAL_MAX: each text is clipped to
+    ERROR_TEXT_MAX characters, or if repr() then spells too many in 10 bytes each, to LITERAL_MAX // 40."""
+    import traceback
+
+    texts = (_type_name(exc), str(exc), "".join(traceback.format_exception(type(exc), exc, exc.__traceback__.tb_next)))
+    for n in (ERROR_TEXT_MAX, LITERAL_MAX // 40):
+        data = literal(tuple(t[:n] + "... [%d characters cut]" % (len(t) - n) if len(t) > n else t for t in texts))
+        if len(data) <= LITERAL_MAX + 1:
+            return data
 
 
 def _run_call(rid, body):
@@ -390,11 +407,7 @@ def _run_call(rid, body):
             )
         kind = RESULT
     except BaseException as exc:
-        import traceback
-
-        tb = traceback.format_exception(type(exc), exc, exc.__traceback__.tb_next)
-        message, text = _clip(str(exc)), _clip("".join(tb))
-        data, kind = b"r" + repr((_type_name(exc), message, text)).encode(), ERROR
+        data, kind = _error(exc), ERROR
     sys.stdout.flush()
     sys.stderr.flush()
     _calling.rid = 0
@@ -569,7 +582,7 @@ AT_EXIT = []  # callables run as the child ends: fanout._shell ends the commands
 
 
 def _exit():
-    """End the child, once what code running here put in ``fanout_stage1.AT_EXIT`` has run."""
+    """End the child, once the hooks code running here put in AT_EXIT (fanout._parent.at_child_exit) have run."""
     for hook in AT_EXIT:
         try:  # noqa: SIM105  (contextlib would cost every child its import)
             hook()
@@ -578,9 +591,9 @@ def _exit():
     os._exit(0)
 
 
-sys.modules["fanout_stage1"] = type(sys)("fanout_stage1")
-sys.modules["fanout_stage1"].PARENT = PARENT
-sys.modules["fanout_stage1"].AT_EXIT = AT_EXIT
+_module = sys.modules[STAGE1_MODULE] = type(sys)(STAGE1_MODULE)
+_module.PARENT = PARENT
+_module.AT_EXIT = AT_EXIT
 
 
 def _configure(config):
@@ -595,9 +608,7 @@ def main():
     sys.meta_path.insert(0, First())
     sys.meta_path.append(Last())
     v = sys.version_info
-    send(
-        HELLO, 0, b"r" + repr({"python": (v[0], v[1], v[2]), "pid": os.getpid(), "executable": sys.executable}).encode()
-    )
+    send(HELLO, 0, literal({"python": (v[0], v[1], v[2]), "pid": os.getpid(), "executable": sys.executable}))
     _thread.start_new_thread(THREADS.watchdog, ())
     THREADS.lead()
     with THREADS.lock:

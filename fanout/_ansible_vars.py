@@ -193,7 +193,8 @@ _BECOME_METHOD = ("fanout_become_method", "ansible_become_method")
 _BECOME_OPTIONS = ("user", "password", "exe", "flags")
 # su and doas in another language: fanout takes any prompt line ending in a colon for theirs, so these are met.
 _BECOME_PROMPTS = ("ansible_su_prompt_l10n", "ansible_doas_prompt_l10n")
-# Become variables refused, each with the reason (decision 11: a switch read by nobody runs as the wrong user).
+# Become variables refused, each with the reason (docs/design.rst, "Nothing is silently ignored": a switch read by
+# nobody runs as the wrong user).
 _BECOME_REFUSED = {
     "ansible_sudo": "Ansible no longer reads it either: use ansible_become=true (sudo is the default method)",
     "ansible_su": "Ansible no longer reads it either: use ansible_become=true and ansible_become_method=su",

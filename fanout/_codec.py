@@ -1,9 +1,10 @@
 """Payload encodings, and decoding what children send so a compromised host cannot run code here, nor crash,
 freeze or exhaust the master.
 
-A payload is a tag byte and data. Towards a child: ``m`` (marshal) for plain
-values, ``p`` (full pickle) for the rest; the parent already has a shell on
-the child. From a child: ``r``, a Python literal read by
+A payload is a tag byte and data (the tags and the literal limits are in
+:mod:`fanout._wire`). Towards a child: ``m`` (marshal) for plain values, ``p``
+(full pickle) for the rest; the parent already has a shell on the child. From
+a child: ``r``, a Python literal read by
 :mod:`fanout._literal`, which builds values and nothing else, or ``p``, a
 pickle read by :mod:`fanout._unpickle`, which resolves only the classes it
 allows or the user registered. Both check their limits (depth, nodes with
@@ -21,12 +22,11 @@ import threading
 from typing import Any
 
 from fanout import _literal, _unpickle
+from fanout._wire import LITERAL, LITERAL_MAX, MARSHAL, MARSHAL_BUDGET, PICKLE
 from fanout.errors import UnsafeMessage
 
 PICKLE_PROTOCOL = 4  # every child Python (3.9+) reads it
 MARSHAL_VERSION = 4  # likewise
-LITERAL_MAX = 1024 * 1024  # children send larger values as pickles; a bigger literal is refused
-_PLAIN_BUDGET = 100_000  # elements checked before a payload is deemed too big to bother
 
 # The allow-list of standard-library value types (each with a check of its arguments), and aliases for names
 # that differ between Python versions: see fanout._unpickle.
@@ -80,7 +80,7 @@ def _plain(value: Any, budget: list[int]) -> bool:
 def is_plain(value: Any) -> bool:
     """Built only of builtin value types (exact types, not subclasses), and not too big to check."""
     try:
-        return _plain(value, [_PLAIN_BUDGET])
+        return _plain(value, [MARSHAL_BUDGET])
     except RecursionError:
         return False
 
@@ -88,8 +88,8 @@ def is_plain(value: Any) -> bool:
 def dumps(value: Any) -> bytes:
     """A payload for a child: marshal when the value is plain, full pickle otherwise."""
     if is_plain(value):
-        return b"m" + marshal.dumps(value, MARSHAL_VERSION)
-    return b"p" + pickle.dumps(value, protocol=PICKLE_PROTOCOL)
+        return MARSHAL + marshal.dumps(value, MARSHAL_VERSION)
+    return PICKLE + pickle.dumps(value, protocol=PICKLE_PROTOCOL)
 
 
 def _ok_bytes_head() -> bytes:
@@ -138,9 +138,9 @@ def loads_literal(data: bytes) -> Any:
 def loads_from_child(body: bytes) -> Any:
     """Decode a child's payload: a literal, or a pickle through the allow-list."""
     tag, data = body[:1], body[1:]
-    if tag == b"r":
+    if tag == LITERAL:
         return loads_literal(data)
-    if tag == b"p":
+    if tag == PICKLE:
         return loads_untrusted(data)
     raise UnsafeMessage(f"a child sent a payload of unknown encoding {tag!r}")
 

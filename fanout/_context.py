@@ -1,7 +1,7 @@
 """A connection to one child: calls, their futures, and who runs what for it.
 
 The I/O shell around :class:`~fanout._protocol.MasterProtocol`. Threads and
-what each runs (decision 10), per connection:
+what each runs (docs/design.rst, "Threads have owners"), per connection:
 
 * the transport's **receiving thread** (paramiko's, for SSH) decodes frames and
   hands events on: it completes a blocking :meth:`Context.call` at once (no
@@ -230,7 +230,6 @@ class Context:
         #: It runs on this context's delivery thread, in the order the lines came.
         self.on_output: Callable[[str, str, int], None] | None = None
         self._capture: Callable[[str, str, int], None] | None = None  # fanout's own, inline: see Fleet
-        self._lines = _output.LineAssembler()
         self._undelivered = _output.TailBuffer(MAX_UNDELIVERED_OUTPUT)
         self._undelivered_lock = threading.Lock()
         self._output_busy = False  # lines wait for, or are in, delivery: results then follow them
@@ -673,7 +672,6 @@ class Context:
         for transport in list(self._root._tree.transports.values()):  # those below it cannot outlive it
             if transport.parent is self:
                 transport.ended(f"its parent {self.name} ended")
-        self._lines.clear()
         self._ended_event.set()
 
     def _handle(self, event: object) -> None:
@@ -695,13 +693,10 @@ class Context:
             self._answer(lambda: self._answer_module(event))
         elif isinstance(event, (ServiceRequested, ServiceRefused)):
             self._answer(lambda: self._serve(event))
-        elif isinstance(event, Output):
-            text = self._lines.add((event.stream, event.call_id), event.text, event.continued)
-            if text is None:
-                return
+        elif isinstance(event, Output):  # a whole line: the protocol joined its pieces
             if self._capture is not None and event.stream != "log":
-                self._capture(event.stream, text, event.call_id)
-            self._queue_delivery(event, text)
+                self._capture(event.stream, event.text, event.call_id)
+            self._queue_delivery(event, event.text)
         elif isinstance(event, Relayed):
             transport = self._tree.transports.get(event.context)
             if transport is not None:

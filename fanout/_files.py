@@ -1,13 +1,14 @@
 """The temporaries of files a push writes on a host, and the ids it sets: whole files or nothing.
 
 Runs on the hosts, so it keeps to what Python 3.9 reads. A temporary file
-still being written when the child ends is deleted with it (stage 1 runs the
-hooks in ``fanout_stage1.AT_EXIT`` before it exits).
+still being written when the child ends is deleted with it
+(:func:`fanout._parent.at_child_exit`).
 """
 
 import contextlib
 import os
-import sys
+
+from fanout._parent import at_child_exit
 
 _writing = set()  # temporaries this child has begun and not yet moved into place or deleted
 
@@ -46,11 +47,4 @@ def _discard_unfinished():
         _discard(temporary)
 
 
-def _discard_with_the_child():
-    """Have stage 1 run _discard_unfinished as the child ends; nothing to do on the master."""
-    hooks = getattr(sys.modules.get("fanout_stage1"), "AT_EXIT", None)
-    if hooks is not None and _discard_unfinished not in hooks:
-        hooks.append(_discard_unfinished)
-
-
-_discard_with_the_child()
+at_child_exit(_discard_unfinished)

@@ -22,10 +22,10 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from fanout._wire import MAX_INT_DIGITS  # the child's bound too: it pickles a longer int
 from fanout.errors import UnsafeMessage
 
 MAX_DEPTH = 100  # containers nested in one value; hashing, comparing and printing recurse in C this deep
-MAX_INT_DIGITS = 4300  # decimal digits of an int: Python 3.11+'s own str conversion limit, so it can be printed
 MAX_SAME_HASH = 16  # keys of one dict (or members of one set) sharing a hash value; real data has 1 or 2
 
 _ESCAPE = r"\\(?:[\\'\"abfnrtv]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})"  # no \N{...}, octal or newline

@@ -1,9 +1,9 @@
 """The master's side of import on demand: find a module's source, decide whether a child may have it.
 
-Whose copy wins (decision 6): for ``fanout``, ``cloudpickle`` and the user's own
-modules (anything outside the standard library and site-packages) the master's
-copy is authoritative, and those are sent ahead with the modules they import
-statically. Third-party modules are sent only when a host lacks them. The
+Whose copy wins (docs/design.rst, "The master's modules win"): for ``fanout``,
+``cloudpickle`` and the user's own modules (anything outside the standard
+library and site-packages) the master's copy is authoritative, and those are
+sent ahead with the modules they import statically. Third-party modules are sent only when a host lacks them. The
 standard library is served only to a child of the same Python minor version,
 since a module of one version's stdlib may not run on another's.
 
@@ -69,6 +69,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fanout._codec import AST_LOCK
+from fanout._wire import NAME_MAX
 
 # Third-party packages whose master copy must win, because master and child
 # must agree on them (cloudpickle: the by-value pickler and unpickler).
@@ -81,7 +82,7 @@ SHARED = frozenset({THIRD_PARTY, STDLIB})  # servable to any child by the policy
 # A module name a child may ask for, and a policy prefix: at most this many characters
 # (the protocol refuses longer requests before they get here).
 MAX_SCAN_CHARS = 100_000  # characters of a shared module scanned for the submodules to send along (~20 ms to parse)
-MAX_MODULE_NAME = 512
+MAX_MODULE_NAME = NAME_MAX
 
 # Source characters of third-party and standard library modules the index keeps, for all hosts
 # together (any child may ask for any of them); past it the least recently used are dropped.

@@ -1,7 +1,7 @@
 """Every use of paramiko beyond its public API, in one place, checked when fanout loads it.
 
 fanout reaches under paramiko's public API to save round trips and thread hops
-(docs/design.rst, "paramiko's private API"): sending a message without waiting
+(docs/design.rst, "paramiko: private parts and the versions tested"): sending a message without waiting
 for its reply (the exec request, window adjustments, keepalives), taking a
 channel's data as paramiko receives it, counting replies to global requests,
 and pipelining public-key authentication. Each of these checks at import that

@@ -1,14 +1,18 @@
-"""``fanout.parent()``: inside a child, the context that started it, for calling its services.
+"""Inside a child, what stage 1 offers code running there: ``fanout.parent()``, the context that started it,
+for calling its services, and hooks run as the child ends.
 
 Runs in children (Python 3.9+, imported from the master on demand); it talks
-to stage 1, which registers itself as the module ``fanout_stage1``.
+to stage 1, which registers itself in ``sys.modules`` as
+:data:`fanout._wire.STAGE1_MODULE`. On the master there is no stage 1.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
+from fanout._wire import STAGE1_MODULE
 from fanout.errors import RemoteError
 
 PARENT_NAME = "master"
@@ -46,7 +50,18 @@ class ParentContext:
 
 def parent() -> ParentContext:
     """The parent of this child. On the master, which has none, a RuntimeError."""
-    stage1 = sys.modules.get("fanout_stage1")
+    stage1 = sys.modules.get(STAGE1_MODULE)
     if stage1 is None:
         raise RuntimeError("fanout.parent() is for code running in a child; this process is the master")
     return ParentContext(stage1.PARENT)
+
+
+def at_child_exit(hook: Callable[[], None]) -> bool:
+    """Have stage 1 run ``hook`` as this child ends (SHUTDOWN, or its input ends), once however often it is
+    asked; stage 1 ignores what a hook raises. False where there is no stage 1 (the master): nothing to do."""
+    hooks = getattr(sys.modules.get(STAGE1_MODULE), "AT_EXIT", None)
+    if hooks is None:
+        return False
+    if hook not in hooks:
+        hooks.append(hook)
+    return True

@@ -4,6 +4,8 @@ No sockets, no threads. The I/O shell (:mod:`fanout._context`) feeds it what
 the transport reads, acts on the events, and writes the bytes it returns.
 Everything a child sends is validated here: frame kinds, request ids the
 master actually issued, payload shapes, and classes (through the allow-list).
+A long line's pieces are joined here too, within :mod:`fanout._output`'s caps,
+so what the shell gets is whole lines.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from fanout import _codec, _stage, _wire
+from fanout import _codec, _output, _stage, _wire
 from fanout.errors import ProtocolError, RemoteError, UnsafeMessage
 
 
@@ -57,7 +59,8 @@ class ServiceRequested:
 class Output:
     """A line the child printed (stream ``stdout``/``stderr``) or a log record (stream ``log``).
 
-    A line over 64 Ki characters comes in pieces: ``continued`` is true on every piece but its last.
+    A line over :data:`fanout._wire.PIECE` characters comes in pieces, ``continued`` on every one but its last;
+    :meth:`MasterProtocol.receive` joins them, so its events are whole lines (``continued`` false).
     """
 
     stream: str
@@ -153,6 +156,7 @@ class MasterProtocol:
         self._modules_in_flight: set[int] = set()
         self._services_in_flight: dict[int, int] = {}  # request id -> the size of its arguments on the wire
         self._service_bytes = 0  # their sum
+        self._lines = _output.LineAssembler()  # pieces of long lines, until their last arrives
         self.hello: Hello | None = None
 
     # -- bytes to send -------------------------------------------------------------------
@@ -223,9 +227,17 @@ class MasterProtocol:
     def calls_in_flight(self) -> int:
         return len(self._pending_calls)
 
+    @property
+    def unfinished_output(self) -> int:
+        """Bytes (by :func:`fanout._output.weight`) of long lines held until their last piece comes."""
+        return self._lines.held
+
     def end_of_stream(self) -> None:
-        """The child's stream ended; complains if it ended inside a frame."""
-        self._decoder.end_of_stream()
+        """The child's stream ended; complains if it ended inside a frame. Lines left unfinished are dropped."""
+        try:
+            self._decoder.end_of_stream()
+        finally:
+            self._lines.clear()
 
     def _event(self, kind: int, request_id: int, body: bytes) -> Event | None:
         if kind == _wire.FROM_CONTEXT:
@@ -274,12 +286,22 @@ class MasterProtocol:
         # LOG: the decoder admits no other kind. Lines are tied only to calls still running: an id the
         # master never issued, or whose result came already, would make a buffer nobody claims.
         call_id = request_id if request_id in self._pending_calls else 0
-        return self._output(self._literal(body), call_id)
+        return self._whole_line(self._output(self._literal(body), call_id))
+
+    def _whole_line(self, piece: Output) -> Output | None:
+        """The line ``piece`` ends, joined (by stream and printing call, so one writer's line never lands inside
+        another's); None while it goes on."""
+        text = self._lines.add((piece.stream, piece.call_id), piece.text, piece.continued)
+        if text is None:
+            return None
+        if text is piece.text:  # the common case: a line in one piece, kept whole
+            return piece
+        return Output(piece.stream, piece.logger, piece.level, text, False, piece.call_id)
 
     @staticmethod
     def _literal(body: bytes) -> Any:
         """HELLO, LOG and ERROR are always literals: a pickle there is a protocol violation."""
-        _check(body[:1] == b"r", f"payload encoding {body[:1]!r} where a literal belongs")
+        _check(body[:1] == _wire.LITERAL, f"payload encoding {body[:1]!r} where a literal belongs")
         try:
             return _codec.loads_literal(body[1:])
         except UnsafeMessage as exc:
@@ -321,7 +343,9 @@ class MasterProtocol:
             name = body.decode("ascii")
         except UnicodeDecodeError:
             raise ProtocolError("module name is not ASCII") from None
-        _check(0 < len(name) <= 512 and all(part.isidentifier() for part in name.split(".")), "bad module name")
+        _check(
+            0 < len(name) <= _wire.NAME_MAX and all(part.isidentifier() for part in name.split(".")), "bad module name"
+        )
         return name
 
     @staticmethod
@@ -329,7 +353,7 @@ class MasterProtocol:
         _check(isinstance(value, tuple) and len(value) == 4, "malformed GONE")
         how, text, status, answered = value
         _check(how in ("ended", "refused", "needs password", "protocol"), "malformed GONE: how it ended")
-        _check(_is_text(text) and len(text) <= 8192, "malformed GONE: its text")
+        _check(_is_text(text) and len(text) <= _wire.GONE_TEXT_MAX, "malformed GONE: its text")
         _check(status is None or (type(status) is int and -256 <= status <= 256), "malformed GONE: status")
         _check(isinstance(answered, bool), "malformed GONE: answered")
         return ChildGone(context, how, text, status, answered)
@@ -347,7 +371,8 @@ class MasterProtocol:
 
     @staticmethod
     def _output(value: Any, call_id: int = 0) -> Output:
-        """``(stream, logger, level, text, continued)``, or the older form without ``continued``."""
+        """One LOG frame's piece: ``(stream, logger, level, text, continued)``, or the older form without
+        ``continued``."""
         _check(isinstance(value, tuple) and len(value) in (4, 5), "malformed LOG")
         stream, logger, level, text = value[:4]
         continued = value[4] if len(value) == 5 else False

@@ -2,7 +2,7 @@
 
 Runs on the hosts, so it keeps to what Python 3.9 reads. Each command runs in
 a process group of its own; groups still alive when the child ends are ended
-with it (stage 1 runs the hooks in ``fanout_stage1.AT_EXIT`` before it exits).
+with it (:func:`fanout._parent.at_child_exit`).
 """
 
 import codecs
@@ -13,10 +13,12 @@ import sys
 import threading
 import time
 
+from fanout._parent import at_child_exit
+from fanout._wire import PIECE  # characters of an unfinished line held for the echo: stage 1's own piece size
+
 KEEP = 8 * 1024 * 1024  # bytes kept of a stream's start, and of its end: a result must fit in a frame
 GRACE = 0.5  # seconds the readers get, once the shell has ended, for what is already written
 MAX_DRAIN = 60.0  # seconds they may go on past it while they still make progress (a slow echo)
-PIECE = 65536  # characters of an unfinished line held for the echo before it goes on in pieces
 END_GRACE = 1.0  # seconds between SIGTERM and SIGKILL for the groups left when the child ends
 _groups = set()  # process group ids of commands run() started that may still be running
 
@@ -127,14 +129,7 @@ def _forget_ended_groups():
             _groups.discard(pgid)
 
 
-def _end_with_the_child():
-    """Have stage 1 run _end_groups as the child ends; nothing to do where it is absent (the master)."""
-    hooks = getattr(sys.modules.get("fanout_stage1"), "AT_EXIT", None)
-    if hooks is not None and _end_groups not in hooks:
-        hooks.append(_end_groups)
-
-
-_end_with_the_child()
+at_child_exit(_end_groups)
 
 
 def run(command, timeout=None, echo=True, cwd=None, env=None):

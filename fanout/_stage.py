@@ -1,9 +1,9 @@
 """Stage 0 (the command line) and stage 1 (the remote kernel), assembled from ``bootstrap/``.
 
 Stage 1 is ``fanout/_wire.py``, ``bootstrap/relay.py`` as a string, then
-``bootstrap/stage1.py``, with docstrings and stage 1's own ``from fanout._wire
-import ...`` removed (the names are already defined above it), compressed once
-per process.
+``bootstrap/stage1.py``, with docstrings, stage 1's own ``from fanout._wire
+import ...`` (the names are already defined above it) and the wire's constants
+that no part of stage 1 reads removed, compressed once per process.
 
 Stage 0 first checks the interpreter's version, in code any Python 2.7 or 3.x
 compiles: one too old writes one marked line to stderr and exits with
@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from fanout._codec import AST_LOCK
+from fanout._wire import STAGE1_MODULE
 from fanout.errors import UnsupportedPython
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -74,6 +75,26 @@ def _strip(tree: ast.AST) -> ast.AST:
     return tree
 
 
+def _constant_name(node: ast.stmt) -> str | None:
+    """The name a top-level ``NAME = value`` statement defines, if it is one."""
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        return node.targets[0].id
+    return None
+
+
+def _drop_unread(tree: ast.Module, names: set[str], *readers: ast.AST) -> ast.Module:
+    """Remove the top-level assignments of ``names`` that nothing in ``tree`` or ``readers`` reads: the wire's
+    constants for the master alone (``KIND_NAMES``, ``MARSHAL_BUDGET``) would cost every child their bytes."""
+    read = {
+        node.id
+        for root in (tree, *readers)
+        for node in ast.walk(root)
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
+    }
+    tree.body = [node for node in tree.body if _constant_name(node) not in names - read]
+    return tree
+
+
 @functools.lru_cache(maxsize=1)
 def stage1_source() -> str:
     """The Python source the child runs as stage 1: the wire, the relay as a string (compiled by the
@@ -81,9 +102,10 @@ def stage1_source() -> str:
     sources = (_PACKAGE / "_wire.py", _bootstrap_dir() / "relay.py", _bootstrap_dir() / "stage1.py")
     wire, relay, stage1 = (path.read_text() for path in sources)
     with AST_LOCK:
-        relay_source = ast.unparse(_strip(ast.parse(relay)))
-        tree = _strip(ast.parse("\n".join([wire, f"_RELAY = {relay_source!r}", stage1])))
-        return ast.unparse(tree) + "\n"
+        relay_tree = _strip(ast.parse(relay))
+        wire_constants = {_constant_name(node) for node in ast.parse(wire).body} - {None}
+        tree = _strip(ast.parse("\n".join([wire, f"_RELAY = {ast.unparse(relay_tree)!r}", stage1])))
+        return ast.unparse(_drop_unread(tree, wire_constants, relay_tree)) + "\n"
 
 
 @functools.lru_cache(maxsize=1)
@@ -105,7 +127,7 @@ def stage0_code(minimum: tuple[int, int] = MIN_PYTHON) -> str:
         'b=b""\n'
         f"while len(b)<{size}:b+=os.read(0,{size}-len(b))or os._exit(1)\n"
         'c=compile(zlib.decompress(b),"<string>","exec")\n'
-        'exec(c,{"__name__":"fanout_stage1","B":c})'
+        f'exec(c,{{"__name__":"{STAGE1_MODULE}","B":c}})'
     )
 
 

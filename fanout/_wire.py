@@ -13,6 +13,28 @@ import zlib
 HEADER = struct.Struct(">IBBI")
 MAX_BODY = 64 * 1024 * 1024
 FLAG_ZLIB = 1
+STAGE1_MODULE = "fanout_stage1"  # stage 1 runs as, and registers itself in sys.modules as, this module
+
+# Payloads: a tag byte, then the data (docs/protocol.rst, "Payloads").
+MARSHAL = b"m"  # to a child: marshal (version 4) of a plain value
+PICKLE = b"p"  # either way: pickle (protocol 4); from a child, read through the allow-list
+LITERAL = b"r"  # to the master: repr() of a plain value, read by fanout._literal
+# The literal limits, all derived from one bound, so that a child never sends what the master refuses.
+# LITERAL_MAX: the most bytes of literal (after its tag) the master reads, and so the most any child sends.
+# 1 MiB, because a LOG piece of PIECE characters must fit even when repr() spells each character in 10 bytes
+# ('\U000e0001'): 640 KiB, with room for its other fields. (Stage 1 once sent results as literals up to
+# 256 KiB and clipped error texts to 200,000 characters, which for such characters is 4 MB: the master
+# dropped the connection.)
+LITERAL_MAX = 1024 * 1024
+PIECE = 65536  # characters of a line in one LOG frame: a longer line goes in pieces, each but the last continued
+RESULT_LITERAL_MAX = LITERAL_MAX // 4  # a longer result goes as a pickle, which the master reads faster
+ERROR_TEXT_MAX = 200_000  # characters kept of an error's type, message and traceback, if the literal then fits
+MAX_INT_DIGITS = 4300  # decimal digits of an int in a literal: Python 3.11+'s own str conversion limit, so it prints
+NAME_MAX = 512  # characters of a module name (the master refuses a longer one), and kept of a LOG's logger name
+GONE_TEXT_MAX = 8192  # characters kept of a child's last words (sudo's, su's) in GONE; the master refuses more
+# How many elements of a value a sender checks before it gives up on the plain encoding and pickles it.
+LITERAL_BUDGET = 10_000  # a child, before it spells a result as a literal
+MARSHAL_BUDGET = 100_000  # the master, before it marshals a value for a child
 
 # Master to child.
 CONFIG = 1
@@ -79,6 +101,11 @@ def encode_frame(kind, request_id, body=b"", compress=False):
     if len(body) > MAX_BODY + (HEADER.size if kind in RELAYED else 0):
         raise ValueError("frame body of %d bytes exceeds the maximum of %d" % (len(body), MAX_BODY))
     return HEADER.pack(len(body), kind, flags, request_id) + body
+
+
+def literal(value):
+    """A literal payload: ``value``'s repr, which its sender has made fit :data:`LITERAL_MAX`."""
+    return LITERAL + repr(value).encode()
 
 
 def _inflate(body, limit):

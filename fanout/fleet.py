@@ -1,6 +1,6 @@
 """Fan a call out over many hosts: connections opened in parallel, one outcome per host.
 
-One host never fails another (decision 7): each ends as ``ok``, ``failed``
+One host never fails another (``docs/design.rst``): each ends as ``ok``, ``failed``
 (a remote exception), ``unreachable``, ``auth-failed`` or ``timed-out``, and
 :class:`~fanout.Results` tells them apart.
 """

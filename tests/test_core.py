@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import fanout
-from fanout._protocol import MasterProtocol, Output
+from fanout._protocol import MasterProtocol
 from fanout.fleet import FAILED, TIMED_OUT, UNREACHABLE, CommandResult, status_of
 from tests.fleet.gates import HostGate
 from tests.fleet.waiting import WAIT_TIMEOUT, wait_until
@@ -472,16 +472,16 @@ def test_a_huge_printed_line_is_logged_whole_and_the_connection_survives(open_ch
 
 @pytest.fixture
 def output_events(monkeypatch) -> list:
-    """Every Output event the master decodes, a long line's pieces as they come."""
+    """Every LOG frame the master decodes, a long line's pieces as they come (before the protocol joins them)."""
     events: list = []
-    receive = MasterProtocol.receive
+    decode = MasterProtocol._output
 
-    def recording(self, data):
-        decoded = receive(self, data)
-        events.extend(event for event in decoded if isinstance(event, Output))
-        return decoded
+    def recording(value, call_id=0):
+        piece = decode(value, call_id)
+        events.append(piece)
+        return piece
 
-    monkeypatch.setattr(MasterProtocol, "receive", recording)
+    monkeypatch.setattr(MasterProtocol, "_output", staticmethod(recording))
     return events
 
 

@@ -157,18 +157,3 @@ def test_put_times_each_host_from_its_own_start(tmp_path) -> None:
             os.kill(stopped, signal.SIGCONT)
     assert results["stuck"].status == TIMED_OUT
     assert results["b"].status == OK and results["c"].status == OK
-
-
-def test_long_line_pieces_are_joined_by_stream_and_call() -> None:
-    from fanout._protocol import Output
-
-    with fanout.local() as child:
-        seen: list = []
-        child.on_output = lambda stream, line, call_id: seen.append((stream, line, call_id))
-        for event in [
-            Output("stdout", "", 20, "AAA", True, 0),  # a subprocess's long line, its first piece
-            Output("stdout", "", 20, "hello", False, 7),  # a call's print in between
-            Output("stdout", "", 20, "BBB", False, 0),
-        ]:
-            child._handle(event)
-    assert seen == [("stdout", "hello", 7), ("stdout", "AAABBB", 0)]

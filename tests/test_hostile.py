@@ -1,4 +1,5 @@
-"""A compromised host cannot run code on the master, nor crash or hang it (decision 5).
+"""A compromised host cannot run code on the master, nor crash or hang it (docs/design.rst, "The master trusts no
+child").
 
 Each test replaces stage 1 with a hostile program that speaks just enough of
 the protocol to attack, on a local child and on every fleet suite.

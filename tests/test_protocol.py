@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 
-from fanout import _codec, _wire
+from fanout import _codec, _output, _wire
 from fanout._protocol import CallFailed, CallSucceeded, Hello, MasterProtocol, ModuleRequested, Output
 from fanout._stage import stage1_blob
 from fanout.errors import ProtocolError, RemoteError, UnsafeMessage
@@ -106,6 +106,15 @@ def test_bad_module_names_are_protocol_errors(name) -> None:
         MasterProtocol("h").receive(frame(_wire.GET_MODULE, 1, name))
 
 
+def test_a_module_name_at_the_wires_limit_is_asked_for_and_one_longer_is_refused() -> None:
+    name = ".".join(["a" * 99] * 6)[: _wire.NAME_MAX - 1] + "b"
+    assert len(name) == _wire.NAME_MAX
+    [event] = MasterProtocol("h").receive(frame(_wire.GET_MODULE, 1, name.encode()))
+    assert event == ModuleRequested(1, name)
+    with pytest.raises(ProtocolError, match="bad module name"):
+        MasterProtocol("h").receive(frame(_wire.GET_MODULE, 1, name.encode() + b"c"))
+
+
 def test_hello_once_and_well_formed() -> None:
     protocol = MasterProtocol("h")
     [hello] = protocol.receive(frame(_wire.HELLO, 0, {"python": (3, 9, 2), "pid": 7, "executable": "/usr/bin/python3"}))
@@ -131,12 +140,70 @@ def test_log_lines_and_their_validation() -> None:
             MasterProtocol("h").receive(frame(_wire.LOG, 0, bad))
 
 
-def test_log_pieces_of_a_long_line_say_they_continue() -> None:
+def test_log_pieces_of_a_long_line_are_joined_into_one_line() -> None:
     protocol = MasterProtocol("h")
     data = frame(_wire.LOG, 0, ("stdout", "", 20, "a" * 5, True)) + frame(_wire.LOG, 0, ("stdout", "", 20, "b", False))
-    assert protocol.receive(data) == [Output("stdout", "", 20, "a" * 5, True), Output("stdout", "", 20, "b", False)]
+    assert protocol.receive(data) == [Output("stdout", "", 20, "aaaaab")]
+    assert protocol.receive(frame(_wire.LOG, 0, ("stdout", "", 20, "c", True))) == []  # held until its last piece
+    assert protocol.unfinished_output == 1
+    [line] = protocol.receive(frame(_wire.LOG, 0, ("stdout", "", 20, "d", False)))
+    assert line == Output("stdout", "", 20, "cd") and protocol.unfinished_output == 0
     [older] = protocol.receive(frame(_wire.LOG, 0, ("log", "app", 30, "four fields")))  # a child of before
     assert older == Output("log", "app", 30, "four fields") and older.continued is False
+
+
+def test_long_line_pieces_are_joined_by_stream_and_call() -> None:
+    """A call's print between two pieces of a subprocess's line is its own line; so is stderr's."""
+    protocol = MasterProtocol("h")
+    call_id, _ = protocol.call(b"")
+    pieces = [
+        ("stdout", 0, "AAA", True),  # a subprocess's long line, its first piece
+        ("stdout", call_id, "hello", False),  # the call's print in between
+        ("stderr", 0, "err", False),
+        ("stdout", 0, "BBB", False),
+    ]
+    data = b"".join(frame(_wire.LOG, rid, (stream, "", 20, text, more)) for stream, rid, text, more in pieces)
+    assert [(e.stream, e.text, e.call_id) for e in protocol.receive(data)] == [
+        ("stdout", "hello", call_id),
+        ("stderr", "err", 0),
+        ("stdout", "AAABBB", 0),
+    ]
+
+
+def test_a_line_in_pieces_of_the_childs_size_is_joined_whole() -> None:
+    protocol = MasterProtocol("h")
+    line = "x" * (2 * _wire.PIECE + 7)
+    pieces = [line[i : i + _wire.PIECE] for i in range(0, len(line), _wire.PIECE)]
+    data = b"".join(
+        frame(_wire.LOG, 0, ("stdout", "", 20, piece, n < len(pieces) - 1)) for n, piece in enumerate(pieces)
+    )
+    for cut in (1, _wire.PIECE, len(data) - 1):  # however the stream is split
+        protocol = MasterProtocol("h")
+        assert protocol.receive(data[:cut]) == []
+        assert protocol.receive(data[cut:]) == [Output("stdout", "", 20, line)]
+
+
+def test_a_line_past_the_cap_is_cut_with_a_marker_and_pieces_never_outlive_the_stream() -> None:
+    protocol = MasterProtocol("h")
+    piece = "y" * _wire.PIECE
+    endless = frame(_wire.LOG, 0, ("stdout", "", 20, piece, True))
+    for _ in range(_output.MAX_LINE // _wire.PIECE + 3):
+        assert protocol.receive(endless) == []
+    assert protocol.unfinished_output == _output.MAX_LINE  # the head is kept; the rest only counted
+    [line] = protocol.receive(frame(_wire.LOG, 0, ("stdout", "", 20, "end", False)))
+    assert line.text == "y" * _output.MAX_LINE + _output.cut_marker(3 * _wire.PIECE + 3)
+    protocol.receive(endless)
+    protocol.end_of_stream()
+    assert protocol.unfinished_output == 0
+
+
+def test_unfinished_lines_are_dropped_even_when_the_stream_ends_inside_a_frame() -> None:
+    protocol = MasterProtocol("h")
+    data = frame(_wire.LOG, 0, ("stdout", "", 20, "z" * 100, True))
+    protocol.receive(data + data[:3])
+    with pytest.raises(ProtocolError, match="ended inside a frame"):
+        protocol.end_of_stream()
+    assert protocol.unfinished_output == 0
 
 
 @pytest.mark.parametrize(
@@ -210,3 +277,16 @@ def test_service_calls_are_decoded_and_checked() -> None:
 def test_malformed_service_calls_are_protocol_errors(payload) -> None:
     with pytest.raises(ProtocolError, match=r"SERVICE_CALL|service call"):
         MasterProtocol("h").receive(frame(_wire.SERVICE_CALL, 1, payload))
+
+
+def test_gone_text_at_the_wires_limit_is_read_and_one_character_more_is_refused() -> None:
+    for extra in (0, 1):
+        protocol = MasterProtocol("h")
+        protocol.open_child(1, (["sudo"], None, False, None))
+        data = frame(_wire.GONE, 1, ("ended", "\u00e9" * (_wire.GONE_TEXT_MAX + extra), 0, False))
+        if extra:
+            with pytest.raises(ProtocolError, match="malformed GONE: its text"):
+                protocol.receive(data)
+        else:
+            [gone] = protocol.receive(data)
+            assert len(gone.text) == _wire.GONE_TEXT_MAX

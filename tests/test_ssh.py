@@ -296,7 +296,8 @@ def test_remote_child_exits_when_the_master_dies(host) -> None:
 
 
 def test_the_masters_copy_wins_over_one_installed_on_the_host(host, user_modules) -> None:
-    """Decision 6: a user module the host also has (older, say) runs as the master has it."""
+    """docs/design.rst, "The master's modules win": a user module the host also has (older, say) runs as the
+    master has it."""
     s = user_modules({"shadowed_{s}.py": "WHO = 'master'\n\ndef who():\n    return WHO\n"})
     plain = ssh_client(host)
     try:

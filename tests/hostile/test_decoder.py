@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import fanout
-from fanout import _codec, _literal, _stage, _unpickle
+from fanout import _codec, _literal, _stage, _unpickle, _wire
 from fanout.errors import UnsafeMessage
 
 MAX_NODES = _unpickle.MAX_NODES
@@ -479,7 +479,7 @@ def test_a_large_value_without_sharing_is_never_refused_for_its_size() -> None:
 
 
 def test_the_largest_int_a_child_writes_as_a_literal_is_read() -> None:
-    number = 10**4000 - 1  # the child's _BIG bound, just below it
+    number = 10**_wire.MAX_INT_DIGITS - 1  # the child's _BIG bound, just below it
     assert decode(b"r" + str(number).encode()) == number
     assert decode(b"r" + str(-number).encode()) == -number
     assert decode(b"p" + pickle.dumps(10**4300 - 1, 4)) == 10**4300 - 1
@@ -493,7 +493,7 @@ def test_the_largest_int_a_child_writes_as_a_literal_is_read() -> None:
 def _child_functions() -> dict[str, Any]:
     """The child's own ``_plain`` and ``dump`` from stage 1, so the tests read what children really send."""
     tree = ast.parse((_stage._bootstrap_dir() / "stage1.py").read_text())
-    wanted = {"_pickle", "_BIG", "_LITERAL_MAX", "pickler", "_plain", "dump"}
+    wanted = {"_pickle", "_BIG", "pickler", "_plain", "dump"}
     nodes = [
         node
         for node in tree.body
@@ -501,7 +501,7 @@ def _child_functions() -> dict[str, Any]:
         or (isinstance(node, ast.Assign) and any(getattr(t, "id", None) in wanted for t in node.targets))
     ]
     assert {getattr(n, "name", None) or n.targets[0].id for n in nodes} == wanted  # type: ignore[attr-defined]
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = dict(vars(_wire))  # the names stage 1 has from the wire (LITERAL_MAX, literal)
     exec(compile(ast.Module(body=nodes, type_ignores=[]), "stage1.py", "exec"), namespace)
     return namespace
 

@@ -175,7 +175,7 @@ def test_lines_tagged_with_calls_never_made_cost_no_buffer_per_id(hostile_child)
     child.on_output = lambda stream, line, call_id: (lines.append((line, call_id)), done.set())
     assert child.call(abs, 1) == 1
     # 5000 pieces under 5000 made-up ids are one line in pieces, of nobody's call: held once, bounded.
-    assert len(child._lines._pending) == 1 and child._lines.held == 500_000
+    assert len(child._protocol._lines._pending) == 1 and child._protocol.unfinished_output == 500_000
     assert not lines
 
 
@@ -218,9 +218,9 @@ def test_closing_frees_what_the_host_held(hostile_child) -> None:
     piece_then_result = "log('z' * 1000, continued=True) + encode_frame(RESULT, rid, literal(1))"
     child = hostile_child(f"hello()\nfor rid in calls():\n    send({piece_then_result})\n")
     assert child.call(abs, 1) == 1
-    assert child._lines.held == 1000
+    assert child._protocol.unfinished_output == 1000
     child.close()
-    assert child._lines.held == 0
+    assert child._protocol.unfinished_output == 0
 
 
 def test_service_calls_in_flight_hold_a_bounded_number_of_bytes() -> None:

@@ -248,7 +248,7 @@ if cid == 1 and kind == CALL:
         wait_until(lambda: root._protocol.calls_in_flight == 0, what="the result, after every line")
         assert root._undelivered.size <= _context.MAX_UNDELIVERED_OUTPUT
         assert evil._undelivered.size == 0  # nothing of the become context is filed under the login context
-        assert root._lines.held == 0  # whole lines only: no piece of one is held
+        assert root._protocol.unfinished_output == 0  # whole lines only: no piece of one is held
         assert evil.call(abs, 1) == "login ok"  # the login context answers while the become context's lines wait
         assert not future.done()  # its result waits for the lines it printed
     finally:
