@@ -527,9 +527,9 @@ class Threads:
                     self.doze.release()
             _run_call(*calls[-1])
             with self.lock:
-                self.running = 0
                 if self.leader != me:
-                    return  # the watchdog or an import passed the reading on meanwhile
+                    return  # the reading was passed on meanwhile; ``running`` is the new reader's call now
+                self.running = 0
 
 
 THREADS = Threads()
