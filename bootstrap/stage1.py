@@ -153,14 +153,15 @@ class _Lines:
     errors = "backslashreplace"
 
     def __init__(self, stream, fd):
-        self.stream, self._fd, self._buf, self._lock = stream, fd, "", _thread.allocate_lock()
+        self.stream, self._fd, self._bufs, self._lock = stream, fd, {}, _thread.allocate_lock()
 
     def write(self, text):
+        rid = getattr(_calling, "rid", 0)  # each call's unfinished line is its own
         with self._lock:
-            lines = (self._buf + text).split("\n")
+            lines = (self._bufs.pop(rid, "") + text).split("\n")
             rest = lines.pop()
             cut = max(len(rest) - 1, 0) // PIECE * PIECE  # whole pieces, never all of it: flush ends the line
-            self._buf = rest[cut:]
+            self._bufs[rid] = rest[cut:]  # popped when the call ends (_run_call flushes)
         for line in lines:
             _log(self.stream, line)
         if cut:
@@ -168,10 +169,12 @@ class _Lines:
         return len(text)
 
     def flush(self):
-        with self._lock:
-            rest, self._buf = self._buf, ""
-        if rest:
-            _log(self.stream, rest)
+        """Ends this call's unfinished line, and one no call printed (a thread of its own), never another's."""
+        for r in {getattr(_calling, "rid", 0), 0}:
+            with self._lock:
+                rest = self._bufs.pop(r, "")
+            if rest:
+                _log(self.stream, rest)
 
     def fileno(self):
         return self._fd
