@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fanout._codec import MARSHAL_VERSION, PICKLE_PROTOCOL, is_plain
+from fanout._wire import MARSHAL, PICKLE
 from fanout.errors import SerializationError
 
 
@@ -103,11 +104,11 @@ def encode_call(fn: Callable, args: tuple, kwargs: dict) -> EncodedCall:
     spec: tuple = ("ref", *reference) if reference else ("value", fn)
     own_module = {reference[0]} if reference else set()
     if reference is not None and is_plain((args, kwargs)):  # the common case: marshal, no pickle at all
-        payload = b"m" + marshal.dumps((spec, args, kwargs), MARSHAL_VERSION)
+        payload = MARSHAL + marshal.dumps((spec, args, kwargs), MARSHAL_VERSION)
         return EncodedCall(payload, sorted(own_module), by_value=False)
     if getattr(fn, "__module__", None) != "__main__":
         try:
-            payload = b"p" + pickle.dumps((spec, args, kwargs), protocol=PICKLE_PROTOCOL)
+            payload = PICKLE + pickle.dumps((spec, args, kwargs), protocol=PICKLE_PROTOCOL)
         except Exception:
             payload = None  # a lambda or closure somewhere: cloudpickle below
         if payload is not None:
@@ -119,7 +120,7 @@ def encode_call(fn: Callable, args: tuple, kwargs: dict) -> EncodedCall:
     import cloudpickle
 
     try:
-        payload = b"p" + cloudpickle.dumps((spec, args, kwargs), protocol=PICKLE_PROTOCOL)
+        payload = PICKLE + cloudpickle.dumps((spec, args, kwargs), protocol=PICKLE_PROTOCOL)
     except Exception as exc:
         raise SerializationError(f"cannot send a call of {describe(fn)}: {type(exc).__name__}: {exc}") from exc
     modules = (referenced_modules(payload[1:]) or set()) | own_module | {"cloudpickle"}

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.fleet import engine, hosts, images
-from tests.fleet.agent import add_to_agent, start_agent  # noqa: F401  (test_ssh_auth.py imports add_to_agent here)
+from tests.fleet.agent import start_agent
 from tests.fleet.suites import fleet_host_names, fleet_per_suite, fleet_suites, in_ci
 
 _FLEET_SUMMARY = pytest.StashKey[str]()

@@ -14,35 +14,7 @@ from hypothesis import strategies as st
 
 from fanout import _inventory_cli
 from fanout.inventory import Inventory, InventoryError
-
-BASIC_INI = """\
-mail.example.com
-
-[webservers]
-foo.example.com
-bar.example.com
-
-[dbservers]
-one.example.com
-two.example.com
-three.example.com
-"""
-
-BASIC_YAML = """\
-all:
-  hosts:
-    mail.example.com:
-  children:
-    webservers:
-      hosts:
-        foo.example.com:
-        bar.example.com:
-    dbservers:
-      hosts:
-        one.example.com:
-        two.example.com:
-        three.example.com:
-"""
+from tests.fleet.inventory_examples import BASIC_INI, BASIC_YAML
 
 GEO_INI = """\
 [atlanta]

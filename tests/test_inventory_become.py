@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from fanout import _ansible_vars, _become
 from fanout.inventory import BecomeOptions, Inventory, InventoryError
+from tests.fleet.ansible import clean_env, executable
 
 SECRET = "pw-Zq7!x"  # a become password: no error, repr or message may show it
 
@@ -371,8 +372,6 @@ def _fake(root: Path, name: str) -> str:
 def test_the_same_answers_as_ansible_core(tmp_path):
     """Each host's user, password, program and flags, as ansible-core's become plugins take them from the same
     inventory: a stand-in for sudo or su records what ansible-core asked of it."""
-    from tests.test_inventory_vs_ansible import _clean_env, _executable
-
     me = subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
     fake = {name: _fake(tmp_path, name) for name in ("p1", "p2", "s1", "s2", "f1", "e1", "e2", "off", "localhost")}
     hosts = {
@@ -391,10 +390,10 @@ def test_the_same_answers_as_ansible_core(tmp_path):
     lines += ["[all:vars]", "ansible_connection=local", f"ansible_python_interpreter={python}", "ansible_become=1"]
     lines += [f"ansible_become_user={me}", f"ansible_become_exe={fake['localhost']}", "ansible_become_pass=lh"]
     (tmp_path / "hosts").write_text("\n".join(lines) + "\n")
-    env = {**_clean_env(tmp_path), "ANSIBLE_BECOME_ALLOW_SAME_USER": "true"}  # the stand-in runs as this user
+    env = {**clean_env(tmp_path), "ANSIBLE_BECOME_ALLOW_SAME_USER": "true"}  # the stand-in runs as this user
     for pattern in ("t", "localhost"):
         done = subprocess.run(
-            [_executable("ansible"), pattern, "-i", "hosts", "-m", "command", "-a", "true", "--forks", "10"],
+            [executable("ansible"), pattern, "-i", "hosts", "-m", "command", "-a", "true", "--forks", "10"],
             capture_output=True,
             text=True,
             env=env,

@@ -25,9 +25,7 @@ import functools
 import itertools
 import json
 import os
-import shutil
 import subprocess
-import sys
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,7 +36,8 @@ import pytest
 
 from fanout import _inventory_cli
 from fanout.inventory import IMPLICIT_LOCALHOSTS, Inventory, InventoryError
-from tests.test_inventory import BASIC_INI, BASIC_YAML  # the guide's first example, in both formats
+from tests.fleet.ansible import clean_env, executable, interpreter_of
+from tests.fleet.inventory_examples import BASIC_INI, BASIC_YAML  # the guide's first example, in both formats
 
 
 @dataclass(frozen=True)
@@ -741,51 +740,6 @@ CLI_SAMPLE = (
 # --------------------------------------------------------------------------------------------- running ansible
 
 
-def _executable(name: str) -> str:
-    """``name`` beside this interpreter (a venv's bin/), else on PATH; fail loudly: ansible-core is required."""
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.is_file() else shutil.which(name)
-    if not found:
-        pytest.fail(
-            f"{name} not found beside {sys.executable} nor on PATH: ansible-core is a test dependency,"
-            " install it with: pip install -e '.[test]'",
-            pytrace=False,
-        )
-    return found
-
-
-def _interpreter_of(script: str) -> str:
-    """The Python that runs an installed console script (its ``#!`` line), to import that ansible-core."""
-    with open(script, "rb") as f:
-        first = f.readline().decode("utf-8", "replace")
-    if first.startswith("#!") and "python" in first:
-        return first[2:].strip().split()[0]
-    return sys.executable
-
-
-def _clean_env(root: Path) -> dict[str, str]:
-    """No ANSIBLE_* from the caller, no ~/.ansible.cfg or /etc/ansible/ansible.cfg: only ansible-core's defaults."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    (root / "home").mkdir()
-    (root / "ansible.cfg").write_text("# empty: ansible-core's defaults\n")
-    env.update(
-        HOME=str(root / "home"),
-        ANSIBLE_CONFIG=str(root / "ansible.cfg"),
-        ANSIBLE_HOME=str(root / "home" / ".ansible"),
-        ANSIBLE_LOCAL_TEMP=str(root / "home" / "tmp"),
-        # a source no plugin can read is an error, not an empty inventory that would "agree" with nothing
-        ANSIBLE_INVENTORY_UNPARSED_FAILED="true",
-        ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED="true",
-        # ansible-core 2.19's default, which reads ".ini" files in an inventory directory (ansible/ansible#84001),
-        # as fanout does; older releases (all that Python 3.10 can install) skip them unless told this.
-        ANSIBLE_INVENTORY_IGNORE=".pyc,.pyo,.swp,.bak,~,.rpm,.md,.txt,.rst,.orig,.cfg,.retry",
-        ANSIBLE_NOCOLOR="true",
-        ANSIBLE_HOST_PATTERN_MISMATCH="ignore",
-        LC_ALL="C.UTF-8",
-    )
-    return env
-
-
 # Evaluates host patterns as ``ansible PATTERN -i SOURCE --list-hosts`` does (InventoryManager.list_hosts),
 # for every case in one process; an error (e.g. a subscript past the end) is reported as {"error": ...}.
 _PATTERN_HELPER = r"""
@@ -837,21 +791,21 @@ def case_patterns(case: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def ansible(tmp_path_factory: pytest.TempPathFactory) -> Ansible:
-    inventory_cmd = _executable("ansible-inventory")
+    inventory_cmd = executable("ansible-inventory")
     root = tmp_path_factory.mktemp("vs-ansible")
     for name, case in CASES.items():
         for rel, text in case.files.items():
             path = root / name / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(textwrap.dedent(text))
-    answers = Ansible(root, _clean_env(root), {}, {})
+    answers = Ansible(root, clean_env(root), {}, {})
 
     def listing(name: str) -> tuple[str, subprocess.CompletedProcess]:
         return name, answers.run(inventory_cmd, "-i", answers.source(name), "--list")
 
     def patterns() -> subprocess.CompletedProcess:
         request = [(name, answers.source(name), case_patterns(name)) for name in CASES]
-        argv = [_interpreter_of(inventory_cmd), "-c", _PATTERN_HELPER]
+        argv = [interpreter_of(inventory_cmd), "-c", _PATTERN_HELPER]
         return subprocess.run(
             argv, input=json.dumps(request), capture_output=True, text=True, env=answers.env, cwd=root, timeout=120
         )
@@ -1000,7 +954,7 @@ def test_pattern_matches_ansible(ansible: Ansible, case: str, pattern: str) -> N
 
 @pytest.mark.parametrize(("case", "pattern"), CLI_SAMPLE, ids=str)
 def test_list_hosts_command_agrees(ansible: Ansible, case: str, pattern: str) -> None:
-    done = ansible.run(_executable("ansible"), pattern, "-i", ansible.source(case), "--list-hosts")
+    done = ansible.run(executable("ansible"), pattern, "-i", ansible.source(case), "--list-hosts")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.strip().startswith("hosts ("))

@@ -17,7 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 import fanout
 from tests.fleet.hosts import FleetHost
-from tests.test_fleet import run, ssh_client
+from tests.fleet.plain_ssh import run, ssh_client
+from tests.fleet.suites import fleet_suites
+from tests.fleet.waiting import WAIT_TIMEOUT, wait_until
 
 
 def connect(host: FleetHost, **options) -> fanout.Context:
@@ -47,8 +49,6 @@ def host(fleet, fleet_host_name) -> FleetHost:
 
 def pytest_generate_tests(metafunc):
     if "host" in metafunc.fixturenames:
-        from tests.conftest import fleet_suites
-
         metafunc.parametrize("fleet_host_name", [f"{suite}-2" for suite in fleet_suites()])
 
 
@@ -57,10 +57,7 @@ def test_close_leaves_no_remote_process(host) -> None:
     pid = context.pid
     assert process_alive(host, pid)
     context.close()
-    deadline = time.monotonic() + 5
-    while process_alive(host, pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not process_alive(host, pid)
+    wait_until(lambda: not process_alive(host, pid), what=f"the remote child {pid} to exit after close()")
 
 
 def test_killing_the_remote_python_mid_call_raises_connection_lost(host) -> None:
@@ -223,11 +220,15 @@ def test_local_child_exits_when_the_master_dies(tmp_path) -> None:
     child_pid = int(master.stdout.readline())
     os.kill(master.pid, signal.SIGKILL)
     master.wait()
-    deadline = time.monotonic() + 5
-    while Path(f"/proc/{child_pid}").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    status = Path(f"/proc/{child_pid}/status")
-    assert not status.exists() or "zombie" in status.read_text()
+    wait_until(lambda: not _running(child_pid), what=f"the local child {child_pid} to exit after its master died")
+
+
+def _running(pid: int) -> bool:
+    """Whether local process ``pid`` exists and is not a zombie (an exited child its parent has not reaped)."""
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):  # gone before, or while, its status was read
+        return False
 
 
 def _run_master(script: str, env: dict) -> subprocess.CompletedProcess:
@@ -289,10 +290,9 @@ def test_remote_child_exits_when_the_master_dies(host) -> None:
     finally:
         master.kill()
         master.wait()
-    deadline = time.monotonic() + 10
-    while process_alive(host, remote_pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not process_alive(host, remote_pid)
+    wait_until(
+        lambda: not process_alive(host, remote_pid), what=f"the remote child {remote_pid} to exit after its master died"
+    )
 
 
 def test_the_masters_copy_wins_over_one_installed_on_the_host(host, user_modules) -> None:
@@ -317,19 +317,31 @@ def test_the_masters_copy_wins_over_one_installed_on_the_host(host, user_modules
 def test_pipelined_auth_survives_a_service_accept_that_overtakes_it(fleet, monkeypatch, caplog) -> None:
     """The accept may arrive before the thread that sent the request runs on: it must still be skipped."""
     import logging
+    import threading
 
     from paramiko.auth_handler import AuthHandler
 
-    original = AuthHandler._request_auth
+    from fanout import _paramiko_compat
 
-    def slow_after_sending(self) -> None:
-        original(self)
-        time.sleep(0.05)  # long enough for SERVICE_ACCEPT to arrive and be handled first
+    accept_handled = threading.Event()
+    send_request = AuthHandler._request_auth
+    handle_accept = _paramiko_compat._PipelinedAuthHandler._parse_service_accept
 
-    monkeypatch.setattr(AuthHandler, "_request_auth", slow_after_sending)
+    def handle_accept_and_tell(self, m) -> None:
+        handle_accept(self, m)
+        accept_handled.set()
+
+    def hold_until_the_accept_is_handled(self) -> None:
+        send_request(self)
+        # The overtaking itself: paramiko's thread handles SERVICE_ACCEPT before this one sends the userauth request.
+        assert accept_handled.wait(WAIT_TIMEOUT), "SERVICE_ACCEPT never came back"
+
+    monkeypatch.setattr(_paramiko_compat._PipelinedAuthHandler, "_parse_service_accept", handle_accept_and_tell)
+    monkeypatch.setattr(AuthHandler, "_request_auth", hold_until_the_accept_is_handled)
     caplog.set_level(logging.WARNING, logger="paramiko")
     with connect(fleet.hosts[0]) as context:
         assert context.call(os.getpid) > 0
+    assert accept_handled.is_set()
     assert not [r for r in caplog.records if "unimplemented" in r.getMessage()]
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from fanout import _ssh_auth
 from fanout._ssh_auth import Credentials, KeysAndAgent, public_blob
-from tests.conftest import add_to_agent
+from tests.fleet.agent import add_to_agent
 
 pytestmark = pytest.mark.usefixtures("openssh_client")  # ssh-keygen, ssh-agent, ssh-add: installed on CI if missing
 PASSPHRASE = "correct horse"
