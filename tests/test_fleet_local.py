@@ -7,13 +7,13 @@ import os
 import signal
 import sys
 import threading
-import time
 
 import pytest
 
 import fanout
 from fanout.errors import CallTimeout
 from fanout.fleet import FAILED, OK, TIMED_OUT, UNREACHABLE, Fleet
+from tests.fleet.waiting import wait_until
 
 
 def local_hosts(*names: str, **extra) -> dict:
@@ -116,29 +116,36 @@ def test_a_command_failure_is_failed_not_unreachable() -> None:
         assert fleet.run("exit 5")["a"].status == FAILED
 
 
-def test_each_result_holds_the_lines_its_own_call_printed(user_modules) -> None:
+def test_each_result_holds_the_lines_its_own_call_printed(user_modules, tmp_path) -> None:
     s = user_modules(
         {
             "talk_{s}.py": """
-            import time
+            import os, time
 
-            def talk(word, pause):
-                for i in range(3):
+            def talk(word, started=None, gate=None):
+                print(word, 0)
+                if started:  # say the first line is out, then hold the rest until the gate opens
+                    open(started, "w").close()
+                    deadline = time.monotonic() + 60
+                    while not os.path.exists(gate) and time.monotonic() < deadline:
+                        time.sleep(0.001)
+                for i in (1, 2):
                     print(word, i)
-                    time.sleep(pause)
                 return word
             """
         }
     )
     talk = __import__(f"talk_{s}").talk
+    started, gate = tmp_path / "started", tmp_path / "gate"
     with Fleet(local_hosts("a"), echo=False) as fleet:
-        slow = fleet.as_completed(talk, "slow", 0.3)  # a generator: it starts on the first next()
-        first = threading.Thread(target=lambda: box.append(list(slow)))
+        slow = fleet.as_completed(talk, "slow", str(started), str(gate))  # a generator: it starts on next()
         box: list = []
+        first = threading.Thread(target=lambda: box.append(list(slow)))
         first.start()
-        time.sleep(0.2)
-        quick = fleet.call(talk, "quick", 0.01)  # runs while "slow" is still printing on the same host
-        first.join(30)
+        wait_until(started.exists, what="the slow call's first line")
+        quick = fleet.call(talk, "quick")  # runs while "slow" is still printing on the same host
+        gate.touch()
+        first.join(60)
     assert quick["a"].stdout == "quick 0\nquick 1\nquick 2\n"
     ((_, slow_result),) = box[0]
     assert slow_result.stdout == "slow 0\nslow 1\nslow 2\n"
