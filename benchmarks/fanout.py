@@ -61,12 +61,9 @@ TARGET_MITOGEN_OVER_FANOUT = 1.5  # at least
 CONNECT_KINDS = (*KINDS, SSH_KEX_KIND, SILENT_KIND)  # the connect + one call + close rows (--only connect)
 WARM_FANOUT_KIND = "fanout-warm"  # one Fleet connected; Fleet.call and the raw call_async loop take turns on it
 WARM_MITOGEN_KIND = "mitogen-warm"  # Mitogen connected to every entry; rounds of call_async on every context
-WARM_CTR_KIND = "fanout-warm-ctr"  # the same as fanout-warm, with ssh_config asking for AES-CTR and an EtM MAC
-WARM_KINDS = (WARM_FANOUT_KIND, WARM_CTR_KIND, WARM_MITOGEN_KIND)  # the warm fan-out rows (--only warm)
+WARM_KINDS = (WARM_FANOUT_KIND, WARM_MITOGEN_KIND)  # the warm fan-out rows (--only warm)
 ALL_KINDS = (*CONNECT_KINDS, *WARM_KINDS)
 FLEET_WAY, LOOP_WAY, MITOGEN_WAY = "Fleet.call", "raw loop", "mitogen"  # the warm rows' three ways
-CTR_FLEET_WAY, CTR_LOOP_WAY = "Fleet.call (AES-CTR)", "raw loop (AES-CTR)"  # fanout's two, with WARM_CTR_ARGS
-WARM_CTR_ARGS = ("-o", "Ciphers=^aes128-ctr", "-o", "MACs=^hmac-sha2-256-etm@openssh.com")  # docs/ssh_config.rst
 WARM_FN = os.getpid  # the warm rows' call: stdlib, by reference for both tools ("posix", "getpid"), the remote pid
 ROUNDS = 200  # rounds of one call on every host per timed block (--rounds)
 WARM_UP_ROUNDS = 10  # untimed rounds of each way first: threads started, the call's encoding cached
@@ -426,7 +423,7 @@ def _values(results: Any) -> list[Any]:
 
 
 @contextlib.contextmanager
-def fanout_warm(entries: Sequence[HostEntry], ctr: bool = False) -> Iterator[dict[str, Round]]:
+def fanout_warm(entries: Sequence[HostEntry]) -> Iterator[dict[str, Round]]:
     """One ``Fleet`` connected to every entry; its rounds two ways, on the same connections.
 
     ``Fleet.call``: fanout's API, one Result per host. The raw loop: what a user
@@ -436,10 +433,6 @@ def fanout_warm(entries: Sequence[HostEntry], ctr: bool = False) -> Iterator[dic
     from fanout.fleet import Fleet
 
     hosts = fleet_hosts(entries)
-    if ctr:  # the ciphers a user of many small calls may ask for: ssh_config's Ciphers and MACs
-        hosts = {name: {**options, "ssh_args": list(WARM_CTR_ARGS)} for name, options in hosts.items()}
-    if ctr:  # the ciphers a user of many small calls may ask for: ssh_config's Ciphers and MACs
-        hosts = {name: {**options, "ssh_args": list(WARM_CTR_ARGS)} for name, options in hosts.items()}
     with Fleet(hosts, forks=len(hosts), **fleet_options()) as fleet:
         if fleet.failures:
             raise RuntimeError(
@@ -454,8 +447,7 @@ def fanout_warm(entries: Sequence[HostEntry], ctr: bool = False) -> Iterator[dic
             futures = [context.call_async(WARM_FN) for context in contexts]
             return [future.result() for future in futures]
 
-        fleet_way, loop_way = (CTR_FLEET_WAY, CTR_LOOP_WAY) if ctr else (FLEET_WAY, LOOP_WAY)
-        yield {fleet_way: fleet_round, loop_way: loop_round}
+        yield {FLEET_WAY: fleet_round, LOOP_WAY: loop_round}
 
 
 @contextlib.contextmanager
@@ -495,10 +487,7 @@ def warm_worker(kind: str, plan: Plan) -> Sample:
     """
     entries = plan.entries
     sample = Sample(kind)
-    if kind == WARM_MITOGEN_KIND:
-        warm = mitogen_warm(entries, plan.mitogen_kex)
-    else:
-        warm = fanout_warm(entries, ctr=kind == WARM_CTR_KIND)
+    warm = fanout_warm(entries) if kind == WARM_FANOUT_KIND else mitogen_warm(entries, plan.mitogen_kex)
     with warm as ways:
         for name, one_round in ways.items():
             for _ in range(WARM_UP_ROUNDS):
@@ -950,13 +939,7 @@ def _warm_rows(results: Results, hosts: int, rounds: int) -> list[tuple[str, ...
     """
     if not _ran(results, WARM_KINDS):
         return []
-    ways = (
-        (WARM_FANOUT_KIND, FLEET_WAY),
-        (WARM_FANOUT_KIND, LOOP_WAY),
-        (WARM_CTR_KIND, CTR_FLEET_WAY),
-        (WARM_CTR_KIND, CTR_LOOP_WAY),
-        (WARM_MITOGEN_KIND, MITOGEN_WAY),
-    )
+    ways = ((WARM_FANOUT_KIND, FLEET_WAY), (WARM_FANOUT_KIND, LOOP_WAY), (WARM_MITOGEN_KIND, MITOGEN_WAY))
     rate = {way: _warm_values(results, kind, way) for kind, way in ways}
     median = {way: statistics.median(values) if values else None for way, values in rate.items()}
     cpu = {way: _warm_values(results, kind, way, "cpu_per_round") for kind, way in ways}
@@ -990,22 +973,6 @@ def _warm_rows(results: Results, hosts: int, rounds: int) -> list[tuple[str, ...
             "-",
             "-",
             over_mitogen(LOOP_WAY),
-        ),
-        (
-            "    fleet.call, ssh_config Ciphers ^aes128-ctr, MACs ^hmac-sha2-256-etm (AES-GCM is the default)",
-            "-",
-            _rate_cell(results, WARM_CTR_KIND, CTR_FLEET_WAY),
-            "-",
-            "-",
-            over_mitogen(CTR_FLEET_WAY),
-        ),
-        (
-            "    raw loop, with those Ciphers and MACs",
-            "-",
-            _rate_cell(results, WARM_CTR_KIND, CTR_LOOP_WAY),
-            "-",
-            "-",
-            over_mitogen(CTR_LOOP_WAY),
         ),
         (
             "    mitogen: ctx.call_async on every context, then each get().unpickle()",
@@ -1137,8 +1104,6 @@ def report(results: Results, args: argparse.Namespace, fleet_hosts: Sequence[Fle
             f"fanout-warm: Fleet(hosts, forks={args.hosts}); blocks Fleet.call, raw loop, raw loop, Fleet.call on "
             "the same connections; raw loop: futures = [ctx.call_async(os.getpid) for ctx in "
             "fleet.contexts.values()], then future.result() of each, from the worker's main thread",
-            f"fanout-warm-ctr: the same, each host given ssh_args {' '.join(WARM_CTR_ARGS)} (its own worker and "
-            "connections)",
             "mitogen-warm: router.ssh(...) to every entry in one thread each, as the connect row; a round is "
             "[ctx.call_async(os.getpid) for ctx in contexts], then receiver.get().unpickle() of each; "
             "master CPU per round = the worker's rusage (+ its ssh clients' for mitogen) over the block / rounds",
