@@ -345,8 +345,9 @@ class Fleet:
         names: list[str] | None = None,
         each: Mapping[str, tuple[tuple, dict]] | None = None,
     ):
-        """Start the call on every host (or ``names``), with ``each`` host's own arguments if given; sent from
-        ``forks`` threads, so a host that stops reading holds up only its own."""
+        """Start the call on every host (or ``names``), with ``each`` host's own arguments if given: written here
+        where the write cannot wait, else from ``forks`` threads, so a host that stops reading holds up only its
+        own (fanout/_fleet_send.py)."""
         if not self._connected:
             self.connect()
         futures: dict[str, Future] = {}
