@@ -595,16 +595,12 @@ class Context:
         ``data`` may be a frame's parts (a header, then a file chunk shared by every host it goes to): they
         are sent as views, never joined into a copy per host.
         """
+        small = type(data) is bytes and 0 < len(data) <= WRITE_PIECE  # a call's frame: no pieces to cut
         try:
-            if type(data) is bytes and 0 < len(data) <= WRITE_PIECE:  # a call's frame: no pieces to cut
+            for piece in (data,) if small else _pieces(data):
                 self._stall.started()
-                self._transport.send(data)
-                self._bytes_sent += len(data)
-            else:
-                for piece in _pieces(data):
-                    self._stall.started()
-                    self._transport.send(piece)
-                    self._bytes_sent += len(piece)
+                self._transport.send(piece)
+                self._bytes_sent += len(piece)
         except Exception as exc:
             # The child may have just ended (a missing python, say): its own account of how is
             # worth a short wait, except on the thread that produces that account.

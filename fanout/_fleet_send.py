@@ -51,31 +51,32 @@ class CallSender:
         self,
         contexts: Mapping[str, Any],
         fn: Callable[..., Any],
-        arguments: Callable[[str], tuple[tuple, dict]],
-        same_for_all: bool,
+        args: tuple,
+        kwargs: dict,
+        each: Mapping[str, tuple[tuple, dict]] | None = None,
     ) -> dict[str, Future]:
-        """Each context's future for ``fn(*args, **kwargs)``, ``arguments(name)`` giving a host's own;
-        ``same_for_all``: they are the same for every host, so the call is encoded once."""
+        """Each context's future for ``fn(*args, **kwargs)``, or with ``each`` host's own arguments; without
+        ``each`` the call is encoded once for all of them."""
         room = with_room({s for c in contexts.values() if (s := c._send_socket()) is not None})
         shared: _functions.EncodedCall | None = None
-        if same_for_all and room:
+        if each is None and room:
             try:
-                shared = _functions.encode_call(fn, *arguments(""))
+                shared = _functions.encode_call(fn, args, kwargs)
             except Exception:
                 shared = None  # each host's sending thread meets the same error, and reports it as that host's
         futures: dict[str, Future] = {}
         for name, context in contexts.items():
-            args, kwargs = arguments(name)
+            host_args, host_kwargs = (args, kwargs) if each is None else each[name]
             future = None
             if room:
                 try:
-                    encoded = shared if same_for_all else _functions.encode_call(fn, args, kwargs)
+                    encoded = shared if each is None else _functions.encode_call(fn, host_args, host_kwargs)
                     future = None if encoded is None else context._call_now(fn, encoded, room)
                 except Exception as exc:
-                    future = _failed(exc)
+                    future = failed_future(exc)
             if future is None:
                 future = Future()
-                self._threads().submit(_send_call, context, fn, args, kwargs, future)
+                self._threads().submit(_send_call, context, fn, host_args, host_kwargs, future)
             futures[name] = future
         return futures
 
@@ -99,7 +100,8 @@ def on_done(future: Future, callback: Callable[[Future], object]) -> None:
     getattr(future, "_add_internal_callback", future.add_done_callback)(callback)
 
 
-def _failed(error: BaseException) -> Future:
+def failed_future(error: BaseException) -> Future:
+    """A future that already holds ``error``."""
     future: Future = Future()
     future.set_exception(error)
     return future

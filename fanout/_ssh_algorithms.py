@@ -34,7 +34,7 @@ def choose(keyword: str, spec: str | None, default: Sequence[str], host: str) ->
     if mode == "-":
         chosen = tuple(n for n in default if not any(fnmatch.fnmatchcase(n, pattern) for pattern in names))
     elif mode == "+":
-        chosen = (*default, *(n for n in usable if n not in default))
+        chosen = default  # the default is everything paramiko has: "+" can add only names it lacks (warned)
     elif mode == "^":
         chosen = (*usable, *(n for n in default if n not in usable))
     else:

@@ -22,7 +22,7 @@ from typing import Any
 from fanout import _become, _commands, _limits, _output, _progress, _push, _secret, _shell, _terminal
 from fanout._commands import CommandResult
 from fanout._deadlines import DEADLINES
-from fanout._fleet_send import CallSender, on_done
+from fanout._fleet_send import CallSender, failed_future, on_done
 from fanout._push import PushFailed, Transfer
 from fanout._stage import AUTO_MODES
 from fanout._timeouts import check_timeout
@@ -350,21 +350,12 @@ class Fleet:
         own (fanout/_fleet_send.py)."""
         if not self._connected:
             self.connect()
-        futures: dict[str, Future] = {}
-        reached: dict[str, Any] = {}
-        for name in self.hosts if names is None else names:
-            with self._lock:
-                context = self._contexts.get(name)
-            if context is None:
-                futures[name] = _failed(self._failures[name])
-            else:
-                reached[name] = context
-        if reached:
-            started = self._sender.start(
-                reached, fn, lambda name: (args, kwargs) if each is None else each[name], same_for_all=each is None
-            )
-            futures = {name: futures.get(name) or started[name] for name in [*futures, *started]}
-        return futures
+        names = list(self.hosts if names is None else names)
+        with self._lock:
+            reached = {name: self._contexts[name] for name in names if name in self._contexts}
+            failures = {name: self._failures[name] for name in names if name not in reached}
+        started = self._sender.start(reached, fn, args, kwargs, each) if reached else {}
+        return {name: started[name] if name in started else failed_future(failures[name]) for name in names}
 
     def _result(self, name: str, future: Future) -> Result:
         with self._lock:  # the call's own lines, and those no call printed (its subprocesses', say)
@@ -815,12 +806,6 @@ def _with_modules(options: Mapping[str, Any], extra: dict[str, tuple[str, ...]])
 
 PUT_CHUNK = _push.CHUNK  # bytes per piece a host pulls in a put
 PROGRESS_REFRESH = 0.2  # seconds between updates of the bytes a put or a fetch shows on a terminal
-
-
-def _failed(error: BaseException) -> Future:
-    future: Future = Future()
-    future.set_exception(error)
-    return future
 
 
 def _describe(fn: Callable[..., Any]) -> str:
