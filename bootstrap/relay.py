@@ -1,4 +1,4 @@
-"""The relay: how a child starts children of its own (become) and passes their frames on.
+"""The relay: how a child starts children of its own (become, or ssh to another host) and passes their frames on.
 
 Part of stage 1, sent as a string and compiled into stage 1's globals the first time a child
 opens a child (``_open`` in stage1.py): most children never do. Stdlib only, Python 3.9 to 3.13.
@@ -11,7 +11,6 @@ import os
 import sys
 
 MAX_FETCHES = 64  # a child's module requests its parent asks about at once: one per importing thread is plenty
-_READY = b"\0fanout-ready\0"  # a child's stage 0 writes it first: before it, sudo/su/doas talk; after, frames
 
 
 def _stage1_code():
@@ -27,9 +26,9 @@ def _stage0():
     """Stage 0 for a child of this one: it says it is ready to read stage 1, which this child sends."""
     n = len(_stage1_code())
     return (
-        'import os,marshal\nos.write(1,b"\\0fanout-ready\\0")\nb=b""\n'
+        "import os,marshal\nos.write(1,%r)\nb=b''\n"
         "while len(b)<%d:b+=os.read(0,%d-len(b))or os._exit(1)\n"
-        'exec(marshal.loads(b),{"__name__":%r,"B":b})' % (n, n, STAGE1_MODULE)
+        'exec(marshal.loads(b),{"__name__":%r,"B":b})' % (READY_MARK, n, n, STAGE1_MODULE)
     )
 
 
@@ -66,12 +65,15 @@ def _spawn(argv, use_pty):
 
 
 class _Child:
-    """A child this one opened (become): it answers the password prompt, then relays the child's
-    frames up and its input down; the child's module requests it answers itself. The writer
-    thread owns the input's descriptor, the reader the output's, and each closes its own."""
+    """A child this one opened: it answers a become's password prompt, then relays the child's
+    frames up and its input down. A become child's module requests it answers itself; those of a
+    child on another host (``other_host``: reached by ssh, perhaps another Python) go up to the
+    master, which also sends that child its stage 1. The writer thread owns the input's
+    descriptor, the reader the output's, and each closes its own."""
 
-    def __init__(self, cid, argv, password, use_pty, prompt):
+    def __init__(self, cid, argv, password, use_pty, prompt, other_host=False):
         self.cid, self.password, self.prompt, self.pty = cid, password, prompt, use_pty
+        self.other = other_host
         python = [sys.executable, "-c", _stage0()]
         shell = " ".join("'" + a.replace("'", "'\\''") + "'" for a in python)
         argv = [a for arg in argv for a in (python if arg == "\0argv" else [shell] if arg == "\0sh" else [arg])]
@@ -148,7 +150,7 @@ class _Child:
                 break
             if self.held is not None:
                 seen = (seen + data)[-65536:]
-                at = seen.find(_READY)
+                at = seen.find(READY_MARK)
                 if at < 0:
                     if how is None:
                         how = self.prompted(seen, answered)
@@ -159,12 +161,12 @@ class _Child:
                     continue
                 with self.lock:
                     self.busy = True
-                    self.queue.put(_stage1_code() + b"".join(self.held))
+                    self.queue.put((b"" if self.other else _stage1_code()) + b"".join(self.held))
                     self.held, self.direct = None, not self.pty
-                data = seen[at + len(_READY) :]
+                data = seen[at + len(READY_MARK) :]
             try:
                 for kind, rid, body in decoder.feed(data):
-                    if kind == GET_MODULE:  # checked as the master checks it: a bad name is this child's fault
+                    if kind == GET_MODULE and not self.other:  # checked as the master checks it: a bad name is this child's fault
                         name = body.decode("ascii")
                         if not 0 < len(name) <= NAME_MAX or not all(p.isidentifier() for p in name.split(".")):
                             raise ValueError("bad module name %r" % name[:100])

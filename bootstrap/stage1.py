@@ -41,6 +41,7 @@ from fanout._wire import (
     OPEN,
     PICKLE,
     PIECE,
+    RELAY_RECORD,
     RESULT,
     RESULT_LITERAL_MAX,
     ROUTE,
@@ -573,10 +574,10 @@ CHILDREN = {}  # context id -> _Child: the children this child opened (become), 
 
 
 def _open(cid, body):
-    """OPEN: start a child. The relay (bootstrap/relay.py, a string here) is compiled the first time: most
-    children never open one, and compiling it would cost each ~1 ms at start."""
+    """OPEN: start a child. The relay (bootstrap/relay.py) came before the first OPEN, as the module record
+    RELAY_RECORD: most children never open one, and it would cost each its bytes and ~1 ms to compile."""
     if "_open_child" not in globals():
-        exec(compile(globals()["_RELAY"], "<relay>", "exec"), globals())
+        exec(compile(IMPORTER.modules[RELAY_RECORD][1], "<relay>", "exec"), globals())
     globals()["_open_child"](cid, body)
 
 

@@ -35,6 +35,13 @@ class Plan:
     use_pty: bool
     prompt: str | None  # the exact prompt (sudo, which is told it); None: a line ending in a colon
     password: str | None = field(default=None, repr=False)
+    other_host = False  # the child runs on its parent's host, with its parent's Python (fanout._relay)
+
+    def needs_pty_retry(self, text: str) -> bool:
+        return needs_pty_retry(self, text)
+
+    def failure(self, how: str, text: str, status: int | None, host: str, login_user: str) -> Exception | None:
+        return failure(self, how, text, status, host, login_user)
 
     def open_args(self, use_pty: bool | None = None) -> tuple:
         """The OPEN frame's payload."""

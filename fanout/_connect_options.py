@@ -105,6 +105,10 @@ class ConnectOptions:
     deny_modules: tuple[str, ...] = ()
     """Module name prefixes the child may never import from the master (docs/security.rst)."""
 
+    via: Any = None
+    """A :class:`fanout.Context` to connect through: its child runs its own ``ssh`` to the host and relays
+    (docs/relays.rst); None: connect from here."""
+
     def __post_init__(self) -> None:
         port = self.port
         if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port <= MAX_PORT):
@@ -134,6 +138,11 @@ class ConnectOptions:
         policy = ModulePolicy(self.allow_modules, self.deny_modules)  # bad prefixes fail before anything connects
         self._set("allow_modules", policy.allow)
         self._set("deny_modules", policy.deny)
+        if self.via is not None:
+            from fanout._context import Context  # not at the top: the context module is the heavier one
+
+            if not isinstance(self.via, Context):
+                raise _fail("via", "a fanout.Context (the relay) or None", self.via)
 
     def _set(self, name: str, value: object) -> None:
         object.__setattr__(self, name, value)  # frozen: only __post_init__ puts a checked value in place

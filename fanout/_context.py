@@ -66,9 +66,10 @@ from fanout.errors import (
     ConnectionLost,
     ConnectTimeout,
     FanoutError,
+    HostKeyError,
     ProtocolError,
     RemoteError,
-    UnsupportedPython,
+    Unreachable,
 )
 
 if TYPE_CHECKING:
@@ -200,6 +201,7 @@ class Context:
         deny_modules: Iterable[str] = (),
         user: str | None = None,
         parent: Context | None = None,
+        other_host: bool = False,
     ) -> None:
         self.name = name
         #: The user the child runs as (the login user, or the one it became), when known.
@@ -207,13 +209,18 @@ class Context:
         self._transport = transport
         self._parent = parent
         self._root: Context = parent._root if parent is not None else self
+        # The context of this one's host: the connection's child, or one reached through it on another host (via=).
+        # Its modules and its share of the master's service pool are the host's, whichever context asks.
+        self._host: Context = self if parent is None or other_host else parent._host
         self._protocol = MasterProtocol(name, relays=parent is None)
         if parent is None:
+            self._tree = Tree()
+        if self._host is self:
             self._modules = ModuleSender(name, policy=ModulePolicy(allow_modules, deny_modules))
             self._modules.roots.update(PINNED)
-            self._tree = Tree()
         else:  # a module crosses the connection once, whichever context of the host asked first
-            self._modules = self._root._modules
+            self._modules = self._host._modules
+        self._relay_loaded = False  # whether its child has the relay's code (fanout._relay)
         self._futures: dict[int, Future] = {}
         self._state_lock = threading.Lock()  # protocol state and futures
         # Order of frames on the wire: one lock per connection, which the contexts reached through it share.
@@ -236,7 +243,7 @@ class Context:
         self._answers = SerialRunner(f"fanout-answer-{name}", MAX_ANSWERS_WAITING)
         self._service_lock = threading.Lock()
         self._services_in_pool = 0  # this host's calls in the master's pool now
-        # Waiting for the pool: (the context that asked, its call). Kept on the connection's context alone, so the
+        # Waiting for the pool: (the context that asked, its call). Kept on the host's context alone, so the
         # share is the host's, however many become contexts it has.
         self._services_waiting: collections.deque[tuple[Context, ServiceRequested]] = collections.deque()
         self._deliveries = SerialRunner(f"fanout-deliver-{name}")
@@ -339,9 +346,9 @@ class Context:
             future.from_delivery = self._deliveries.on_runner()
             future.call_id = call_id
         ahead = self._protocol.modules(0, records, roots) if records or roots else b""
-        if self._parent is not None and ahead:
-            # Sources go to the connection's child, which keeps them for every context on its host.
-            self._root._write(self._root._protocol.modules(0, records, roots))
+        if self._host is not self and ahead:
+            # Sources go to the host's first child, which keeps them for every context on its host.
+            self._host._write(self._host._protocol.modules(0, records, roots))
             ahead = self._protocol.modules(0, [], roots) if roots else b""
         self._write(ahead + frame)
         return future
@@ -434,10 +441,14 @@ class Context:
             user=user,
             parent=self,
         )
-        with self._state_lock:
-            self._opened.append(child)
+        self._adopt(child)
         child.expect_ready_by(time.monotonic() + timeout, timeout)
         return child
+
+    def _adopt(self, child: Context) -> None:
+        """``child`` was opened through this context: it closes with it."""
+        with self._state_lock:
+            self._opened.append(child)
 
     def run(
         self,
@@ -767,7 +778,7 @@ class Context:
             refused.set_exception(service.CallRefused(reason + ("" if pool else " (see Pool.serve_children)")))
             self._when_done(event.request_id, refused)
             return
-        host = self._root
+        host = self._host
         with host._service_lock:
             if host._services_in_pool >= max(1, pool.size // 2):
                 host._services_waiting.append((self, event))
@@ -787,7 +798,7 @@ class Context:
         future.add_done_callback(lambda _: self._next_service(pool))
 
     def _next_service(self, pool: Any) -> None:
-        host = self._root
+        host = self._host
         with host._service_lock:
             if not host._services_waiting:
                 host._services_in_pool -= 1
@@ -848,7 +859,9 @@ class Context:
 
     def _lost_error(self) -> Exception:
         reason, cause = self._lost or ("unknown", None)
-        if isinstance(cause, (AuthenticationFailed, BecomeFailed, UnsupportedPython)):  # a child that could not start
+        # A child that could not start (a become refused, a host beyond a relay not reached): as connect() raises it.
+        could_not_start = (AuthenticationFailed, BecomeFailed, HostKeyError, Unreachable)
+        if isinstance(cause, could_not_start) and not isinstance(cause, ConnectTimeout):
             error = copy.copy(cause)  # one per waiting call, each with its own traceback; attributes kept
             error.__traceback__ = None
             return error

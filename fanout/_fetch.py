@@ -805,7 +805,7 @@ def fetch(
 
     seconds = check_timeout("timeout", timeout, allow_none=True)
     checked = request(src, dest, flat=flat, max_bytes=max_bytes, max_entries=max_entries)
-    host = context._root.name  # a become context's files are still its host's
+    host = context._host.name  # a become context's files are still its host's
     deadline = None if seconds is None else time.monotonic() + seconds
 
     def timed_out() -> BaseException:

@@ -111,7 +111,7 @@ class KnownHosts:
         host = name.encode("utf-8", "surrogateescape").lower()
         return [line for line in self.lines if line.marker == marker and line.matches(host)]
 
-    def _for_host(self, hostname: str, port: int, marker: str = "") -> list[KnownHostLine]:
+    def for_host(self, hostname: str, port: int, marker: str = "") -> list[KnownHostLine]:
         """The lines naming ``[hostname]:port``; off port 22 those naming ``hostname`` when there are none."""
         found = self.matching(_name(hostname, port), marker)
         if not found and port != DEFAULT_PORT:
@@ -120,7 +120,7 @@ class KnownHosts:
 
     def certificate_key_types(self, hostname: str, port: int) -> tuple[str, ...]:
         """The certificate algorithms to offer first to this host: all, when a CA line names it; else none."""
-        return CERTIFICATE_KEY_TYPES if self._for_host(hostname, port, CERTIFICATE_AUTHORITY) else ()
+        return CERTIFICATE_KEY_TYPES if self.for_host(hostname, port, CERTIFICATE_AUTHORITY) else ()
 
     def preferred_key_types(self, hostname: str, port: int, offered: Sequence[str]) -> tuple[str, ...]:
         """``offered`` (plain host key algorithms) in ssh's order for this host: certificates when a CA line names
@@ -128,7 +128,7 @@ class KnownHosts:
         offered = tuple(offered)
         first = [t for t in self.certificate_key_types(hostname, port) if t.split("-cert-")[0] in offered]
         known: set[str] = set()
-        for line in self._for_host(hostname, port):
+        for line in self.for_host(hostname, port):
             name = line.key.get_name()
             known.update(_RSA_ALGORITHMS if name == "ssh-rsa" else (name,))
         first += [t for t in offered if t in known and t not in first]

@@ -1,10 +1,16 @@
-"""Contexts reached through other contexts: a become child's transport is its parent.
+"""Contexts reached through other contexts: the transport of a become child, or of a host reached by ``via=``, is
+its parent.
 
 Frames for such a child go down the connection wrapped in ``TO_CONTEXT`` with
 its id; its frames come up in ``FROM_CONTEXT``, stamped by its parent, and the
 connection's receiving thread hands them to the child's own
 :class:`~fanout._protocol.MasterProtocol`, with the same limits as any child's.
 Ids are numbered per connection; the child at the end of the connection is 0.
+
+A plan says how the parent starts the child: :class:`fanout._become.Plan` (sudo,
+su, doas: the same host, the same Python) or :class:`fanout._via.Hop` (the
+parent's ``ssh`` to another host). Both have ``open_args()``, ``other_host``,
+``needs_pty_retry(text)`` and ``failure(...)``.
 """
 
 from __future__ import annotations
@@ -12,9 +18,9 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from fanout import _become
+from fanout import _stage, _wire
 from fanout._protocol import ChildGone
 from fanout.errors import ConnectionLost
 
@@ -39,12 +45,13 @@ class Tree:
 class RelayTransport:
     """The way to a child opened by another context: bytes down through the connection, events up from it."""
 
-    sends_stage1 = False  # the parent sends its own copy of stage 1: it does not cross the connection again
-
-    def __init__(self, parent: Context, plan: _become.Plan) -> None:
+    def __init__(self, parent: Context, plan: Any) -> None:
         self.parent = parent
         self.root: Context = parent._root
         self.plan = plan
+        # A become child runs its parent's Python, which sends it its own stage 1; one on another host gets the
+        # master's, through the connection.
+        self.sends_stage1: bool = plan.other_host
         self.id = self.root._tree.new_id()
         self._on_data: Callable[[bytes], None] | None = None
         self._on_end: Callable[[], None] | None = None
@@ -69,6 +76,10 @@ class RelayTransport:
             root._tree.transports[self.id] = self
             root._protocol.below[self.id] = True
             frames = []
+            if not self.parent._relay_loaded:  # its first child: the relay's code goes first
+                record = (_wire.RELAY_RECORD, False, _stage.relay_source(), "<relay>", None)
+                frames.append(self.parent._addressed(self.parent._protocol.modules(0, [record], [])))
+                self.parent._relay_loaded = True
             path = self.parent._path()  # the contexts from the connection's child down to the parent
             for relay, next_hop in itertools.pairwise(path):
                 frames.append(relay._addressed(relay._protocol.route(self.id, next_hop._relay_id())))
@@ -117,16 +128,11 @@ class RelayTransport:
 
     def gone(self, event: ChildGone) -> None:
         """The parent reports the child ended: how, and if before it was ready, why."""
-        if (
-            not self._ready
-            and not self._retried
-            and event.how == "ended"
-            and _become.needs_pty_retry(self.plan, event.text)
-        ):
+        if not self._ready and not self._retried and event.how == "ended" and self.plan.needs_pty_retry(event.text):
             self._retry_on_terminal()
             return
-        host, login = self.root.name, self.parent.user
-        error = _become.failure(self.plan, event.how, event.text, event.status, host, login)
+        host, login = self.parent._host.name, self.parent.user
+        error = self.plan.failure(event.how, event.text, event.status, host, login)
         if error is not None and not self._ready:
             self.end_error = error
             self.ended(str(error))

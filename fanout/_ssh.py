@@ -519,6 +519,7 @@ def connect(
     name: str | None = None,
     allow_modules: Iterable[str] = (),
     deny_modules: Iterable[str] = (),
+    via: Context | None = None,
     **unknown: NoReturn,
 ) -> Context:
     """Connect to ``host`` over SSH and start a child there; returns its :class:`Context`.
@@ -547,6 +548,9 @@ def connect(
     (its errors, its logger ``fanout.remote.<name>``); it defaults to ``host``.
     ``allow_modules`` and ``deny_modules`` widen and narrow what the child may
     import from the master (module name prefixes; see docs/security.rst).
+    ``via`` is a context to connect through: its child runs its own OpenSSH
+    ``ssh`` to ``host``, with the options resolved here, and relays
+    (docs/relays.rst).
 
     The options are checked, before anything connects, as a
     :class:`fanout.ConnectOptions`: a bad value is a ValueError naming it, an
@@ -563,6 +567,10 @@ def connect_with(host: str, given: ConnectOptions) -> Context:
     """:func:`connect` with its options as one ConnectOptions."""
     if not isinstance(host, str) or not host:
         raise ValueError(f"host must be a non-empty string, not {host!r}")
+    if given.via is not None:
+        from fanout import _via  # it builds on this module
+
+        return _via.connect(host, given, given.via)
     way = plan(host, given)
     deadline = time.monotonic() + way.connect_timeout
     dest = way.destination

@@ -1,9 +1,10 @@
 """Stage 0 (the command line) and stage 1 (the remote kernel), assembled from ``bootstrap/``.
 
-Stage 1 is ``fanout/_wire.py``, ``bootstrap/relay.py`` as a string, then
-``bootstrap/stage1.py``, with docstrings, stage 1's own ``from fanout._wire
-import ...`` (the names are already defined above it) and the wire's constants
-that no part of stage 1 reads removed, compressed once per process.
+Stage 1 is ``fanout/_wire.py`` then ``bootstrap/stage1.py``, with docstrings,
+stage 1's own ``from fanout._wire import ...`` (the names are already defined
+above it) and the wire's constants that neither stage 1 nor the relay reads
+removed, compressed once per process. The relay (``bootstrap/relay.py``) is
+sent apart, to the children that open children (:func:`relay_source`).
 
 Stage 0 first checks the interpreter's version, in code any Python 2.7 or 3.x
 compiles: one too old writes one marked line to stderr and exits with
@@ -24,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from fanout._codec import AST_LOCK
-from fanout._wire import STAGE1_MODULE
+from fanout._wire import READY_MARK, STAGE1_MODULE
 from fanout.errors import UnsupportedPython
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -95,17 +96,30 @@ def _drop_unread(tree: ast.Module, names: set[str], *readers: ast.AST) -> ast.Mo
     return tree
 
 
+def _sources() -> tuple[str, str, str]:
+    paths = (_PACKAGE / "_wire.py", _bootstrap_dir() / "relay.py", _bootstrap_dir() / "stage1.py")
+    wire, relay, stage1 = (path.read_text() for path in paths)
+    return wire, relay, stage1
+
+
 @functools.lru_cache(maxsize=1)
 def stage1_source() -> str:
-    """The Python source the child runs as stage 1: the wire, the relay as a string (compiled by the
-    children that open children, and only by them), then stage 1 itself."""
-    sources = (_PACKAGE / "_wire.py", _bootstrap_dir() / "relay.py", _bootstrap_dir() / "stage1.py")
-    wire, relay, stage1 = (path.read_text() for path in sources)
+    """The Python source the child runs as stage 1: the wire, then stage 1 itself. The wire's constants that
+    the relay reads stay, though it is not part of stage 1: it runs in stage 1's globals (:func:`relay_source`)."""
+    wire, relay, stage1 = _sources()
     with AST_LOCK:
         relay_tree = _strip(ast.parse(relay))
         wire_constants = {_constant_name(node) for node in ast.parse(wire).body} - {None}
-        tree = _strip(ast.parse("\n".join([wire, f"_RELAY = {ast.unparse(relay_tree)!r}", stage1])))
+        tree = _strip(ast.parse("\n".join([wire, stage1])))
         return ast.unparse(_drop_unread(tree, wire_constants, relay_tree)) + "\n"
+
+
+@functools.lru_cache(maxsize=1)
+def relay_source() -> str:
+    """``bootstrap/relay.py`` stripped: sent to a child before the first child it opens (become, ssh onward), and
+    compiled into its stage 1's globals then. Most children never open one: stage 1 is 2.2 KB smaller without it."""
+    with AST_LOCK:
+        return ast.unparse(_strip(ast.parse(_sources()[1]))) + "\n"
 
 
 @functools.lru_cache(maxsize=1)
@@ -114,33 +128,37 @@ def stage1_blob() -> bytes:
     return zlib.compress(stage1_source().encode(), 9)
 
 
-def stage0_code(minimum: tuple[int, int] = MIN_PYTHON) -> str:
+def stage0_code(minimum: tuple[int, int] = MIN_PYTHON, *, ready: bool = False) -> str:
     """The program passed to ``python -c``: check the version, read exactly len(stage 1) bytes from fd 0,
-    inflate, run. Python 2.7 compiles all of it, so the check can speak before anything newer is needed."""
+    inflate, run. Python 2.7 compiles all of it, so the check can speak before anything newer is needed.
+    ``ready``: first write :data:`~fanout._wire.READY_MARK`, for a relay that holds the input until then."""
     size = len(stage1_blob())
     return (
         "import sys\n"
         f"if sys.version_info<({minimum[0]},{minimum[1]}):"
         f'sys.stderr.write("{OLD_PYTHON_MARK}%d.%d.%d %s\\n"%(sys.version_info[:3]+(sys.executable,)));'
         f"sys.exit({UNSUPPORTED_STATUS})\n"
-        "import os,zlib\n"
-        'b=b""\n'
+        "import os,zlib\n" + (f"os.write(1,{READY_MARK!r})\n" if ready else "") + 'b=b""\n'
         f"while len(b)<{size}:b+=os.read(0,{size}-len(b))or os._exit(1)\n"
         'c=compile(zlib.decompress(b),"<string>","exec")\n'
         f'exec(c,{{"__name__":"{STAGE1_MODULE}","B":c}})'
     )
 
 
-def stage0_command(python: str = "python3") -> str:
+def stage0_command(python: str = "python3", *, ready: bool = False) -> str:
     """The remote shell command line that starts a child: with ``python``, or with the interpreter discovery
-    finds (``"auto"`` and the other :data:`AUTO_MODES`)."""
+    finds (``"auto"`` and the other :data:`AUTO_MODES`); ``ready`` as :func:`stage0_code` takes it."""
     if python in AUTO_MODES:
-        return discovery_command(silent=AUTO_MODES[python])
-    return f"{shlex.quote(python)} -c {shlex.quote(stage0_code())}"
+        return discovery_command(silent=AUTO_MODES[python], ready=ready)
+    return f"{shlex.quote(python)} -c {shlex.quote(stage0_code(ready=ready))}"
 
 
 def discovery_command(
-    *, silent: bool, minimum: tuple[int, int] = MIN_PYTHON, order: Iterable[str] = DISCOVERY_ORDER
+    *,
+    silent: bool,
+    minimum: tuple[int, int] = MIN_PYTHON,
+    order: Iterable[str] = DISCOVERY_ORDER,
+    ready: bool = False,
 ) -> str:
     """POSIX sh that execs stage 0 with the first interpreter of ``order`` that exists and is new enough.
 
@@ -156,7 +174,7 @@ def discovery_command(
     tested = f'"$q" -c "{test}"</dev/null >/dev/null 2>&1;r=$?'
     say = "" if silent else 'printf "fanout: using the discovered Python interpreter %s\\n" "$q">&2;'
     return (
-        f"S={shlex.quote(stage0_code(minimum))};f=;"
+        f"S={shlex.quote(stage0_code(minimum, ready=ready))};f=;"
         f"for p in {' '.join(shlex.quote(name) for name in order)};do "
         'q=$(command -v "$p")||continue;'
         + (f'case $p in {"|".join(by_name)})r=2;[ -x "$q" ]&&r=0;;*){tested};;esac;' if by_name else f"{tested};")

@@ -14,6 +14,11 @@ HEADER = struct.Struct(">IBBI")
 MAX_BODY = 64 * 1024 * 1024
 FLAG_ZLIB = 1
 STAGE1_MODULE = "fanout_stage1"  # stage 1 runs as, and registers itself in sys.modules as, this module
+# What the stage 0 of a child started by another child writes first: before it, sudo, su, doas or ssh talk (their
+# prompts, their errors); after it, frames. Its parent holds the child's input until it has seen it.
+READY_MARK = b"\0fanout-ready\0"
+# The name of the module record that carries the relay (bootstrap/relay.py) to a child, before its first OPEN.
+RELAY_RECORD = "fanout_stage1_relay"
 
 # Payloads: a tag byte, then the data (docs/protocol.rst, "Payloads").
 MARSHAL = b"m"  # to a child: marshal (version 4) of a plain value

@@ -101,7 +101,7 @@ class FakeContext:
 
     def __init__(self, name: str = "web1", answer=None) -> None:
         self.name = name
-        self._root = self
+        self._host = self
         self.answer = answer or (lambda fn, args: fn(*args))
         self.calls: list[tuple[str, tuple]] = []
 

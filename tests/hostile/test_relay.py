@@ -446,7 +446,7 @@ def frames():
         for frame in decoder.feed(data[cut:]):
             yield frame
 
-send(b"\0fanout-ready\0")  # what stage 0 says first (bootstrap/stage1.py _READY): from here on, frames
+send(b"\0fanout-ready\0")  # what stage 0 says first (fanout._wire.READY_MARK): from here on, frames
 """
 
 
