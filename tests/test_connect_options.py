@@ -61,6 +61,7 @@ BAD = [
     ("name", "", "name must be a non-empty string"),
     ("allow_modules", "os", "allow_modules"),
     ("deny_modules", ["not a module"], "deny_modules"),
+    ("via", "bastion", r"via must be a fanout.Context \(the relay\) or None, not 'bastion'"),
 ]
 
 
