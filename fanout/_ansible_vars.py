@@ -93,6 +93,9 @@ def connect_options(name: str, variables: Mapping[str, Any]) -> dict[str, Any]:
     jump = pick("fanout_jump")
     if jump:
         opts["jump"] = str(jump)
+    via = pick("fanout_via")
+    if via:  # an inventory host whose child runs ssh onward to this one (docs/relays.rst)
+        opts["via"] = str(via)
     ssh_args = _ssh_args(name, variables)
     if ssh_args:
         opts["ssh_args"] = ssh_args

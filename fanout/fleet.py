@@ -14,12 +14,13 @@ import queue
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from fanout import _become, _commands, _limits, _output, _progress, _push, _secret, _shell, _terminal
+from fanout import _become, _commands, _limits, _output, _progress, _push, _routes, _secret, _shell, _terminal
 from fanout._commands import CommandResult
 from fanout._deadlines import DEADLINES
 from fanout._fleet_send import CallSender, failed_future, on_done
@@ -142,6 +143,12 @@ class Fleet:
     ``echo`` writes each line the hosts print, as it comes, prefixed with the
     host's name (``[web01] ...``); ``progress`` shows a bar on a terminal
     (``None``: when stderr is one and there are more than a few hosts).
+
+    A host's ``"via"`` names the host it is reached through: that host's child runs its own ``ssh`` onward
+    and relays (docs/relays.rst). ``relays`` picks that many relays among the other hosts (``"auto"``: about the
+    square root of their number) and reaches the rest through them; :attr:`routes` says which went where.
+    ``relay_hosts`` are hosts used only as relays (an inventory's ``fanout_via`` outside the pattern): connected,
+    never called. A relay forwards the agent (``SSH_AUTH_SOCK``) unless its options say ``forward_agent``.
     """
 
     def __init__(
@@ -154,12 +161,29 @@ class Fleet:
         progress: bool | None = None,
         allow_modules: Iterable[str] = (),
         deny_modules: Iterable[str] = (),
+        relays: int | str = 0,
+        relay_hosts: Mapping[str, Mapping[str, Any]] | None = None,
     ):
         if not isinstance(forks, int) or isinstance(forks, bool) or forks < 1:
             raise ValueError(f"forks must be a whole number of at least 1, not {forks!r}")
         connect_timeout = check_timeout("connect_timeout", connect_timeout)
         extra = {"allow_modules": tuple(_names(allow_modules)), "deny_modules": tuple(_names(deny_modules))}
         self.hosts = {name: _with_modules(options, extra) for name, options in hosts.items()}
+        self._relay_only = {
+            name: _with_modules(options, extra) for name, options in (relay_hosts or {}).items() if name not in hosts
+        }
+        self._every_host = {**self._relay_only, **self.hosts}
+        #: Each host reached through a relay -> the relay's name (hosts absent go direct).
+        self.routes: dict[str, str] = _routes.plan(self._every_host, relays)
+        keyed = [name for name in self.routes if self._every_host[name].get("identity_file")]
+        if keyed:  # said once for the fleet, not once per host (fanout._via says it for a lone connect)
+            warnings.warn(
+                f"{len(keyed)} hosts reached through relays have identity files ({', '.join(sorted(keyed)[:3])}"
+                f"{', ...' if len(keyed) > 3 else ''}): the master's key files never leave it; each relay"
+                " authenticates with the agent forwarded to it or keys in its own ~/.ssh",
+                UserWarning,
+                stacklevel=2,
+            )
         self.forks = forks
         self.connect_timeout = connect_timeout
         self.echo = echo
@@ -186,19 +210,35 @@ class Fleet:
         from fanout.inventory import Inventory
 
         inventory = Inventory.load(path)
-        return cls(inventory.fleet_hosts(pattern), **options)
+        hosts = inventory.fleet_hosts(pattern)
+        relay_hosts: dict[str, dict[str, Any]] = {}
+        wanted = [o["via"] for o in hosts.values() if isinstance(o.get("via"), str)]
+        while wanted:  # fanout_via hosts the pattern left out, and theirs: connected as relays only
+            name = wanted.pop()
+            if name in hosts or name in relay_hosts or name not in inventory.hosts("all"):
+                continue  # one the inventory lacks is named by the fleet's own check
+            relay_hosts[name] = inventory.connect_options(name)
+            if isinstance(relay_hosts[name].get("via"), str):
+                wanted.append(relay_hosts[name]["via"])
+        return cls(hosts, relay_hosts=relay_hosts, **options)
 
     # -- connecting --------------------------------------------------------------------
 
     def connect(self) -> Fleet:
-        """Open every connection, at most ``forks`` at once; a host that fails is remembered, not raised."""
-        pending = [name for name in self.hosts if name not in self._contexts and name not in self._failures]
-        _limits.ensure_open_files(len(self.hosts))
+        """Open every connection, at most ``forks`` at once, relays before the hosts behind them; a host that fails
+        is remembered, not raised."""
+        pending = [
+            name
+            for name in self._every_host
+            if name not in self._contexts and name not in self._logins and name not in self._failures
+        ]
+        _limits.ensure_open_files(len(self._every_host))
         pool = ThreadPoolExecutor(max_workers=min(self.forks, max(len(pending), 1)))
         try:
             with _progress.Progress("connecting", len(pending), _progress.wanted(len(pending), self.progress)) as bar:
-                for status in pool.map(self._open, pending):
-                    bar.advance(status)
+                for wave in _routes.waves(pending, self.routes):
+                    for status in pool.map(self._open, wave):
+                        bar.advance(status)
         except BaseException:  # Ctrl-C: connections not yet started are not started; close() ends the rest
             pool.shutdown(wait=False, cancel_futures=True)
             raise
@@ -244,10 +284,17 @@ class Fleet:
         return context, failure
 
     def _open(self, name: str) -> str:
-        options = dict(self.hosts[name])
+        options = dict(self._every_host[name])
         connection = options.pop("connection", "ssh")
         become = options.pop("become", None)
+        options.pop("via", None)  # in self.routes
         try:
+            if name in self.routes:
+                options["via"] = self._relay_for(name)
+                options.pop("identity_file", None)  # the fleet warned: the relay's ssh cannot use the master's keys
+                options.pop("passphrase", None)
+            if name in _routes.relays_of(self.routes) and "forward_agent" not in options:
+                options["forward_agent"] = True if os.environ.get("SSH_AUTH_SOCK") else None
             if connection == "local":
                 from fanout._context import local
 
@@ -277,6 +324,8 @@ class Fleet:
             return status_of(exc)
         with self._lock:
             self._logins[name] = context
+        if name in self._relay_only:  # a relay only: never called
+            return OK
         if become and become.get("enabled", False):  # the inventory's ansible_become: calls run as that user
             try:
                 context = context.become(**_become_options(become, {}))
@@ -285,6 +334,16 @@ class Fleet:
                     self._failures[name] = exc
                 return status_of(exc)
         return self._opened(name, context)
+
+    def _relay_for(self, name: str) -> Any:
+        """The login context of ``name``'s relay, opened first if need be; Unreachable naming it if it failed."""
+        relay = self.routes[name]
+        context, failure = self._login(relay)
+        if context is None:
+            error = Unreachable(f"{name}: not reached: its relay {relay} failed: {failure}")
+            error.__cause__ = failure
+            raise error
+        return context
 
     def _opened(self, name: str, context: Any) -> str:
         # Lines are kept for results on the receiving thread, in order with the results (fanout's own quick
@@ -738,6 +797,7 @@ class _BecomeFleet(Fleet):
         )
         self._base = base
         self._given = dict(given)
+        self.routes = base.routes
 
     def _open(self, name: str) -> str:
         login, failure = self._base._login(name)

@@ -1,0 +1,122 @@
+"""Fleets reached through relays: ``Fleet(relays=N | "auto")`` and an inventory's ``fanout_via``, on the real fleet.
+
+The relays authenticate onward with the fleet's key held by an agent forwarded to them, as an operator's desktop
+agent would be.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+
+import pytest
+
+import fanout
+from fanout.errors import Unreachable
+from tests.fleet import hosts
+from tests.fleet.agent import add_to_agent
+from tests.fleet.inventories import known_hosts_of, write_inventory
+
+pytestmark = pytest.mark.fleet
+
+
+@pytest.fixture
+def agent_with_key(ssh_agent, fleet):
+    add_to_agent(ssh_agent, fleet.hosts[0].key_path)
+    return ssh_agent
+
+
+def fleet_hosts(fleet: hosts.Fleet) -> dict[str, dict]:
+    return {host.name: {"host": host.address, **host.connect_options()} for host in fleet.hosts}
+
+
+def versions(fleet: hosts.Fleet) -> dict[str, str]:
+    return {host.name: "%d.%d.%d" % host.python_version for host in fleet.hosts}
+
+
+def test_relays_picked_among_the_fleet_carry_the_rest(fleet, agent_with_key) -> None:
+    count = 2 if len(fleet.hosts) >= 4 else 1
+    with pytest.warns(UserWarning, match="identity files"):
+        relayed = fanout.Fleet(fleet_hosts(fleet), relays=count, echo=False)
+    with relayed:
+        relays = set(relayed.routes.values())
+        assert len(relays) == count
+        assert set(relayed.routes) | relays == {host.name for host in fleet.hosts}
+        assert not relays & set(relayed.routes)  # a picked relay is reached directly
+        results = relayed.call(platform.python_version)
+        assert {name: result.value for name, result in results.items()} == versions(fleet)
+
+
+def test_auto_takes_about_the_square_root(fleet, agent_with_key) -> None:
+    many = {f"{name}-{i}": options for name, options in fleet_hosts(fleet).items() for i in range(3)}
+    with pytest.warns(UserWarning, match="identity files"):
+        relayed = fanout.Fleet(many, relays="auto", echo=False)
+    expected = round(len(many) ** 0.5)
+    assert len(set(relayed.routes.values())) == expected
+    with relayed:
+        results = relayed.call(os.getuid)
+        assert [name for name, result in results.items() if not result.ok] == []
+
+
+def test_a_relay_that_fails_fails_its_own_hosts_only(fleet, agent_with_key) -> None:
+    options = fleet_hosts(fleet)
+    first = fleet.hosts[0].name
+    options[first]["port"] = hosts.free_ports(1)[0]  # the relay cannot be reached
+    others = [host.name for host in fleet.hosts[1:]]
+    behind, direct = others[: len(others) // 2 + 1], others[len(others) // 2 + 1 :]
+    for name in behind:
+        options[name]["via"] = first
+    with pytest.warns(UserWarning, match="identity files"):
+        relayed = fanout.Fleet(options, echo=False)
+    with relayed:
+        results = relayed.call(os.getuid)
+    assert results[first].status == "unreachable"
+    for name in behind:
+        assert results[name].status == "unreachable"
+        assert isinstance(results[name].error, Unreachable)
+        assert f"its relay {first} failed" in str(results[name].error)
+    for name in direct:
+        assert results[name].ok, results[name]
+
+
+def test_an_inventory_relay_outside_the_pattern_is_connected_but_not_called(fleet, agent_with_key, tmp_path) -> None:
+    bastion, target = fleet.hosts[0], fleet.hosts[-1]
+    if bastion is target:
+        pytest.skip("needs two hosts")
+    lines = [
+        "[bastions]",
+        f"bastion ansible_host={bastion.address} ansible_port={bastion.port}",
+        "[targets]",
+        f"db ansible_host={target.address} ansible_port={target.port} fanout_via=bastion",
+        "[all:vars]",
+        f"ansible_user={target.user}",
+        f"fanout_known_hosts={known_hosts_of(fleet, tmp_path)}",
+        f"ansible_ssh_private_key_file={bastion.key_path}",
+    ]
+    inventory = tmp_path / "hosts"
+    inventory.write_text("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning, match="identity files"):
+        relayed = fanout.Fleet.from_inventory(inventory, "targets", echo=False)
+    with relayed:
+        results = relayed.call(platform.python_version)
+        assert list(results) == ["db"]
+        assert results["db"].value == "%d.%d.%d" % target.python_version
+        assert relayed.routes == {"db": "bastion"}
+
+
+def test_a_loop_of_relays_is_refused_before_anything_connects(fleet) -> None:
+    options = fleet_hosts(fleet)
+    names = list(options)
+    options[names[0]]["via"] = names[-1]
+    options[names[-1]]["via"] = names[0]
+    with pytest.raises(ValueError, match="loop"):
+        fanout.Fleet(options)
+
+
+def test_the_cli_inventory_reaches_hosts_behind_a_relay(fleet, agent_with_key, tmp_path) -> None:
+    inventory = write_inventory(fleet, tmp_path, broken=False)
+    with pytest.warns(UserWarning, match="identity files"):
+        relayed = fanout.Fleet.from_inventory(inventory, "docker", relays=1, echo=False)
+    with relayed:
+        results = relayed.call(platform.python_version)
+    assert {name: result.value for name, result in results.items()} == versions(fleet)
