@@ -166,7 +166,8 @@ class _Child:
                 data = seen[at + len(READY_MARK) :]
             try:
                 for kind, rid, body in decoder.feed(data):
-                    if kind == GET_MODULE and not self.other:  # checked as the master checks it: a bad name is this child's fault
+                    # Checked as the master checks it: a bad name is this child's fault.
+                    if kind == GET_MODULE and not self.other:
                         name = body.decode("ascii")
                         if not 0 < len(name) <= NAME_MAX or not all(p.isidentifier() for p in name.split(".")):
                             raise ValueError("bad module name %r" % name[:100])

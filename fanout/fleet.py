@@ -146,7 +146,7 @@ class Fleet:
 
     A host's ``"via"`` names the host it is reached through: that host's child runs its own ``ssh`` onward
     and relays (docs/relays.rst). ``relays`` picks that many relays among the other hosts (``"auto"``: about the
-    square root of their number) and reaches the rest through them; :attr:`routes` says which went where.
+    square root of their number) and reaches the rest through them; ``routes`` says which went where.
     ``relay_hosts`` are hosts used only as relays (an inventory's ``fanout_via`` outside the pattern): connected,
     never called. A relay forwards the agent (``SSH_AUTH_SOCK``) unless its options say ``forward_agent``.
     """
