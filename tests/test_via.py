@@ -15,9 +15,11 @@ import time
 import pytest
 
 import fanout
+from fanout import service
 from fanout.errors import AuthenticationFailed, ConnectionLost, HostKeyError, Unreachable, UnsupportedPython
 from tests.fleet import hosts
 from tests.fleet.agent import add_to_agent
+from tests.fleet.services import Echo, echo_asker
 from tests.fleet.suites import fleet_suites
 from tests.fleet.waiting import wait_until
 
@@ -215,3 +217,30 @@ def test_a_closed_port_is_unreachable_through_the_relay(fleet, agent_with_key, o
     with pytest.raises(Unreachable, match="through") as refused:
         target.call(os.getpid)
     assert relay.name in str(refused.value)
+
+
+def test_a_host_beyond_two_relays_calls_a_service_on_the_master(fleet, agent_with_key, opened, user_modules) -> None:
+    first, second, last = fleet.hosts[0], other_host(fleet, fleet.hosts[0]), fleet.hosts[-1]
+    relay = relay_to(first, opened)
+    end = through(through(relay, second, opened, forward_agent=True), last, opened)
+    ask = echo_asker(user_modules)
+    with service.Pool(2, services=[Echo()]).serve_children():
+        assert end.call(ask, "through two relays") == "through two relays"
+        assert relay.call(ask, "from the relay") == "from the relay"
+
+
+def test_a_host_beyond_a_relay_runs_commands_and_takes_files(fleet, agent_with_key, opened, tmp_path) -> None:
+    relay = relay_to(fleet.hosts[0], opened)
+    target_host = other_host(fleet, fleet.hosts[0])
+    target = through(relay, target_host, opened)
+    source = tmp_path / "payload.txt"
+    source.write_bytes(b"through a relay\n" * 1000)
+    dest = f"/tmp/via-{os.getpid()}-{time.monotonic_ns()}.txt"
+    target.put(str(source), dest)
+    try:
+        assert (
+            target.run(f"sha256sum {dest}").stdout.split()[0]
+            == __import__("hashlib").sha256(source.read_bytes()).hexdigest()
+        )
+    finally:
+        target.run(f"rm -f {dest}")
