@@ -6,6 +6,7 @@ own); the target's host key is checked by the relay's ssh against the lines the 
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import platform
@@ -238,9 +239,7 @@ def test_a_host_beyond_a_relay_runs_commands_and_takes_files(fleet, agent_with_k
     dest = f"/tmp/via-{os.getpid()}-{time.monotonic_ns()}.txt"
     target.put(str(source), dest)
     try:
-        assert (
-            target.run(f"sha256sum {dest}").stdout.split()[0]
-            == __import__("hashlib").sha256(source.read_bytes()).hexdigest()
-        )
+        digest = target.run(f"sha256sum {dest}").stdout.split()[0]
+        assert digest == hashlib.sha256(source.read_bytes()).hexdigest()
     finally:
         target.run(f"rm -f {dest}")
