@@ -21,9 +21,14 @@ count them twice. fanout's own count, summed over the directly connected
 contexts only (those not in ``Fleet.routes``), is shown beside it as a check.
 ``/proc/self/io``'s ``wchar`` would not do: ``send()`` on a socket is not counted there.
 
-The relays log in onward with the fleet's key held by an ssh-agent the script
-starts (``SSH_AUTH_SOCK`` in the workers); Fleet forwards it to its relays, and
-Mitogen's relays get ``ssh -A``. The script brings the fleet up itself and
+The relays log in onward with keys of their own by default (``--relay-auth
+keys``): the fleet's test key copied to every container's login user's
+``~/.ssh/id_ed25519``, a way docs/relays.rst names. ``--relay-auth agent``
+holds the key in an ssh-agent the script starts instead (``SSH_AUTH_SOCK`` in
+the workers), which Fleet forwards to its relays and Mitogen's relays get with
+``ssh -A``; at 600 hosts most relayed logins then fail, as fanout's forwarded
+agent takes at most 8 agent connections per relay at once
+(``fanout._agent_forward.MAX_CHANNELS``) and refuses the rest. The script brings the fleet up itself and
 always removes it (and the agent); it reports and never asserts (a missed
 target is marked MISSED).
 """
@@ -61,9 +66,14 @@ TARGET_BYTES_SENT = 1 / 10  # at most: master bytes sent through relays over dir
 TARGET_WALL = 1.0  # at most: wall time through relays over direct
 PACKAGE_MODULES = 4  # modules of data in the generated package, besides its __init__
 PACKAGE_BYTES = 200 * 1024  # their source in all, about
-MITOGEN_CONNECT_TIMEOUT = 300  # seconds: 600 Mitogen bootstraps on two cores take far longer than its default 30
+CONNECT_TIMEOUT = 300  # seconds, both tools: 600 handshakes at once on two cores take far longer than 10 s (fanout's
+# default: every host timed out) or 30 s (Mitogen's)
 WORKER_TIMEOUT = 900.0  # seconds for one worker: Mitogen's 600 hosts take a few minutes here
 SETTLE = 2.0  # seconds between workers, so the hosts finish tearing down the previous one's sessions
+AUTH_TEXT = {
+    "keys": "the fleet's key in each container's ~/.ssh/id_ed25519",
+    "agent": "the fleet's key in a local ssh-agent forwarded to them",
+}
 IDENTITY_WARNING = ".*reached through relays have identity files"  # Fleet's warning: expected here
 
 
@@ -170,6 +180,7 @@ class Plan:
     relays: int
     mitogen_kex: str | None
     known_hosts: str  # every entry's known_hosts lines: Mitogen's relays check the hosts against them
+    forward_agent: bool = False  # Mitogen's relays get ssh -A (fanout's forward the agent whenever there is one)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -177,9 +188,7 @@ class Plan:
     @classmethod
     def from_json(cls, text: str) -> Plan:
         data = json.loads(text)
-        return cls(
-            [HostEntry(**item) for item in data["entries"]], data["relays"], data["mitogen_kex"], data["known_hosts"]
-        )
+        return cls(entries=[HostEntry(**item) for item in data.pop("entries")], **data)
 
 
 @dataclass
@@ -201,7 +210,7 @@ def run_fanout(entries: Sequence[HostEntry], fn: Callable[[], Any], probe: Probe
     hosts = bench.fleet_hosts(entries)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", IDENTITY_WARNING, UserWarning)
-        fleet = Fleet(hosts, forks=len(hosts), relays=relays, **bench.fleet_options())
+        fleet = Fleet(hosts, forks=len(hosts), relays=relays, connect_timeout=CONNECT_TIMEOUT, **bench.fleet_options())
     with fleet:
         results = fleet.call(fn)
         counted = sum(ctx.stats["bytes_sent"] for name, ctx in fleet.contexts.items() if name not in fleet.routes)
@@ -215,7 +224,7 @@ def run_fanout(entries: Sequence[HostEntry], fn: Callable[[], Any], probe: Probe
 
 def mitogen_options(entry: HostEntry, kex: str | None) -> dict[str, Any]:
     """benchmarks/fanout.py's ``router.ssh`` options, with a connect timeout a large fleet on two cores needs."""
-    return {**bench.mitogen_ssh_options(entry, kex), "connect_timeout": MITOGEN_CONNECT_TIMEOUT}
+    return {**bench.mitogen_ssh_options(entry, kex), "connect_timeout": CONNECT_TIMEOUT}
 
 
 def run_mitogen(entries: Sequence[HostEntry], fn: Callable[[], Any], probe: Probe, kex: str | None) -> Outcome:
@@ -234,7 +243,13 @@ def routes_of(entries: Sequence[HostEntry], relays: int) -> dict[str, str]:
 
 
 def run_mitogen_via(
-    entries: Sequence[HostEntry], fn: Callable[[], Any], probe: Probe, kex: str | None, relays: int, known_hosts: str
+    entries: Sequence[HostEntry],
+    fn: Callable[[], Any],
+    probe: Probe,
+    kex: str | None,
+    relays: int,
+    known_hosts: str,
+    forward_agent: bool,
 ) -> Outcome:
     """The same relays as fanout's: ``router.ssh(..., ssh_args=[..., "-A"])`` to each, the fleet's known_hosts
     saved on it, then ``router.ssh(via=relay, ...)`` to each host behind it, one thread per host; ``fn`` on all.
@@ -249,7 +264,7 @@ def run_mitogen_via(
 
     def open_relay(entry: HostEntry) -> Any:
         options = mitogen_options(entry, kex)
-        context = router.ssh(**{**options, "ssh_args": [*options["ssh_args"], "-A"]})
+        context = router.ssh(**{**options, "ssh_args": [*options["ssh_args"], *(["-A"] if forward_agent else [])]})
         context.call(package.save_text, saved, known_hosts)
         return context
 
@@ -284,7 +299,13 @@ def contender(kind: str, plan: Plan, relays: int) -> Run:
         return functools.partial(run_fanout, relays=relays)
     if kind == MITOGEN:
         return functools.partial(run_mitogen, kex=plan.mitogen_kex)
-    return functools.partial(run_mitogen_via, kex=plan.mitogen_kex, relays=relays, known_hosts=plan.known_hosts)
+    return functools.partial(
+        run_mitogen_via,
+        kex=plan.mitogen_kex,
+        relays=relays,
+        known_hosts=plan.known_hosts,
+        forward_agent=plan.forward_agent,
+    )
 
 
 # -- one sample, in a fresh worker process ---------------------------------------------------------
@@ -363,9 +384,11 @@ def worker_main(kind: str, spec: Path) -> int:
     return 0 if sample.error is None else 1
 
 
-def run_worker(kind: str, spec: Path, agent: Path) -> Sample:
-    """One sample in a fresh interpreter, with the agent holding the fleet's key; its stderr passed on."""
-    env = {**os.environ, "SSH_AUTH_SOCK": str(agent)}
+def run_worker(kind: str, spec: Path, agent: Path | None) -> Sample:
+    """One sample in a fresh interpreter, with the agent holding the fleet's key if there is one; stderr passed on."""
+    env = {key: value for key, value in os.environ.items() if key != "SSH_AUTH_SOCK"}
+    if agent is not None:
+        env["SSH_AUTH_SOCK"] = str(agent)
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "benchmarks.relay", "--worker", kind, "--spec", str(spec)],
@@ -405,7 +428,12 @@ class Results:
 
 
 def measure(
-    plan: Plan, repeat: int, workdir: Path, agent: Path, kinds: Sequence[str], host_cpu: Callable[[], float | None]
+    plan: Plan,
+    repeat: int,
+    workdir: Path,
+    agent: Path | None,
+    kinds: Sequence[str],
+    host_cpu: Callable[[], float | None],
 ) -> Results:
     """``repeat`` rounds, each contender once per round in a fresh worker, who goes first rotating."""
     spec = workdir / "relay-plan.json"
@@ -532,8 +560,10 @@ def report(results: Results, args: argparse.Namespace, containers: int, python_v
         f"{TARGET_BYTES_SENT:g} of direct, wall <= {TARGET_WALL:g}x direct; Mitogen's ratios are to its own direct "
         "row, for comparison only",
         "relays: Fleet(hosts, forks=N, relays=R) picks them (the first entry of each of R runs in order); mitogen "
-        "via= uses the same relays, ssh -A to them, the fleet's known_hosts saved on each, router.ssh(via=relay, "
-        "identity_file=None) behind them; both log in onward with the fleet's key in a local ssh-agent",
+        f"via= uses the same relays{', ssh -A to them' if args.relay_auth == 'agent' else ''}, the fleet's "
+        "known_hosts saved on each, router.ssh(via=relay, "
+        f"identity_file=None) behind them; both log in onward with {AUTH_TEXT[args.relay_auth]}; "
+        f"connect timeout {CONNECT_TIMEOUT} s for both",
         f"{bench._versions()}; hosts: {args.hosts} entries on {containers} x {args.suite} sshd containers "
         f"({args.per_sshd} per sshd, Python {python_versions}), 127.0.0.1",
     ]
@@ -544,6 +574,18 @@ def report(results: Results, args: argparse.Namespace, containers: int, python_v
         if errors:
             out.append(f"{kind}: {len(errors)} sample(s) FAILED, first: {errors[0]}")
     return "\n".join(out)
+
+
+def install_key(fleet: Any) -> None:
+    """The fleet's key as ssh's default key of every container's login user, so relays log in onward with it."""
+    key = fleet.hosts[0].key_path.read_text()
+    if "'" in key:
+        raise ValueError("the fleet's key has a quote in it: it cannot be written with sh")
+    for host in fleet.hosts:
+        script = f"umask 077; printf '%s' '{key}' > \"$HOME/.ssh/id_ed25519\""
+        status, output = fleet.client.containers.get(host.container).exec_run(["sh", "-c", script], user=host.user)
+        if status != 0:
+            raise RuntimeError(f"{host.name}: could not install the fleet's key: {output.decode(errors='replace')}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -559,6 +601,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--repeat", type=int, default=1, help="rounds of the contenders; the table shows medians")
     parser.add_argument("--suite", default="bookworm", choices=("bullseye", "bookworm", "trixie"), help="Debian suite")
+    parser.add_argument(
+        "--relay-auth",
+        choices=tuple(AUTH_TEXT),
+        default="keys",
+        help="how relays log in onward: the fleet's key in each container's ~/.ssh, or a forwarded ssh-agent",
+    )
     parser.add_argument("--no-mitogen", action="store_true", help="fanout's rows only")
     parser.add_argument("--worker", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
@@ -585,20 +633,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="fanout-bench-") as tmp:
             workdir = Path(tmp)
-            agent_sock = workdir / "agent.sock"
-            agent = start_agent(agent_sock)
+            agent_sock = workdir / "agent.sock" if args.relay_auth == "agent" else None
+            agent = start_agent(agent_sock) if agent_sock else None
             try:
                 with fleet_of(args.suite, containers, workdir) as fleet:
-                    add_to_agent(agent_sock, fleet.hosts[0].key_path)
+                    if agent_sock:
+                        add_to_agent(agent_sock, fleet.hosts[0].key_path)
+                    else:
+                        install_key(fleet)
                     entries = bench.host_entries(fleet.hosts, args.hosts)
                     known = "".join(dict.fromkeys(Path(e.known_hosts).read_text() for e in entries))
                     kex = bench.make_plan(entries[:1]).mitogen_kex
-                    plan = Plan(entries, args.relays, kex, known)
+                    plan = Plan(entries, args.relays, kex, known, forward_agent=agent is not None)
                     host_cpu = bench.HostCpu(fleet.client, [host.container for host in fleet.hosts])
                     results = measure(plan, args.repeat, workdir, agent_sock, kinds, host_cpu.seconds)
             finally:
-                agent.terminate()
-                agent.wait()
+                if agent:
+                    agent.terminate()
+                    agent.wait()
             versions = ", ".join(sorted({".".join(map(str, h.python_version)) for h in fleet.hosts}))
             print(bench.header().replace("fan-out benchmark", "relay benchmark"))
             print()
