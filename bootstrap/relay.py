@@ -9,8 +9,13 @@ It uses stage 1's names (send, _write, IMPORTER, load, ROUTES, CHILDREN, the fra
 import marshal
 import os
 import sys
+import zlib
 
 MAX_FETCHES = 64  # a child's module requests its parent asks about at once: one per importing thread is plenty
+_MASTER_STAGE1 = b""  # stage 1 as the master sends it, for children on other hosts (their Python may differ)
+KEPT = {}  # key -> {module name: record}: what the master sent once for the children on other hosts of that key
+PACKED_MAX = 64  # MODULES bodies kept packed (the same preload goes to every child behind this one)
+_PACKED = {}
 
 
 def _stage1_code():
@@ -72,8 +77,11 @@ class _Child:
     descriptor, the reader the output's, and each closes its own."""
 
     def __init__(self, cid, argv, password, use_pty, prompt, other_host=False):
+        global _MASTER_STAGE1
         self.cid, self.password, self.prompt, self.pty = cid, password, prompt, use_pty
-        self.other = other_host
+        if type(other_host) is bytes:  # the master's stage 1, with the first OPEN of a child on another host: kept
+            _MASTER_STAGE1 = other_host
+        self.other = bool(other_host)
         python = [sys.executable, "-c", _stage0()]
         shell = " ".join("'" + a.replace("'", "'\\''") + "'" for a in python)
         argv = [a for arg in argv for a in (python if arg == "\0argv" else [shell] if arg == "\0sh" else [arg])]
@@ -161,7 +169,7 @@ class _Child:
                     continue
                 with self.lock:
                     self.busy = True
-                    self.queue.put((b"" if self.other else _stage1_code()) + b"".join(self.held))
+                    self.queue.put((_MASTER_STAGE1 if self.other else _stage1_code()) + b"".join(self.held))
                     self.held, self.direct = None, not self.pty
                 data = seen[at + len(READY_MARK) :]
             try:
@@ -217,6 +225,26 @@ def _open_child(cid, body):
         CHILDREN[cid] = _Child(cid, *load(body))
     except Exception as exc:
         send(GONE, cid, literal(("ended", ("fanout: cannot start it: %s" % exc)[:GONE_TEXT_MAX], None, False)))
+
+
+def _relay_modules(cid, body):
+    """RELAY_MODULES: keep what the master sent once for the hosts behind this child, and give child ``cid`` the
+    modules the master named. The master decides what a child may have; this child only keeps and copies."""
+    key, keep, names, records, roots, reply = load(body)
+    kept = KEPT.setdefault(key, {})
+    for record in keep:
+        kept[record[0]] = record
+    child = CHILDREN.get(cid)
+    if child is None or reply is None:
+        return
+    packing = (key, tuple(names), marshal.dumps((records, roots)))
+    packed = _PACKED.get(packing)
+    if packed is None:
+        packed = zlib.compress(MARSHAL + marshal.dumps(([kept[n] for n in names] + records, roots)), 6)
+        if len(_PACKED) >= PACKED_MAX:
+            _PACKED.clear()
+        _PACKED[packing] = packed
+    child.put(HEADER.pack(len(packed), MODULES, FLAG_ZLIB, reply) + packed)
 
 
 def _write_all(fd, data):

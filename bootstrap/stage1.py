@@ -41,6 +41,7 @@ from fanout._wire import (
     OPEN,
     PICKLE,
     PIECE,
+    RELAY_MODULES,
     RELAY_RECORD,
     RESULT,
     RESULT_LITERAL_MAX,
@@ -510,6 +511,8 @@ class Threads:
                         child.put(hop[1])
                 elif kind == OPEN:
                     _open(rid, body)
+                elif kind == RELAY_MODULES:  # only ever after an OPEN: the relay is compiled
+                    globals()["_relay_modules"](rid, body)
                 elif kind == ROUTE:
                     ROUTES.add(rid, int.from_bytes(body, "big"))
                 elif kind == CLOSE:

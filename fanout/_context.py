@@ -30,6 +30,7 @@ import _thread
 import collections
 import contextlib
 import copy
+import hashlib
 import logging
 import os
 import sys
@@ -40,7 +41,7 @@ from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Se
 from concurrent.futures import Future, InvalidStateError
 from typing import TYPE_CHECKING, Any
 
-from fanout import _become, _functions, _output, _stage, _terminal, _wire
+from fanout import _become, _codec, _functions, _output, _stage, _terminal, _wire
 from fanout._deadlines import DEADLINES, STALLS, StallTimer
 from fanout._modules import PINNED, ModulePolicy, ModuleSender
 from fanout._protocol import (
@@ -221,6 +222,9 @@ class Context:
         else:  # a module crosses the connection once, whichever context of the host asked first
             self._modules = self._host._modules
         self._relay_loaded = False  # whether its child has the relay's code (fanout._relay)
+        self._stage1_kept = False  # whether its child keeps the master's stage 1, for hosts beyond it (via=)
+        # Module names its child keeps for the hosts beyond it, by key (see _send_modules); under the send lock.
+        self._kept_below: dict[str, set[str]] = {}
         self._futures: dict[int, Future] = {}
         self._state_lock = threading.Lock()  # protocol state and futures
         # Order of frames on the wire: one lock per connection, which the contexts reached through it share.
@@ -345,11 +349,15 @@ class Context:
             self._futures[call_id] = future
             future.from_delivery = self._deliveries.on_runner()
             future.call_id = call_id
-        ahead = self._protocol.modules(0, records, roots) if records or roots else b""
-        if self._host is not self and ahead:
+        ahead = b""
+        if self._host is not self and (records or roots):
             # Sources go to the host's first child, which keeps them for every context on its host.
-            self._host._write(self._host._protocol.modules(0, records, roots))
+            self._host._send_modules(0, records, roots)
             ahead = self._protocol.modules(0, [], roots) if roots else b""
+        elif self._parent is not None and (records or roots):  # a host beyond a relay: through what the relay keeps
+            self._send_modules(0, records, roots)
+        elif records or roots:
+            ahead = self._protocol.modules(0, records, roots)
         self._write(ahead + frame)
         return future
 
@@ -834,13 +842,43 @@ class Context:
         try:
             with self._send_lock:
                 records, roots = self._modules.answer(event.name)
-                with self._state_lock:
-                    frame = self._protocol.modules(event.request_id, records, roots)
-                self._write(frame)
+                self._send_modules(event.request_id, records, roots)
         except ConnectionLost:
             pass
         except Exception:
             self._log.exception("answering the child's request for module %s failed", event.name)
+
+    def _send_modules(self, request_id: int, records: list[tuple], roots: list[str]) -> None:
+        """Give this host's first child modules: a reply, or sent ahead of a call (0). With the send lock held.
+
+        A host beyond a relay gets them through what the relay keeps (RELAY_MODULES): each source goes to the relay
+        once per key (the host's Python version and module policy, which decide what the master sends), and the
+        relay copies it to each host of that key the master names it for. Refusals go as they are.
+        """
+        if self._parent is None or self._host is not self:
+            with self._state_lock:
+                frame = self._protocol.modules(request_id, records, roots)
+            self._write(frame)
+            return
+        with self._state_lock:
+            self._protocol.modules_sent(request_id)
+        relay = self._parent
+        python = self._modules.child_python
+        policy = repr((self._modules.policy.allow, self._modules.policy.deny)).encode()
+        key = "%s %s" % ("%d.%d" % tuple(python[:2]) if python else "?", hashlib.sha256(policy).hexdigest()[:16])
+        kept = relay._kept_below.setdefault(key, set())
+        keep, names, refusals = [], [], []
+        for record in records:
+            if record[2] is None:  # no source: a refusal, which may be this host's alone
+                refusals.append(record)
+                continue
+            names.append(record[0])
+            if record[0] not in kept:
+                keep.append(record)
+                kept.add(record[0])
+        body = _codec.dumps((key, keep, names, refusals, roots, request_id))
+        frame = _wire.encode_frame(_wire.RELAY_MODULES, self._transport.id, body, compress=bool(keep))
+        self._root._write(relay._addressed(frame))
 
     # -- failure -------------------------------------------------------------------------
 

@@ -167,8 +167,12 @@ class MasterProtocol:
 
     def modules(self, request_id: int, records: list[tuple], roots: list[str]) -> bytes:
         """Module sources for the child: a reply (``request_id`` > 0) or sent ahead (0)."""
-        self._modules_in_flight.discard(request_id)
+        self.modules_sent(request_id)
         return _wire.encode_frame(_wire.MODULES, request_id, _codec.dumps((records, roots)), compress=True)
+
+    def modules_sent(self, request_id: int) -> None:
+        """The child's request ``request_id`` is answered (by :meth:`modules`, or by its relay from what it keeps)."""
+        self._modules_in_flight.discard(request_id)
 
     def call(self, payload: bytes) -> tuple[int, bytes]:
         """A new call: its id and its frame."""

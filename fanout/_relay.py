@@ -49,9 +49,9 @@ class RelayTransport:
         self.parent = parent
         self.root: Context = parent._root
         self.plan = plan
-        # A become child runs its parent's Python, which sends it its own stage 1; one on another host gets the
-        # master's, through the connection.
-        self.sends_stage1: bool = plan.other_host
+        # The parent sends the child its stage 1: a become child its own code (the same Python); one on another host
+        # the master's, which crosses the connection once per parent, with its first such OPEN.
+        self.sends_stage1 = False
         self.id = self.root._tree.new_id()
         self._on_data: Callable[[bytes], None] | None = None
         self._on_end: Callable[[], None] | None = None
@@ -83,7 +83,11 @@ class RelayTransport:
             path = self.parent._path()  # the contexts from the connection's child down to the parent
             for relay, next_hop in itertools.pairwise(path):
                 frames.append(relay._addressed(relay._protocol.route(self.id, next_hop._relay_id())))
-            frames.append(self.parent._addressed(self.parent._protocol.open_child(self.id, self.plan.open_args())))
+            args = self.plan.open_args()
+            if self.plan.other_host and not self.parent._stage1_kept:
+                args = (*args[:4], _stage.stage1_blob())  # kept by the parent for every host beyond it
+                self.parent._stage1_kept = True
+            frames.append(self.parent._addressed(self.parent._protocol.open_child(self.id, args)))
             root._write(b"".join(frames))
 
     def send(self, data: bytes | memoryview) -> None:

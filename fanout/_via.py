@@ -50,10 +50,11 @@ class Hop:
     relay: str  # the relay's context name, for errors
     target: str  # the target's label (inventory name, else its address)
     argv: tuple[str, ...]
-    other_host = True  # the child runs on another host, perhaps another Python: the master sends its stage 1
+    other_host = True  # the child runs on another host, perhaps another Python: it gets the master's stage 1
 
     def open_args(self, use_pty: bool | None = None) -> tuple:
-        """The OPEN frame's payload: no password, no terminal, no prompt; a child on another host."""
+        """The OPEN frame's payload: no password, no terminal, no prompt; a child on another host, to be sent the
+        master's stage 1 the relay keeps (fanout._relay sends it with the relay's first such OPEN)."""
         return (list(self.argv), None, False, None, True)
 
     def needs_pty_retry(self, text: str) -> bool:

@@ -51,6 +51,10 @@ OPEN = 6  # request: the new child's id; body: marshal (argv, password, use a pt
 TO_CONTEXT = 7  # request: a context below the receiver; body: bytes of that context's input stream
 ROUTE = 8  # request: a context below the receiver; body: the id (4 bytes) of the child it lies behind
 CLOSE = 9  # request: a child the receiver opened: end its input, and so the child
+# request: a child the receiver opened on another host, or 0; body: marshal (key, records to keep, names, records,
+# roots, reply id): keep the records under key, for the receiver's children of that key (a Python version and a
+# module policy), then send the child a MODULES frame (reply id) of the kept records named, the records, the roots.
+RELAY_MODULES = 10
 # Child to master.
 HELLO = 16
 RESULT = 17
@@ -61,7 +65,7 @@ SERVICE_CALL = 21
 FROM_CONTEXT = 22  # request: the context below the sender that sent the frame in the body
 GONE = 23  # request: a child the sender opened, which has ended; body: literal (how, text, status)
 
-TO_CHILD = frozenset((CONFIG, CALL, MODULES, SHUTDOWN, SERVICE_REPLY, OPEN, TO_CONTEXT, ROUTE, CLOSE))
+TO_CHILD = frozenset((CONFIG, CALL, MODULES, SHUTDOWN, SERVICE_REPLY, OPEN, TO_CONTEXT, ROUTE, CLOSE, RELAY_MODULES))
 TO_MASTER = frozenset((HELLO, RESULT, ERROR, GET_MODULE, LOG, SERVICE_CALL, FROM_CONTEXT, GONE))
 RELAYED = frozenset((TO_CONTEXT, FROM_CONTEXT))  # their body may hold a whole frame: one header more is allowed
 KIND_NAMES = {
@@ -80,6 +84,7 @@ KIND_NAMES = {
     TO_CONTEXT: "TO_CONTEXT",
     ROUTE: "ROUTE",
     CLOSE: "CLOSE",
+    RELAY_MODULES: "RELAY_MODULES",
     FROM_CONTEXT: "FROM_CONTEXT",
     GONE: "GONE",
 }
