@@ -12,6 +12,7 @@ import os
 import platform
 import signal
 import time
+import zlib
 
 import pytest
 
@@ -243,3 +244,23 @@ def test_a_host_beyond_a_relay_runs_commands_and_takes_files(fleet, agent_with_k
         assert digest == hashlib.sha256(source.read_bytes()).hexdigest()
     finally:
         target.run(f"rm -f {dest}")
+
+
+def test_a_package_crosses_the_master_link_once_per_relay(fleet, agent_with_key, opened, user_modules) -> None:
+    relay_host = fleet.hosts[0]
+    same_python = [h for h in fleet.hosts if h is not relay_host and h.suite == relay_host.suite]
+    targets_hosts = [relay_host, *same_python][:2] if len(same_python) < 2 else same_python[:2]
+    relay = relay_to(relay_host, opened)
+    targets = [through(relay, host, opened, name=f"behind-{i}") for i, host in enumerate(targets_hosts)]
+    blob = os.urandom(60_000).hex()  # 120 KB of source, which compresses to about half
+    source = f"BLOB = {blob!r}\n\ndef size():\n    return len(BLOB)\n"
+    once = len(zlib.compress(source.encode(), 6))  # the package, compressed, as it crosses the link
+    suffix = user_modules({"via_big_{s}.py": source})
+    big = __import__(f"via_big_{suffix}")
+    assert relay.call(pow, 2, 2) == 4  # every target started: what follows is the package's traffic alone
+    for target in targets:
+        assert target.call(pow, 2, 3) == 8
+    before = relay.stats["bytes_sent"]  # the connection's: what left the master for the relay and all beyond it
+    assert [target.call(big.size) for target in targets] == [len(blob)] * len(targets)
+    sent = relay.stats["bytes_sent"] - before
+    assert once < sent < 1.5 * once, f"{sent} bytes crossed the link for {len(targets)} hosts, {once} each"
