@@ -86,6 +86,9 @@ INLINE_MAX = 4 * 1024  # bytes of a call a fleet may write on the caller's threa
 HEAD_MERGE = 32 * 1024  # a frame's header is sent joined to this much of what follows (one SSH packet)
 MAX_UNDELIVERED_OUTPUT = 16 * 1024 * 1024  # bytes (by _output.weight) of lines waiting for on_output/logging, per host
 MAX_ANSWERS_WAITING = 2 * 256 + 16  # module requests and service calls queued for answering, per host
+# Hosts a relay's child may be logging in to at once (via=): its ssh clients use one forwarded agent connection each
+# (fanout._agent_forward.MAX_CHANNELS: 8 per host), and the sshds behind it refuse past MaxStartups (10).
+MAX_LOGINS_BEYOND = 6
 
 
 def _pieces(data: bytes | tuple[bytes | memoryview, ...]) -> Iterator[bytes | memoryview]:
@@ -223,6 +226,7 @@ class Context:
             self._modules = self._host._modules
         self._relay_loaded = False  # whether its child has the relay's code (fanout._relay)
         self._stage1_kept = False  # whether its child keeps the master's stage 1, for hosts beyond it (via=)
+        self._logins_beyond = threading.BoundedSemaphore(MAX_LOGINS_BEYOND)  # see fanout._via
         # Module names its child keeps for the hosts beyond it, by key (see _send_modules); under the send lock.
         self._kept_below: dict[str, set[str]] = {}
         self._futures: dict[int, Future] = {}

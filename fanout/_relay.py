@@ -45,8 +45,9 @@ class Tree:
 class RelayTransport:
     """The way to a child opened by another context: bytes down through the connection, events up from it."""
 
-    def __init__(self, parent: Context, plan: Any) -> None:
+    def __init__(self, parent: Context, plan: Any, settled: Callable[[], None] | None = None) -> None:
         self.parent = parent
+        self._settled = settled  # called once, when the child is ready or has ended
         self.root: Context = parent._root
         self.plan = plan
         # The parent sends the child its stage 1: a become child its own code (the same Python); one on another host
@@ -129,6 +130,13 @@ class RelayTransport:
     def ready(self) -> None:
         """The child said hello: nothing more to replay."""
         self._replay, self._ready = None, True
+        self.settle()
+
+    def settle(self) -> None:
+        """The child is ready, has ended, or will never start: run ``settled`` (once)."""
+        settled, self._settled = self._settled, None
+        if settled is not None:
+            settled()
 
     def gone(self, event: ChildGone) -> None:
         """The parent reports the child ended: how, and if before it was ready, why."""
@@ -151,6 +159,7 @@ class RelayTransport:
             return
         self._end_text = reason
         self._ended.set()
+        self.settle()
         self.root._tree.transports.pop(self.id, None)
         self.root._protocol.below[self.id] = False
         if self._on_end is not None:

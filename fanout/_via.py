@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 from fanout import _ssh, _stage
 from fanout._connect_options import ConnectOptions
-from fanout._context import Context
+from fanout._context import MAX_LOGINS_BEYOND, Context
 from fanout._known_hosts import CERTIFICATE_AUTHORITY, DEFAULT_PORT, REVOKED_MARKER, KnownHosts
 from fanout._relay import RelayTransport
-from fanout.errors import AuthenticationFailed, HostKeyError, Unreachable
+from fanout.errors import AuthenticationFailed, ConnectTimeout, HostKeyError, Unreachable
 
 MAX_KNOWN_HOSTS_LINES = 1000  # known_hosts lines passed to a relay for one host: more is a mistake somewhere
 MAX_SAID = 300  # characters of ssh's last words kept in an error
@@ -99,17 +99,29 @@ def connect(host: str, given: ConnectOptions, via: Context) -> Context:
     argv = ("sh", "-c", _SCRIPT, "fanout-via", known_hosts, *_ssh_args(way, given))
     hop = Hop(relay=via.name, target=dest.label, argv=argv)
     via._raise_if_lost()
-    context = Context(
-        RelayTransport(via, hop),
-        given.name or host,
-        allow_modules=given.allow_modules,
-        deny_modules=given.deny_modules,
-        user=dest.user,
-        parent=via,
-        other_host=True,
-    )
+    deadline = time.monotonic() + way.connect_timeout
+    # One of the logins the relay makes at once, held until the host is ready or has ended (MAX_LOGINS_BEYOND).
+    if not via._logins_beyond.acquire(timeout=way.connect_timeout):
+        raise ConnectTimeout(
+            f"{dest.label}: waited out the connect timeout of {way.connect_timeout:g} s for one of the"
+            f" {MAX_LOGINS_BEYOND} logins its relay {via.name} makes at once"
+        )
+    transport = RelayTransport(via, hop, settled=via._logins_beyond.release)
+    try:
+        context = Context(
+            transport,
+            given.name or host,
+            allow_modules=given.allow_modules,
+            deny_modules=given.deny_modules,
+            user=dest.user,
+            parent=via,
+            other_host=True,
+        )
+    except BaseException:
+        transport.settle()
+        raise
     via._adopt(context)
-    context.expect_ready_by(time.monotonic() + way.connect_timeout, way.connect_timeout)
+    context.expect_ready_by(deadline, way.connect_timeout)
     return context
 
 

@@ -120,3 +120,16 @@ def test_the_cli_inventory_reaches_hosts_behind_a_relay(fleet, agent_with_key, t
     with relayed:
         results = relayed.call(platform.python_version)
     assert {name: result.value for name, result in results.items()} == versions(fleet)
+
+
+def test_many_hosts_behind_one_relay_log_in_through_its_forwarded_agent(fleet, agent_with_key) -> None:
+    entries = {f"{name}-{i}": dict(options) for name, options in fleet_hosts(fleet).items() for i in range(30)}
+    relay = next(iter(entries))
+    for name, options in entries.items():
+        if name != relay:
+            options["via"] = relay  # far more logins than the agent connections a host may hold at once
+    with pytest.warns(UserWarning, match="identity files"):
+        relayed = fanout.Fleet(entries, echo=False, connect_timeout=300)  # they take turns: none may time out
+    with relayed:
+        results = relayed.call(os.getuid)
+    assert {name: result.status for name, result in results.items() if not result.ok} == {}
