@@ -288,7 +288,7 @@ def test_an_ssh_that_never_gets_ready_fails_at_the_connect_timeout_and_leaves_no
     endless = "write_pid()\nwhile True:\n    send(b'still connecting...\\n' * 4096)\n"
     healthy = hops.connect("127.0.0.1")
     stuck = [
-        hops.connect(hops.program(name, source), connect_timeout=1)
+        hops.connect(hops.program(name, source), connect_timeout=0.5)
         for name, source in [("silent", silent), ("endless", endless)]
     ]
     pids = {name: hops.pid_of(name) for name in ("silent", "endless")}
@@ -296,7 +296,7 @@ def test_an_ssh_that_never_gets_ready_fails_at_the_connect_timeout_and_leaves_no
         error = failure_of(target)
         assert isinstance(error, ConnectionLost), repr(error)
         assert isinstance(error.__cause__, ConnectTimeout)
-        assert f"{target.name}: the child was not ready within the connect timeout of 1 s" in str(error.__cause__)
+        assert f"{target.name}: the child was not ready within the connect timeout of 0.5 s" in str(error.__cause__)
     assert_healthy(hops.relay, healthy)
     hops.relay.close()  # and its contexts with it
     left = lambda: {name: pid for name, pid in pids.items() if running(pid)}  # noqa: E731
@@ -312,7 +312,7 @@ GONE_OK = "literal(('ended', '', 0, False))"
 
 # What each target's ssh prints after READY_MARK: bytes that are no frames, which the relay's decoder refuses.
 NOT_FRAMES = {
-    "garbage": ("b'\\xff' * 64", "unexpected frame kind 255"),
+    "garbage": ("b'\\x00\\x00\\x00\\x05\\xfe' * 13", "unexpected frame kind 254"),
     "oversize": ("HEADER.pack(MAX_BODY + 1, HELLO, 0, 0)", "frame body of 67108865 bytes exceeds the maximum"),
     "garbage-after-hello": ("hello_frame() + b'\\x00' * 9 + b'garbage'", "unexpected frame kind 0"),
     "master-kind": ("hello_frame() + encode_frame(CALL, 1, b'')", "unexpected frame kind 2"),
@@ -356,14 +356,14 @@ def test_a_bad_frame_from_a_target_that_then_ignores_its_input_still_fails_it(ho
     """The relay closes a target's input when it sent garbage; one that keeps running regardless is still
     reported gone: its calls must not wait for a process the relay cannot make end."""
     # Ready, then (once its relay sends it what the master sent: its first call among it) garbage, then deaf.
-    stubborn = READY + "send(hello_frame())\nos.read(0, 65536)\nsend(b'\\xff' * 64)\nwrite_pid()\n"
+    stubborn = READY + "send(hello_frame())\nos.read(0, 65536)\nsend(b'\\x00\\x00\\x00\\x05\\xfe' * 13)\nwrite_pid()\n"
     stubborn += "while True:\n    os.read(0, 65536) or __import__('time').sleep(3600)\n"
     healthy = hops.connect("127.0.0.1")
     target = hops.connect(hops.program("stubborn", stubborn))
     hops.pid_of("stubborn")
     error = failure_of(target)
     assert isinstance(error, ConnectionLost), repr(error)
-    assert "unexpected frame kind 255" in str(error)
+    assert "it sent its parent an invalid message (unexpected frame kind 254)" in str(error)
     assert_healthy(hops.relay, healthy)
 
 
@@ -447,14 +447,9 @@ def test_over_max_known_hosts_lines_for_a_target_is_a_value_error_before_anythin
 def test_max_known_hosts_lines_for_a_target_reach_the_relays_ssh(hops, tmp_path) -> None:
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text("".join(ed25519_line("target") for _ in range(_via.MAX_KNOWN_HOSTS_LINES)))
-    # The stand-in for ssh counts the lines of the file it was given (-o UserKnownHostsFile=...), then runs.
-    counted = hops.programs / "target.count"
-    counter = f'wc -l < "${{2#UserKnownHostsFile=}}" > {counted}\nfor command; do :; done\nexec sh -c "$command"\n'
-    target = hops.connect(
-        hops.program("target", counter, python=False), host_key_policy="strict", known_hosts=str(known_hosts)
-    )
+    target = hops.connect(counting_ssh(hops), host_key_policy="strict", known_hosts=str(known_hosts))
     assert target.call(os.getpid) == target.pid
-    assert int(counted.read_text()) == _via.MAX_KNOWN_HOSTS_LINES
+    assert int((hops.programs / "target.count").read_text()) == _via.MAX_KNOWN_HOSTS_LINES
 
 
 def test_known_hosts_lines_too_long_for_one_argument_still_reach_the_relays_ssh(hops, tmp_path) -> None:
@@ -464,8 +459,17 @@ def test_known_hosts_lines_too_long_for_one_argument_still_reach_the_relays_ssh(
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text("".join(rsa4096_line("target") for _ in range(200)))
     try:
-        target = hops.connect("target", host_key_policy="strict", known_hosts=str(known_hosts))
+        target = hops.connect(counting_ssh(hops), host_key_policy="strict", known_hosts=str(known_hosts))
     except ValueError as refused:
         assert "known_hosts" in str(refused)
         return
     assert target.call(os.getpid) == target.pid
+    assert int((hops.programs / "target.count").read_text()) == 200
+
+
+def counting_ssh(hops: Hops) -> str:
+    """Target "target", whose ssh counts the lines of the known_hosts file it is given (``-o
+    UserKnownHostsFile=...``, its first option) into ``target.count``, then runs the command."""
+    counted = hops.programs / "target.count"
+    counter = f'wc -l < "${{2#UserKnownHostsFile=}}" > {counted}\nfor command; do :; done\nexec sh -c "$command"\n'
+    return hops.program("target", counter, python=False)
