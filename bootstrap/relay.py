@@ -151,7 +151,7 @@ class _Child:
             return b""
 
     def read(self):
-        seen, answered, how, decoder = b"", False, None, FrameDecoder(TO_MASTER)
+        seen, answered, how, decoder = b"", False, None, ChildFrameDecoder(TO_MASTER)
         while True:
             data = self.take()
             if not data:
@@ -160,7 +160,7 @@ class _Child:
                 seen = (seen + data)[-65536:]
                 at = seen.find(READY_MARK)
                 if at < 0:
-                    if how is None:
+                    if how is None and not self.other:  # ssh runs in batch mode: a colon is not a prompt
                         how = self.prompted(seen, answered)
                         if how == "asked":
                             answered, seen, how = True, b"", None
@@ -195,11 +195,20 @@ class _Child:
                 break
         self.put(None)
         os.close(self.rfd)
+        if how == "protocol" and self.other:  # it broke the protocol: it may ignore its input's end too
+            self.kill()
         status = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
         ROUTES.drop(self.cid)
         CHILDREN.pop(self.cid, None)
         text = seen.decode("utf-8", "backslashreplace") if self.held is not None or how == "protocol" else ""
         send(GONE, self.cid, literal((how or "ended", text[-GONE_TEXT_MAX:], status, answered)))
+
+    def kill(self):
+        """End a child on another host and what it started (its sh, its ssh: one session), whatever it does."""
+        try:  # noqa: SIM105  (contextlib would cost the relay its import)
+            os.killpg(self.pid, 9)
+        except OSError:
+            pass
 
     def prompted(self, seen, answered):
         """Before the child is ready: None, or "asked" once a password prompt is answered; a second
@@ -217,6 +226,16 @@ class _Child:
             return "needs password"
         self.queue.put(self.password.encode() + b"\n")
         return "asked"
+
+
+def _end_other_hosts():
+    """At this child's end: the children on other hosts go too (an ssh that ignores its input's end would stay)."""
+    for child in list(CHILDREN.values()):
+        if child.other:
+            child.kill()
+
+
+AT_EXIT.append(_end_other_hosts)
 
 
 def _open_child(cid, body):

@@ -128,16 +128,6 @@ def _is_text(value: Any) -> bool:
     return isinstance(value, str)
 
 
-class _ChildFrames(_wire.FrameDecoder):
-    """Frames from a child. Children never compress, so a compressed frame is refused at its header: a frame
-    then costs what it weighs on the wire, never 1,000 times that once inflated."""
-
-    def _check_header(self, length: int, kind: int, flags: int) -> None:
-        if flags & _wire.FLAG_ZLIB:
-            raise ProtocolError("a compressed frame: children send none, so its size on the wire would not bound it")
-        super()._check_header(length, kind, flags)
-
-
 class MasterProtocol:
     """One connection's protocol state on the master: pending calls and module requests."""
 
@@ -146,7 +136,7 @@ class MasterProtocol:
         # Only the child at the end of the connection relays frames (it stamps them with their source);
         # a context below it that sent FROM_CONTEXT would have forged a route.
         accept = _wire.TO_MASTER if relays else _wire.TO_MASTER - {_wire.FROM_CONTEXT}
-        self._decoder = _ChildFrames(accept, max_body)
+        self._decoder = _wire.ChildFrameDecoder(accept, max_body)
         self.children: set[int] = set()  # contexts this child opened and that have not ended
         self.below: dict[int, bool] = {}  # contexts anywhere below it: True while open, False once ended
         self._call_ids = itertools.count(1)

@@ -33,10 +33,11 @@ from fanout.errors import AuthenticationFailed, ConnectTimeout, HostKeyError, Un
 MAX_KNOWN_HOSTS_LINES = 1000  # known_hosts lines passed to a relay for one host: more is a mistake somewhere
 MAX_SAID = 300  # characters of ssh's last words kept in an error
 
-# The relay runs this with: the known_hosts text, then ssh's arguments. The file is the relay user's alone
-# (umask 077), and removed when ssh ends, whichever way; ssh reads it again at each key re-exchange.
+# The relay runs this with: the known_hosts lines, one argument each (Linux takes 128 KiB in one argument), "--",
+# then ssh's arguments. The file is the relay user's alone (umask 077), and removed when ssh ends, whichever way;
+# ssh reads it again at each key re-exchange.
 _SCRIPT = (
-    'umask 077;f=$(mktemp)||exit 255;printf %s "$1">"$f";shift;'
+    'umask 077;f=$(mktemp)||exit 255;while [ "$1" != -- ];do printf "%s\\n" "$1";shift;done>"$f";shift;'
     'ssh -o UserKnownHostsFile="$f" "$@";s=$?;rm -f "$f";exit $s'
 )
 _STRICT = {"strict": "yes", "accept-new": "accept-new", "off": "no"}
@@ -95,8 +96,8 @@ def connect(host: str, given: ConnectOptions, via: Context) -> Context:
     way = _ssh.plan(host, given)
     dest = way.destination
     _refuse_unrelayable(way, given, via.name)
-    known_hosts = _known_hosts_text(way, given)
-    argv = ("sh", "-c", _SCRIPT, "fanout-via", known_hosts, *_ssh_args(way, given))
+    known_hosts = _known_hosts_lines(way, given)
+    argv = ("sh", "-c", _SCRIPT, "fanout-via", *known_hosts, "--", *_ssh_args(way, given))
     hop = Hop(relay=via.name, target=dest.label, argv=argv)
     via._raise_if_lost()
     deadline = time.monotonic() + way.connect_timeout
@@ -171,10 +172,10 @@ def _ssh_args(way: _ssh.Plan, given: ConnectOptions) -> list[str]:
     return args
 
 
-def _known_hosts_text(way: _ssh.Plan, given: ConnectOptions) -> str:
+def _known_hosts_lines(way: _ssh.Plan, given: ConnectOptions) -> list[str]:
     """The known_hosts lines the relay's ssh checks the target against, named as that ssh looks them up."""
     if way.host_key_policy == "off":
-        return ""
+        return []
     known = KnownHosts()
     files = [*way.known_hosts, *way.global_known_hosts]
     if given.known_hosts is not None and not files[0].expanduser().is_file():
@@ -204,4 +205,4 @@ def _known_hosts_text(way: _ssh.Plan, given: ConnectOptions) -> str:
     ]
     if len(lines) > MAX_KNOWN_HOSTS_LINES:
         raise ValueError(f"{dest.label}: over {MAX_KNOWN_HOSTS_LINES} known_hosts lines name it")
-    return "".join(line + "\n" for line in lines)
+    return lines

@@ -188,6 +188,16 @@ class FrameDecoder:
             raise self._error
 
 
+class ChildFrameDecoder(FrameDecoder):
+    """Frames from a child, read by the master or by a relay. Children never compress, so a compressed frame is
+    refused at its header: a frame then costs what it weighs on the wire, never 1,000 times that once inflated."""
+
+    def _check_header(self, length, kind, flags):
+        if flags & FLAG_ZLIB:
+            raise ProtocolError("a compressed frame: children send none, so its size on the wire would not bound it")
+        FrameDecoder._check_header(self, length, kind, flags)
+
+
 class Routes:
     """A relay's routing table: for each context below it, the direct child it lies behind. Sans-IO.
 
