@@ -356,7 +356,8 @@ def test_a_bad_frame_from_a_target_that_then_ignores_its_input_still_fails_it(ho
     """The relay closes a target's input when it sent garbage; one that keeps running regardless is still
     reported gone: its calls must not wait for a process the relay cannot make end."""
     # Ready, then (once its relay sends it what the master sent: its first call among it) garbage, then deaf.
-    stubborn = READY + "send(hello_frame())\nos.read(0, 65536)\nsend(b'\\x00\\x00\\x00\\x05\\xfe' * 13)\nwrite_pid()\n"
+    # Its pid is written first: the relay may kill it as soon as the garbage arrives.
+    stubborn = READY + "send(hello_frame())\nos.read(0, 65536)\nwrite_pid()\nsend(b'\\x00\\x00\\x00\\x05\\xfe' * 13)\n"
     stubborn += "while True:\n    os.read(0, 65536) or __import__('time').sleep(3600)\n"
     healthy = hops.connect("127.0.0.1")
     target = hops.connect(hops.program("stubborn", stubborn))
