@@ -117,7 +117,7 @@ def test_drop_forgets_a_child_and_everything_behind_it_only() -> None:
         routes.up(1, _wire.FROM_CONTEXT, 2, b"")
 
 
-@settings(max_examples=300)
+@settings(max_examples=200)
 @given(
     st.dictionaries(st.integers(1, 8), st.integers(1, 8), max_size=8),
     st.integers(0, 9),
