@@ -79,6 +79,13 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("-f", "--forks", type=int, default=50, help="connections opened at once (default 50)")
     parser.add_argument(
+        "--relays",
+        metavar="N|auto",
+        default="0",
+        help="reach the hosts through N of them, each running ssh onward (auto: about the square root of the hosts;"
+        " default 0); an inventory's fanout_via sets a host's own relay (docs/relays.rst)",
+    )
+    parser.add_argument(
         "-T", "--timeout", type=float, default=10.0, help="connect timeout in seconds, to a ready child (default 10)"
     )
     parser.add_argument(

@@ -235,7 +235,14 @@ def fan_out(
     interrupted = False
     fleet = collector = None
     try:
-        fleet = CliFleet(hosts, streams=streams, forks=args.forks, connect_timeout=args.timeout)
+        fleet = CliFleet(
+            hosts,
+            streams=streams,
+            forks=args.forks,
+            connect_timeout=args.timeout,
+            relays=getattr(args, "relays", 0),
+            relay_hosts=getattr(args, "relay_hosts", None),
+        )
         collector = Collector(fleet, task)
         collector.start()
         for result in collector:

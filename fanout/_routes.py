@@ -8,6 +8,7 @@ the hosts behind them (:func:`waves`).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,9 +41,16 @@ def plan(hosts: Mapping[str, Mapping[str, Any]], relays: int | str = 0) -> dict[
     for name in routes:
         _depth(name, routes)
     count = _relay_count(relays, hosts, routes)
+    free = [n for n, o in hosts.items() if n not in routes and o.get("connection", "ssh") == "ssh"]
+    if count > len(free):
+        warnings.warn(
+            f"relays={relays!r}, but {len(free)} hosts could be relays (reached over SSH, with no relay of their own):"
+            f" {min(count, len(free))} relays",
+            UserWarning,
+            stacklevel=3,
+        )
+        count = len(free)
     if count:
-        free = [n for n, o in hosts.items() if n not in routes and o.get("connection", "ssh") == "ssh"]
-        count = min(count, len(free))
         for start, end in _runs(len(free), count):
             relay = free[start]
             for name in free[start + 1 : end]:

@@ -26,7 +26,8 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,10 @@ def _check_options(args: argparse.Namespace) -> None:
     """Refuse options no fleet could use, each with a one-line reason."""
     if not 1 <= args.forks <= MAX_FORKS:
         raise UsageError(f"--forks must be at least 1 and at most {MAX_FORKS:,}, not {args.forks}")
+    if args.relays != "auto":
+        if not args.relays.isdigit() or int(args.relays) > MAX_FORKS:
+            raise UsageError(f"--relays wants a number of relays (0 to {MAX_FORKS:,}) or auto, not {args.relays!r}")
+        args.relays = int(args.relays)
     args.timeout = check_timeout("--timeout", args.timeout)
     args.task_timeout = check_timeout("--task-timeout", args.task_timeout, allow_none=True)
     if args.user is not None and not args.user.strip():
@@ -154,13 +159,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     1 for a bad request, 2 for bad usage, 130 when interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        with _cli_run.interrupts() as interrupts:
+        with _cli_run.interrupts() as interrupts, _warnings_said():
             return _main(argv, interrupts)
     except Exception as exc:  # a bug of fanout's: still one line; -vvv shows where, as Ansible's -vvv does
         if _verbosity(argv) >= TRACEBACK_VERBOSITY:
             traceback.print_exc()
         say(f"unexpected error (a bug in fanout; -vvv shows where): {type(exc).__name__}: {exc}")
         return 1
+
+
+@contextlib.contextmanager
+def _warnings_said() -> Iterator[None]:
+    """fanout's warnings (a key a relay cannot use, an agent that is not there) as one ``fanout: warning:`` line
+    each, as the command line's own, not as Python prints them (a file, a line number, a line of source)."""
+    shown = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+        say(f"warning: {message}")
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
 
 
 def _verbosity(argv: list[str]) -> int:
@@ -303,7 +324,9 @@ def select_hosts(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     inventory, hosts = _chosen(args)
     if not hosts:
         raise UsageError(_no_match(args))
-    ssh_hosts = [options for options in hosts.values() if options.get("connection", "ssh") == "ssh"]
+    args.relay_hosts = inventory.relays_for(hosts)  # fanout_via hosts outside the selection: relays only
+    every_host = [*hosts.values(), *args.relay_hosts.values()]
+    ssh_hosts = [options for options in every_host if options.get("connection", "ssh") == "ssh"]
     ssh_args = " ".join(a for a in (args.ssh_common_args, args.ssh_extra_args) if a)
     for options in ssh_hosts:
         if args.user:

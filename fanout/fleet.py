@@ -211,16 +211,7 @@ class Fleet:
 
         inventory = Inventory.load(path)
         hosts = inventory.fleet_hosts(pattern)
-        relay_hosts: dict[str, dict[str, Any]] = {}
-        wanted = [o["via"] for o in hosts.values() if isinstance(o.get("via"), str)]
-        while wanted:  # fanout_via hosts the pattern left out, and theirs: connected as relays only
-            name = wanted.pop()
-            if name in hosts or name in relay_hosts or name not in inventory.hosts("all"):
-                continue  # one the inventory lacks is named by the fleet's own check
-            relay_hosts[name] = inventory.connect_options(name)
-            if isinstance(relay_hosts[name].get("via"), str):
-                wanted.append(relay_hosts[name]["via"])
-        return cls(hosts, relay_hosts=relay_hosts, **options)
+        return cls(hosts, relay_hosts=inventory.relays_for(hosts), **options)
 
     # -- connecting --------------------------------------------------------------------
 

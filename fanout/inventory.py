@@ -31,6 +31,7 @@ This module is the entry point; the work is done in ``_inventory_model`` (groups
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 # Besides its own names, this module offers the ones callers have always imported from it (``read_bounded``,
@@ -89,6 +90,21 @@ class Inventory:
         with ``become`` (a :class:`~fanout.inventory.BecomeOptions`) when the host sets any become variable,
         which :class:`~fanout.Fleet` takes off before it connects."""
         return _ansible_vars.connect_options(name, self.host_vars(name))
+
+    def relays_for(self, hosts: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Connection options of the hosts ``hosts`` reach through (``fanout_via``, and theirs) that are not among
+        them: a fleet connects those as relays only (docs/relays.rst)."""
+        relays: dict[str, dict[str, Any]] = {}
+        wanted = [o["via"] for o in hosts.values() if isinstance(o.get("via"), str)]
+        known = set(self.hosts("all"))
+        while wanted:
+            name = wanted.pop()
+            if name in hosts or name in relays or name not in known:
+                continue  # one the inventory lacks is named by the fleet's own check
+            relays[name] = self.connect_options(name)
+            if isinstance(relays[name].get("via"), str):
+                wanted.append(relays[name]["via"])
+        return relays
 
     def become_enabled(self, name: str) -> bool | None:
         """The host's ``fanout_become`` or ``ansible_become``, as a bool; None when neither is set (then the command

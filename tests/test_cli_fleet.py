@@ -77,6 +77,8 @@ def test_task_timeout_and_user_options(fleet, tmp_path) -> None:
         (["all", "--limit", "@/no/such/file"], "cannot read"),
         (["all", "--shell", " "], "--shell needs a command"),
         (["all", "--forks", "0"], "--forks must be at least 1"),
+        (["all", "--relays", "some"], "--relays wants a number of relays (0 to 10,000) or auto, not 'some'"),
+        (["all", "--relays", "-1"], "--relays wants a number of relays"),
         (["all", "--task-timeout", "-1"], "--task-timeout must be a finite number of seconds above 0"),
     ],
 )

@@ -15,6 +15,7 @@ import fanout
 from fanout.errors import Unreachable
 from tests.fleet import hosts
 from tests.fleet.agent import add_to_agent
+from tests.fleet.cli import fanout_cmd
 from tests.fleet.inventories import known_hosts_of, write_inventory
 
 pytestmark = pytest.mark.fleet
@@ -133,3 +134,14 @@ def test_many_hosts_behind_one_relay_log_in_through_its_forwarded_agent(fleet, a
     with relayed:
         results = relayed.call(os.getuid)
     assert {name: result.status for name, result in results.items() if not result.ok} == {}
+
+
+def test_the_command_line_reaches_the_fleet_through_relays(fleet, agent_with_key, tmp_path) -> None:
+    inventory = write_inventory(fleet, tmp_path, broken=False)
+    done = fanout_cmd("-i", str(inventory), "docker", "--relays", "1", "-m", "platform.python_version")
+    assert done.returncode == 0, done.stderr
+    for host in fleet.hosts:
+        assert f"{host.name} | ok | '{'%d.%d.%d' % host.python_version}'" in done.stdout
+    # The relayed hosts' key file is not used beyond the relay: said once, as the command line's own warning.
+    assert done.stderr.count("fanout: warning:") == 1, done.stderr
+    assert "identity files" in done.stderr and "Traceback" not in done.stderr
