@@ -76,12 +76,15 @@ class _Child:
     master, which also sends that child its stage 1. The writer thread owns the input's
     descriptor, the reader the output's, and each closes its own."""
 
-    def __init__(self, cid, argv, password, use_pty, prompt, other_host=False):
+    def __init__(self, cid, argv, password, use_pty, prompt, other_host=False, files=None):
         global _MASTER_STAGE1
         self.cid, self.password, self.prompt, self.pty = cid, password, prompt, use_pty
         if type(other_host) is bytes:  # the master's stage 1, with the first OPEN of a child on another host: kept
             _MASTER_STAGE1 = other_host
         self.other = bool(other_host)
+        self.files = []  # temporary files the command reads (ssh's known_hosts): removed when it ends
+        for mark, text in (files or {}).items():
+            argv = [a.replace(mark, _temporary_file(text, self.files)) for a in argv]
         python = [sys.executable, "-c", _stage0()]
         shell = " ".join("'" + a.replace("'", "'\\''") + "'" for a in python)
         argv = [a for arg in argv for a in (python if arg == "\0argv" else [shell] if arg == "\0sh" else [arg])]
@@ -198,10 +201,18 @@ class _Child:
         if how == "protocol" and self.other:  # it broke the protocol: it may ignore its input's end too
             self.kill()
         status = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        self.remove_files()
         ROUTES.drop(self.cid)
         CHILDREN.pop(self.cid, None)
         text = seen.decode("utf-8", "backslashreplace") if self.held is not None or how == "protocol" else ""
         send(GONE, self.cid, literal((how or "ended", text[-GONE_TEXT_MAX:], status, answered)))
+
+    def remove_files(self):
+        for path in self.files:
+            try:  # noqa: SIM105  (contextlib would cost the relay its import)
+                os.unlink(path)
+            except OSError:
+                pass
 
     def kill(self):
         """End a child on another host and what it started (its sh, its ssh: one session), whatever it does."""
@@ -229,10 +240,23 @@ class _Child:
 
 
 def _end_other_hosts():
-    """At this child's end: the children on other hosts go too (an ssh that ignores its input's end would stay)."""
+    """At this child's end: the children on other hosts go too (an ssh that ignores its input's end would stay),
+    and the files their commands read."""
     for child in list(CHILDREN.values()):
         if child.other:
             child.kill()
+        child.remove_files()
+
+
+def _temporary_file(text, made):
+    """A new file only this user may read, holding ``text``; its path (appended to ``made``)."""
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix="fanout-")
+    made.append(path)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
 
 
 AT_EXIT.append(_end_other_hosts)

@@ -86,7 +86,7 @@ class RelayTransport:
                 frames.append(relay._addressed(relay._protocol.route(self.id, next_hop._relay_id())))
             args = self.plan.open_args()
             if self.plan.other_host and not self.parent._stage1_kept:
-                args = (*args[:4], _stage.stage1_blob())  # kept by the parent for every host beyond it
+                args = (*args[:4], _stage.stage1_blob(), *args[5:])  # kept by the parent for every host beyond it
                 self.parent._stage1_kept = True
             frames.append(self.parent._addressed(self.parent._protocol.open_child(self.id, args)))
             root._write(b"".join(frames))

@@ -6,8 +6,8 @@ host key policy), and the relay runs ``ssh`` with exactly those options and
 ``-F /dev/null``: the relay's own ssh_config plays no part, so a host is
 reached the same way whichever relay it goes through. The host keys the
 master knows for the target (plain lines, ``@cert-authority`` lines that name
-it, every ``@revoked`` key) travel along, and a small ``sh`` on the relay
-writes them to a private temporary file that lives as long as that ssh.
+it, every ``@revoked`` key) travel along in the OPEN, and the relay writes
+them to a private temporary file that lives as long as that ssh.
 
 The relay authenticates with what the relay has: an agent forwarded to it
 (``forward_agent=True`` on the relay's connection) or keys of its own in the
@@ -33,13 +33,7 @@ from fanout.errors import AuthenticationFailed, ConnectTimeout, HostKeyError, Un
 MAX_KNOWN_HOSTS_LINES = 1000  # known_hosts lines passed to a relay for one host: more is a mistake somewhere
 MAX_SAID = 300  # characters of ssh's last words kept in an error
 
-# The relay runs this with: the known_hosts lines, one argument each (Linux takes 128 KiB in one argument), "--",
-# then ssh's arguments. The file is the relay user's alone (umask 077), and removed when ssh ends, whichever way;
-# ssh reads it again at each key re-exchange.
-_SCRIPT = (
-    'umask 077;f=$(mktemp)||exit 255;while [ "$1" != -- ];do printf "%s\\n" "$1";shift;done>"$f";shift;'
-    'ssh -o UserKnownHostsFile="$f" "$@";s=$?;rm -f "$f";exit $s'
-)
+KNOWN_HOSTS_MARK = "\0known_hosts"  # in the OPEN's argv: the relay puts its temporary known_hosts file's path here
 _STRICT = {"strict": "yes", "accept-new": "accept-new", "off": "no"}
 _HOST_KEY_WORDS = ("host key verification failed", "remote host identification has changed", "host key for")
 
@@ -51,12 +45,13 @@ class Hop:
     relay: str  # the relay's context name, for errors
     target: str  # the target's label (inventory name, else its address)
     argv: tuple[str, ...]
+    known_hosts: str  # the lines the relay writes to a file of its own, at KNOWN_HOSTS_MARK in argv
     other_host = True  # the child runs on another host, perhaps another Python: it gets the master's stage 1
 
     def open_args(self, use_pty: bool | None = None) -> tuple:
         """The OPEN frame's payload: no password, no terminal, no prompt; a child on another host, to be sent the
-        master's stage 1 the relay keeps (fanout._relay sends it with the relay's first such OPEN)."""
-        return (list(self.argv), None, False, None, True)
+        master's stage 1 the relay keeps (fanout._relay sends it with the relay's first such OPEN); its files."""
+        return (list(self.argv), None, False, None, True, {KNOWN_HOSTS_MARK: self.known_hosts})
 
     def needs_pty_retry(self, text: str) -> bool:
         return False
@@ -96,9 +91,9 @@ def connect(host: str, given: ConnectOptions, via: Context) -> Context:
     way = _ssh.plan(host, given)
     dest = way.destination
     _refuse_unrelayable(way, given, via.name)
-    known_hosts = _known_hosts_lines(way, given)
-    argv = ("sh", "-c", _SCRIPT, "fanout-via", *known_hosts, "--", *_ssh_args(way, given))
-    hop = Hop(relay=via.name, target=dest.label, argv=argv)
+    known_hosts = "".join(line + "\n" for line in _known_hosts_lines(way, given))
+    argv = ("ssh", "-o", f"UserKnownHostsFile={KNOWN_HOSTS_MARK}", *_ssh_args(way, given))
+    hop = Hop(relay=via.name, target=dest.label, argv=argv, known_hosts=known_hosts)
     via._raise_if_lost()
     deadline = time.monotonic() + way.connect_timeout
     # One of the logins the relay makes at once, held until the host is ready or has ended (MAX_LOGINS_BEYOND).
