@@ -604,7 +604,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--relay-auth",
         choices=tuple(AUTH_TEXT),
-        default="keys",
+        default="agent",
         help="how relays log in onward: the fleet's key in each container's ~/.ssh, or a forwarded ssh-agent",
     )
     parser.add_argument("--no-mitogen", action="store_true", help="fanout's rows only")

@@ -264,3 +264,13 @@ def test_a_package_crosses_the_master_link_once_per_relay(fleet, agent_with_key,
     assert [target.call(big.size) for target in targets] == [len(blob)] * len(targets)
     sent = relay.stats["bytes_sent"] - before
     assert once < sent < 1.5 * once, f"{sent} bytes crossed the link for {len(targets)} hosts, {once} each"
+
+
+def test_become_on_a_host_beyond_a_relay(fleet, agent_with_key, opened) -> None:
+    relay = relay_to(fleet.hosts[0], opened)
+    target_host = other_host(fleet, fleet.hosts[0])
+    target = through(relay, target_host, opened, user=hosts.NOPASS_USER)
+    root = target.become("root")
+    assert root.call(os.getuid) == 0
+    assert target.call(os.getuid) != 0
+    assert "python" in processes(target_host, fleet).get(root.pid, "")  # on the target, not on the relay
