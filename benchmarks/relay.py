@@ -21,14 +21,12 @@ count them twice. fanout's own count, summed over the directly connected
 contexts only (those not in ``Fleet.routes``), is shown beside it as a check.
 ``/proc/self/io``'s ``wchar`` would not do: ``send()`` on a socket is not counted there.
 
-The relays log in onward with keys of their own by default (``--relay-auth
-keys``): the fleet's test key copied to every container's login user's
-``~/.ssh/id_ed25519``, a way docs/relays.rst names. ``--relay-auth agent``
-holds the key in an ssh-agent the script starts instead (``SSH_AUTH_SOCK`` in
-the workers), which Fleet forwards to its relays and Mitogen's relays get with
-``ssh -A``; at 600 hosts most relayed logins then fail, as fanout's forwarded
-agent takes at most 8 agent connections per relay at once
-(``fanout._agent_forward.MAX_CHANNELS``) and refuses the rest. The script brings the fleet up itself and
+The relays log in onward with the fleet's key held by an ssh-agent the script
+starts (``SSH_AUTH_SOCK`` in the workers): Fleet forwards it to its relays, and
+Mitogen's relays get it with ``ssh -A`` (``--relay-auth agent``, the default, as
+docs/relays.rst advises). ``--relay-auth keys`` copies the key to every
+container's login user's ``~/.ssh/id_ed25519`` instead (keys of their own).
+The script brings the fleet up itself and
 always removes it (and the agent); it reports and never asserts (a missed
 target is marked MISSED).
 """

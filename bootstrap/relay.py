@@ -14,6 +14,7 @@ import zlib
 MAX_FETCHES = 64  # a child's module requests its parent asks about at once: one per importing thread is plenty
 _MASTER_STAGE1 = b""  # stage 1 as the master sends it, for children on other hosts (their Python may differ)
 KEPT = {}  # key -> {module name: record}: what the master sent once for the children on other hosts of that key
+REPLIES = {}  # name -> bytes: service replies (file chunks) kept for the hosts behind this child
 PACKED_MAX = 64  # MODULES bodies kept packed (the same preload goes to every child behind this one)
 _PACKED = {}
 
@@ -288,6 +289,19 @@ def _relay_modules(cid, body):
             _PACKED.clear()
         _PACKED[packing] = packed
     child.put(HEADER.pack(len(packed), MODULES, FLAG_ZLIB, reply) + packed)
+
+
+def _relay_reply(cid, body):
+    """RELAY_REPLY: a service reply of large bytes (a file chunk) for child ``cid``, the bytes kept for the next
+    hosts behind this child that ask for them. The master decides what is kept and forgotten, within its bound."""
+    name, data, forget, head = load(body)
+    for old in forget:
+        REPLIES.pop(old, None)
+    if data is not None:
+        REPLIES[name] = data
+    child = CHILDREN.get(cid)
+    if child is not None:
+        child.put(head + REPLIES[name])
 
 
 def _write_all(fd, data):

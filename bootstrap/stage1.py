@@ -43,6 +43,7 @@ from fanout._wire import (
     PIECE,
     RELAY_MODULES,
     RELAY_RECORD,
+    RELAY_REPLY,
     RESULT,
     RESULT_LITERAL_MAX,
     ROUTE,
@@ -513,6 +514,8 @@ class Threads:
                     _open(rid, body)
                 elif kind == RELAY_MODULES:  # only ever after an OPEN: the relay is compiled
                     globals()["_relay_modules"](rid, body)
+                elif kind == RELAY_REPLY:
+                    globals()["_relay_reply"](rid, body)
                 elif kind == ROUTE:
                     ROUTES.add(rid, int.from_bytes(body, "big"))
                 elif kind == CLOSE:

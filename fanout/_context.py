@@ -41,7 +41,7 @@ from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Se
 from concurrent.futures import Future, InvalidStateError
 from typing import TYPE_CHECKING, Any
 
-from fanout import _become, _codec, _functions, _output, _stage, _terminal, _wire
+from fanout import _become, _codec, _functions, _output, _relay_chunks, _stage, _terminal, _wire
 from fanout._deadlines import DEADLINES, STALLS, StallTimer
 from fanout._modules import PINNED, ModulePolicy, ModuleSender
 from fanout._protocol import (
@@ -89,6 +89,7 @@ MAX_ANSWERS_WAITING = 2 * 256 + 16  # module requests and service calls queued f
 # Hosts a relay's child may be logging in to at once (via=): its ssh clients use one forwarded agent connection each
 # (fanout._agent_forward.MAX_CHANNELS: 8 per host), and the sshds behind it refuse past MaxStartups (10).
 MAX_LOGINS_BEYOND = 6
+RELAY_KEPT_BYTES = 32 * 1024 * 1024  # bytes of replies (file chunks) a relay keeps for the hosts beyond it
 
 
 def _pieces(data: bytes | tuple[bytes | memoryview, ...]) -> Iterator[bytes | memoryview]:
@@ -227,6 +228,10 @@ class Context:
         self._relay_loaded = False  # whether its child has the relay's code (fanout._relay)
         self._stage1_kept = False  # whether its child keeps the master's stage 1, for hosts beyond it (via=)
         self._logins_beyond = threading.BoundedSemaphore(MAX_LOGINS_BEYOND)  # see fanout._via
+        # Names of the replies its child keeps for the hosts beyond it, oldest first, with their sizes; under the
+        # send lock (see _reply_through_relay).
+        self._kept_replies: collections.OrderedDict[str, int] = collections.OrderedDict()
+        self._kept_reply_bytes = 0
         # Module names its child keeps for the hosts beyond it, by key (see _send_modules); under the send lock.
         self._kept_below: dict[str, set[str]] = {}
         self._futures: dict[int, Future] = {}
@@ -836,11 +841,36 @@ class Context:
             with self._send_lock:
                 with self._state_lock:
                     frame = self._protocol.service_reply(request_id, outcome)
-                self._write(frame)
+                name = _relay_chunks.name_of(frame[1]) if type(frame) is tuple else None
+                if name is not None and self._parent is not None and self._host is self:
+                    self._reply_through_relay(frame, name)
+                else:
+                    self._write(frame)
         except ConnectionLost:
             pass
         except Exception:
             self._log.exception("replying to %s's service call failed", self.name)
+
+    def _reply_through_relay(self, frame: tuple[bytes, Any], name: str) -> None:
+        """A reply of named bytes (a file chunk) to a host beyond a relay: the bytes go to the relay once, which
+        keeps them (at most RELAY_KEPT_BYTES, the oldest forgotten first) for the next hosts behind it that ask."""
+        head, data = frame
+        relay = self._parent
+        kept = relay._kept_replies
+        keep = None
+        forget: list[str] = []
+        if name in kept:
+            kept.move_to_end(name)
+        else:
+            while kept and relay._kept_reply_bytes + len(data) > RELAY_KEPT_BYTES:
+                old, size = kept.popitem(last=False)
+                relay._kept_reply_bytes -= size
+                forget.append(old)
+            kept[name] = len(data)  # a chunk is at most fanout._push.MAX_CHUNK, half the bound
+            relay._kept_reply_bytes += len(data)
+            keep = bytes(data)  # a view of a mapping: copied once per relay, to marshal
+        body = _codec.dumps((name, keep, forget, head))
+        self._root._write(relay._addressed(_wire.encode_frame(_wire.RELAY_REPLY, self._transport.id, body)))
 
     def _answer_module(self, event: ModuleRequested) -> None:
         try:

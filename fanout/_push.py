@@ -23,10 +23,10 @@ import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from fanout import _digest_cache, _digests, _push_remote, _tree, service
+from fanout import _digest_cache, _digests, _push_remote, _relay_chunks, _tree, service
 from fanout._digest_cache import DigestCache
 from fanout._timeouts import check_timeout
 from fanout.errors import CallTimeout, PushFailed
@@ -118,6 +118,7 @@ class Plan:
     fsync: bool
     chunk: int = CHUNK  # bytes per piece a host pulls
     contents: bool = False  # a directory's contents, into dest (which is left as it is if it exists)
+    name: str = field(default_factory=lambda: secrets.token_hex(8))  # its chunks' names (fanout._relay_chunks)
 
     @property
     def size(self) -> int:
@@ -145,7 +146,10 @@ class Plan:
                 return os.pread(fd, length, offset)
             buffer = mmap.mmap(-1, length)
             got = os.preadv(fd, [buffer], offset)
-            return memoryview(buffer).toreadonly() if got == length else bytes(buffer[:got])
+            if got != length:
+                return bytes(buffer[:got])
+            _relay_chunks.name(buffer, f"{self.name}:{file}:{index}")  # a relay may keep it for hosts beyond it
+            return memoryview(buffer).toreadonly()
         finally:
             os.close(fd)
 

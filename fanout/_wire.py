@@ -55,6 +55,9 @@ CLOSE = 9  # request: a child the receiver opened: end its input, and so the chi
 # roots, reply id): keep the records under key, for the receiver's children of that key (a Python version and a
 # module policy), then send the child a MODULES frame (reply id) of the kept records named, the records, the roots.
 RELAY_MODULES = 10
+# request: a child the receiver opened on another host; body: marshal (name, bytes or None, names to forget, head):
+# keep the bytes under name (None: kept before), forget those names, send the child head then the named bytes.
+RELAY_REPLY = 11
 # Child to master.
 HELLO = 16
 RESULT = 17
@@ -65,7 +68,9 @@ SERVICE_CALL = 21
 FROM_CONTEXT = 22  # request: the context below the sender that sent the frame in the body
 GONE = 23  # request: a child the sender opened, which has ended; body: literal (how, text, status)
 
-TO_CHILD = frozenset((CONFIG, CALL, MODULES, SHUTDOWN, SERVICE_REPLY, OPEN, TO_CONTEXT, ROUTE, CLOSE, RELAY_MODULES))
+TO_CHILD = frozenset(
+    (CONFIG, CALL, MODULES, SHUTDOWN, SERVICE_REPLY, OPEN, TO_CONTEXT, ROUTE, CLOSE, RELAY_MODULES, RELAY_REPLY)
+)
 TO_MASTER = frozenset((HELLO, RESULT, ERROR, GET_MODULE, LOG, SERVICE_CALL, FROM_CONTEXT, GONE))
 RELAYED = frozenset((TO_CONTEXT, FROM_CONTEXT))  # their body may hold a whole frame: one header more is allowed
 KIND_NAMES = {
@@ -85,6 +90,7 @@ KIND_NAMES = {
     ROUTE: "ROUTE",
     CLOSE: "CLOSE",
     RELAY_MODULES: "RELAY_MODULES",
+    RELAY_REPLY: "RELAY_REPLY",
     FROM_CONTEXT: "FROM_CONTEXT",
     GONE: "GONE",
 }

@@ -10,7 +10,7 @@ from benchmarks.fanout import HostEntry
 
 def test_defaults_are_the_issues_run() -> None:
     args = bench.parse_args([])
-    assert (args.hosts, args.relays, args.per_sshd, args.relay_auth) == (600, 8, 10, "keys")
+    assert (args.hosts, args.relays, args.per_sshd, args.relay_auth) == (600, 8, 10, "agent")
 
 
 @pytest.mark.parametrize("argv", [["--hosts", "0"], ["--relays", "0"], ["--hosts", "10", "--relays", "6"]])

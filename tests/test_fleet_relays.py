@@ -6,8 +6,10 @@ agent would be.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
+import time
 
 import pytest
 
@@ -145,3 +147,31 @@ def test_the_command_line_reaches_the_fleet_through_relays(fleet, agent_with_key
     # The relayed hosts' key file is not used beyond the relay: said once, as the command line's own warning.
     assert done.stderr.count("fanout: warning:") == 1, done.stderr
     assert "identity files" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_push_crosses_the_master_link_once_per_relay(fleet, agent_with_key, tmp_path) -> None:
+    entries = {f"{name}-{i}": dict(options) for name, options in fleet_hosts(fleet).items() for i in range(2)}
+    relay = next(iter(entries))
+    for name, options in entries.items():
+        if name != relay:
+            options["via"] = relay
+    source = tmp_path / "payload.bin"
+    source.write_bytes(os.urandom(4 * 1024 * 1024))  # 8 chunks that do not compress
+    dest = f"/tmp/relayed-push-{os.getpid()}-{time.monotonic_ns()}"
+    with pytest.warns(UserWarning, match="identity files"):
+        relayed = fanout.Fleet(entries, echo=False, connect_timeout=120)
+    with relayed:
+        assert all(result.ok for result in relayed.call(os.getuid).values())
+        before = relayed.contexts[relay].stats["bytes_sent"]  # the connection's: the relay's and all beyond it
+        pushed = relayed.put(str(source), dest)
+        sent = relayed.contexts[relay].stats["bytes_sent"] - before
+        assert {name: result.status for name, result in pushed.items() if not result.ok} == {}
+        digests = relayed.run(f"sha256sum {dest}")  # entries share containers: remove the file after all read it
+        relayed.run(f"rm -f {dest}")
+    expected = hashlib.sha256(source.read_bytes()).hexdigest()
+    got = {name: result.value.stdout.split()[0] for name, result in digests.items() if result.ok}
+    assert got == dict.fromkeys(entries, expected), digests
+    # Each of the hosts got the file; the link carried it about twice: once for the relay's own copy, once for all
+    # the hosts beyond it (one copy each would be len(entries) times).
+    size = source.stat().st_size
+    assert 2 * size <= sent < 2.5 * size, f"{sent} bytes crossed the link for {len(entries)} hosts of {size} bytes"

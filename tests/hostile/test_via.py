@@ -474,3 +474,11 @@ def counting_ssh(hops: Hops) -> str:
     counted = hops.programs / "target.count"
     counter = f'wc -l < "${{2#UserKnownHostsFile=}}" > {counted}\nfor command; do :; done\nexec sh -c "$command"\n'
     return hops.program("target", counter, python=False)
+
+
+def test_a_relay_can_keep_the_largest_chunk_a_push_sends() -> None:
+    """What a relay keeps for the hosts beyond it is bounded by RELAY_KEPT_BYTES, and every chunk fits in it: the
+    master never has to send a chunk the relay cannot keep (fanout._context.Context._reply_through_relay)."""
+    from fanout import _context, _push
+
+    assert _push.MAX_CHUNK <= _context.RELAY_KEPT_BYTES // 2
