@@ -620,7 +620,7 @@ _range = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(st.text("ab-.", max_size=3), _range), min_size=1, max_size=3), st.text("z.", max_size=2))
 def test_ranges_expand_as_ansible_core_expands_them(parts, end) -> None:
     from fanout._inventory_values import expand_range

@@ -317,7 +317,7 @@ _VALUES = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     st.dictionaries(_VARIABLES, _VALUES, max_size=6),
     st.sampled_from(["ansible_become_password", "fanout_become_password", "ansible_become_pass"]),

@@ -117,7 +117,7 @@ def test_drop_forgets_a_child_and_everything_behind_it_only() -> None:
         routes.up(1, _wire.FROM_CONTEXT, 2, b"")
 
 
-@settings(max_examples=200)
+@settings(max_examples=100)
 @given(
     st.dictionaries(st.integers(1, 8), st.integers(1, 8), max_size=8),
     st.integers(0, 9),
@@ -305,7 +305,7 @@ gone_bodies = (
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(gone_bodies)
 def test_any_gone_body_gives_a_child_gone_that_holds_its_limits_or_a_protocol_error(body) -> None:
     protocol = opened(5)

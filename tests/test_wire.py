@@ -41,7 +41,7 @@ def test_any_split_of_the_stream_gives_back_the_same_frames(sent, compress, data
     assert decoder.buffered == 0
 
 
-@settings(max_examples=200)
+@settings(max_examples=100)
 @given(st.binary(max_size=4096))
 def test_garbage_never_crashes_nor_hangs_the_decoder(garbage) -> None:
     decoder = FrameDecoder(_wire.TO_MASTER, max_body=1 << 20)

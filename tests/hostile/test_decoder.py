@@ -543,7 +543,7 @@ def same(a: Any, b: Any) -> bool:
     return a == b
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(plain_values)
 def test_whatever_a_child_dumps_decodes_to_the_same_value(value) -> None:
     body = CHILD["dump"](value)
@@ -575,7 +575,7 @@ def mangled_literals(draw) -> str:
     return "".join(chars)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(mangled_literals())
 def test_a_mangled_literal_is_read_as_python_reads_it_or_refused(source: str) -> None:
     try:
@@ -909,7 +909,7 @@ def shared_structures(draw) -> tuple[Any, int, int]:
     return value, nodes, depth
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(shared_structures())
 def test_shared_structures_decode_equal_or_are_refused_exactly_at_the_limits(structure) -> None:
     value, nodes, depth = structure
@@ -995,7 +995,7 @@ _OPCODES = [
 ]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.sampled_from(_OPCODES), max_size=60))
 def test_random_opcode_streams_are_values_or_refused(ops: list[bytes]) -> None:
     """Whatever a stream of opcodes builds: a value the C unpickler also builds from it, or UnsafeMessage."""
@@ -1009,7 +1009,7 @@ def test_random_opcode_streams_are_values_or_refused(ops: list[bytes]) -> None:
     assert repr(value) == repr(expected) or value == expected
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.binary(max_size=400))
 def test_arbitrary_bytes_are_values_or_refused(data: bytes) -> None:
     for body in (b"p" + data, b"p" + pickle.PROTO + b"\x04" + data, b"r" + data):

@@ -162,7 +162,7 @@ def test_a_function_level_import_of_the_users_module_is_allowed(project) -> None
 NAME_PARTS = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,12}", fullmatch=True)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     name=st.one_of(
         st.lists(NAME_PARTS, min_size=1, max_size=6).map(".".join),

@@ -67,7 +67,7 @@ def _unsafe(char: str) -> bool:
     return (unicodedata.category(char) in ("Cc", "Zl", "Zp", "Cs") and char != "\t") or char in BIDI
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.text(alphabet=st.characters(exclude_categories=())))
 def test_escaped_text_has_no_control_characters_and_unescapes_to_the_original(text: str) -> None:
     out = escape(text)
@@ -76,7 +76,7 @@ def test_escaped_text_has_no_control_characters_and_unescapes_to_the_original(te
         assert _unescape(out) == text
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.text(alphabet=st.characters(exclude_categories=("Cc", "Cs", "Zl", "Zp"), exclude_characters=BIDI)))
 def test_printable_text_is_unchanged(text: str) -> None:
     assert escape(text) == text
