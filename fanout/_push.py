@@ -16,6 +16,7 @@ import collections
 import concurrent.futures
 import contextlib
 import errno
+import hashlib
 import mmap
 import os
 import posixpath
@@ -390,7 +391,7 @@ class FileChunks(service.Service):
 
     @service.expose(service.AllowAny())
     @service.arg_spec({"token": str, "files": list})
-    def read_batch(self, token: str, files: list) -> bytes:
+    def read_batch(self, token: str, files: list) -> bytes | memoryview:
         """Small files of the push, whole (each under a chunk, together a chunk at most): one request for many,
         one bytes (which the protocol sends as it is): each file's sha256 (32 bytes), then the files end to end."""
         with self._lock:
@@ -404,7 +405,15 @@ class FileChunks(service.Service):
             digests = [bytes.fromhex(offer.digests.get(file)) for file in files]
         except _digests.Changed:
             raise ValueError("a file of the batch changed while it was being read: ask for each alone") from None
-        return b"".join(digests + pieces)
+        batch = b"".join(digests + pieces)
+        if len(batch) < MAPPED_CHUNK:
+            return batch
+        # A mapping of its own, named by the push and the files: a relay may keep it for the hosts beyond it.
+        mapped = mmap.mmap(-1, len(batch))
+        mapped[:] = batch
+        which = hashlib.sha256(repr(files).encode()).hexdigest()[:32]
+        _relay_chunks.name(mapped, f"{offer.plan.name}:batch:{which}")
+        return memoryview(mapped).toreadonly()
 
     @service.expose(service.AllowAny())
     @service.arg_spec({"token": str, "files": list})

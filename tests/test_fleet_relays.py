@@ -175,3 +175,30 @@ def test_a_push_crosses_the_master_link_once_per_relay(fleet, agent_with_key, tm
     # the hosts beyond it (one copy each would be len(entries) times).
     size = source.stat().st_size
     assert 2 * size <= sent < 2.5 * size, f"{sent} bytes crossed the link for {len(entries)} hosts of {size} bytes"
+
+
+def test_small_files_of_a_push_cross_the_master_link_once_per_relay(fleet, agent_with_key, tmp_path) -> None:
+    entries = {f"{name}-{i}": dict(options) for name, options in fleet_hosts(fleet).items() for i in range(2)}
+    relay = next(iter(entries))
+    for name, options in entries.items():
+        if name != relay:
+            options["via"] = relay
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for i in range(300):  # 600 KiB of small files: they travel in batches, one request for many
+        (tree / f"f{i:03d}").write_bytes(os.urandom(2048))
+    size = 300 * 2048
+    dest = f"/tmp/relayed-tree-{os.getpid()}-{time.monotonic_ns()}"
+    with pytest.warns(UserWarning, match="identity files"):
+        relayed = fanout.Fleet(entries, echo=False, connect_timeout=120)
+    with relayed:
+        assert all(result.ok for result in relayed.call(os.getuid).values())
+        before = relayed.contexts[relay].stats["bytes_sent"]
+        pushed = relayed.put(f"{tree}/", dest)
+        sent = relayed.contexts[relay].stats["bytes_sent"] - before
+        assert {name: result.status for name, result in pushed.items() if not result.ok} == {}
+        listed = relayed.run(f"cat {dest}/* | sha256sum")
+        relayed.run(f"rm -rf {dest}")
+    expected = hashlib.sha256(b"".join((tree / f"f{i:03d}").read_bytes() for i in range(300))).hexdigest()
+    assert {name: result.value.stdout.split()[0] for name, result in listed.items()} == dict.fromkeys(entries, expected)
+    assert sent < 3 * size, f"{sent} bytes crossed the link for {len(entries)} hosts of {size} bytes"
