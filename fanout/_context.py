@@ -695,7 +695,8 @@ class Context:
         self._fail_all(reason, cause, exit_status=status)
         for transport in list(self._root._tree.transports.values()):  # those below it cannot outlive it
             if transport.parent is self:
-                transport.ended(f"its parent {self.name} ended")
+                what = "relay" if transport.plan.other_host else "parent"  # a host reached through it, or a become
+                transport.ended(f"its {what} {self.name} ended")
         self._ended_event.set()
 
     def _handle(self, event: object) -> None:
