@@ -149,12 +149,21 @@ def test_the_command_line_reaches_the_fleet_through_relays(fleet, agent_with_key
     assert "identity files" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_a_push_crosses_the_master_link_once_per_relay(fleet, agent_with_key, tmp_path) -> None:
-    entries = {f"{name}-{i}": dict(options) for name, options in fleet_hosts(fleet).items() for i in range(2)}
+def one_relay_before_the_rest(fleet: hosts.Fleet) -> tuple[dict[str, dict], str]:
+    """Each fleet host once (a push's hosts must not share a filesystem: they would write the same paths at once),
+    the first the relay of all the others; at least two behind it, or keeping for them could not be told apart."""
+    if len(fleet.hosts) < 3:
+        pytest.skip("needs a relay and at least two hosts behind it (the CI fleet has 12)")
+    entries = fleet_hosts(fleet)
     relay = next(iter(entries))
     for name, options in entries.items():
         if name != relay:
             options["via"] = relay
+    return entries, relay
+
+
+def test_a_push_crosses_the_master_link_once_per_relay(fleet, agent_with_key, tmp_path) -> None:
+    entries, relay = one_relay_before_the_rest(fleet)
     source = tmp_path / "payload.bin"
     source.write_bytes(os.urandom(4 * 1024 * 1024))  # 8 chunks that do not compress
     dest = f"/tmp/relayed-push-{os.getpid()}-{time.monotonic_ns()}"
@@ -178,11 +187,7 @@ def test_a_push_crosses_the_master_link_once_per_relay(fleet, agent_with_key, tm
 
 
 def test_small_files_of_a_push_cross_the_master_link_once_per_relay(fleet, agent_with_key, tmp_path) -> None:
-    entries = {f"{name}-{i}": dict(options) for name, options in fleet_hosts(fleet).items() for i in range(2)}
-    relay = next(iter(entries))
-    for name, options in entries.items():
-        if name != relay:
-            options["via"] = relay
+    entries, relay = one_relay_before_the_rest(fleet)
     tree = tmp_path / "tree"
     tree.mkdir()
     for i in range(300):  # 600 KiB of small files: they travel in batches, one request for many
@@ -201,4 +206,7 @@ def test_small_files_of_a_push_cross_the_master_link_once_per_relay(fleet, agent
         relayed.run(f"rm -rf {dest}")
     expected = hashlib.sha256(b"".join((tree / f"f{i:03d}").read_bytes() for i in range(300))).hexdigest()
     assert {name: result.value.stdout.split()[0] for name, result in listed.items()} == dict.fromkeys(entries, expected)
-    assert sent < 3 * size, f"{sent} bytes crossed the link for {len(entries)} hosts of {size} bytes"
+    # Once for the relay's own copy, once for all the hosts beyond it; each of those still costs its file list and
+    # the batch under 128 KiB at the end (16% of the files here), where one copy each would cost over 100%.
+    beyond = len(entries) - 1
+    assert sent < (2 + 0.35 * beyond) * size, f"{sent} bytes crossed the link for {len(entries)} hosts of {size} bytes"
