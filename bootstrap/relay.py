@@ -216,7 +216,7 @@ class _Child:
                 pass
 
     def kill(self):
-        """End a child on another host and what it started (its sh, its ssh: one session), whatever it does."""
+        """End a child on another host (its ssh, and anything in its session), whatever it does."""
         try:  # noqa: SIM105  (contextlib would cost the relay its import)
             os.killpg(self.pid, 9)
         except OSError:

@@ -30,7 +30,6 @@ import _thread
 import collections
 import contextlib
 import copy
-import hashlib
 import logging
 import os
 import sys
@@ -56,7 +55,7 @@ from fanout._protocol import (
     ServiceRefused,
     ServiceRequested,
 )
-from fanout._relay import RelayTransport, Tree
+from fanout._relay import Kept, RelayTransport, Tree, module_key
 from fanout._serial import SerialRunner
 from fanout._timeouts import check_timeout
 from fanout._transport import LocalTransport, Transport
@@ -86,10 +85,6 @@ INLINE_MAX = 4 * 1024  # bytes of a call a fleet may write on the caller's threa
 HEAD_MERGE = 32 * 1024  # a frame's header is sent joined to this much of what follows (one SSH packet)
 MAX_UNDELIVERED_OUTPUT = 16 * 1024 * 1024  # bytes (by _output.weight) of lines waiting for on_output/logging, per host
 MAX_ANSWERS_WAITING = 2 * 256 + 16  # module requests and service calls queued for answering, per host
-# Hosts a relay's child may be logging in to at once (via=): its ssh clients use one forwarded agent connection each
-# (fanout._agent_forward.MAX_CHANNELS: 8 per host), and the sshds behind it refuse past MaxStartups (10).
-MAX_LOGINS_BEYOND = 6
-RELAY_KEPT_BYTES = 32 * 1024 * 1024  # bytes of replies (file chunks) a relay keeps for the hosts beyond it
 
 
 def _pieces(data: bytes | tuple[bytes | memoryview, ...]) -> Iterator[bytes | memoryview]:
@@ -225,15 +220,7 @@ class Context:
             self._modules.roots.update(PINNED)
         else:  # a module crosses the connection once, whichever context of the host asked first
             self._modules = self._host._modules
-        self._relay_loaded = False  # whether its child has the relay's code (fanout._relay)
-        self._stage1_kept = False  # whether its child keeps the master's stage 1, for hosts beyond it (via=)
-        self._logins_beyond = threading.BoundedSemaphore(MAX_LOGINS_BEYOND)  # see fanout._via
-        # Names of the replies its child keeps for the hosts beyond it, oldest first, with their sizes; under the
-        # send lock (see _reply_through_relay).
-        self._kept_replies: collections.OrderedDict[str, int] = collections.OrderedDict()
-        self._kept_reply_bytes = 0
-        # Module names its child keeps for the hosts beyond it, by key (see _send_modules); under the send lock.
-        self._kept_below: dict[str, set[str]] = {}
+        self._kept = Kept()  # what its child holds for the children it opened (become, via=)
         self._futures: dict[int, Future] = {}
         self._state_lock = threading.Lock()  # protocol state and futures
         # Order of frames on the wire: one lock per connection, which the contexts reached through it share.
@@ -854,22 +841,11 @@ class Context:
 
     def _reply_through_relay(self, frame: tuple[bytes, Any], name: str) -> None:
         """A reply of named bytes (a file chunk) to a host beyond a relay: the bytes go to the relay once, which
-        keeps them (at most RELAY_KEPT_BYTES, the oldest forgotten first) for the next hosts behind it that ask."""
+        keeps them (see fanout._relay.Kept.reply) for the next hosts behind it that ask."""
         head, data = frame
         relay = self._parent
-        kept = relay._kept_replies
-        keep = None
-        forget: list[str] = []
-        if name in kept:
-            kept.move_to_end(name)
-        else:
-            while kept and relay._kept_reply_bytes + len(data) > RELAY_KEPT_BYTES:
-                old, size = kept.popitem(last=False)
-                relay._kept_reply_bytes -= size
-                forget.append(old)
-            kept[name] = len(data)  # a chunk is at most fanout._push.MAX_CHUNK, half the bound
-            relay._kept_reply_bytes += len(data)
-            keep = bytes(data)  # a view of a mapping: copied once per relay, to marshal
+        send, forget = relay._kept.reply(name, len(data))
+        keep = bytes(data) if send else None  # a view of a mapping: copied once per relay, to marshal
         body = _codec.dumps((name, keep, forget, head))
         self._root._write(relay._addressed(_wire.encode_frame(_wire.RELAY_REPLY, self._transport.id, body)))
 
@@ -898,19 +874,8 @@ class Context:
         with self._state_lock:
             self._protocol.modules_sent(request_id)
         relay = self._parent
-        python = self._modules.child_python
-        policy = repr((self._modules.policy.allow, self._modules.policy.deny)).encode()
-        key = "%s %s" % ("%d.%d" % tuple(python[:2]) if python else "?", hashlib.sha256(policy).hexdigest()[:16])
-        kept = relay._kept_below.setdefault(key, set())
-        keep, names, refusals = [], [], []
-        for record in records:
-            if record[2] is None:  # no source: a refusal, which may be this host's alone
-                refusals.append(record)
-                continue
-            names.append(record[0])
-            if record[0] not in kept:
-                keep.append(record)
-                kept.add(record[0])
+        key = module_key(self._modules)
+        keep, names, refusals = relay._kept.modules(key, records)
         body = _codec.dumps((key, keep, names, refusals, roots, request_id))
         frame = _wire.encode_frame(_wire.RELAY_MODULES, self._transport.id, body, compress=bool(keep))
         self._root._write(relay._addressed(frame))

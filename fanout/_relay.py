@@ -15,6 +15,8 @@ parent's ``ssh`` to another host). Both have ``open_args()``, ``other_host``,
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import itertools
 import threading
 from collections.abc import Callable
@@ -27,6 +29,10 @@ from fanout.errors import ConnectionLost
 if TYPE_CHECKING:
     from fanout._context import Context
 
+# Hosts a relay's child may be logging in to at once (via=): its ssh clients use one forwarded agent connection each
+# (fanout._agent_forward.MAX_CHANNELS: 8 per host), and the sshds behind it refuse past MaxStartups (10).
+MAX_LOGINS_BEYOND = 6
+RELAY_KEPT_BYTES = 32 * 1024 * 1024  # bytes of replies (file chunks) a relay keeps for the hosts beyond it
 CLOSE_LOCK_WAIT = 1.0  # seconds close() waits for the connection's send lock before it gives the child up
 MAX_REPLAY = 16 * 1024 * 1024  # bytes sent to a child before it is ready, kept to send again on a terminal
 
@@ -42,17 +48,69 @@ class Tree:
         return next(self._ids)
 
 
+class Kept:
+    """What a context's child holds for the children it opened, as the master knows it; changed under the
+    connection's send lock, in the order of the frames that make the child hold it, so both sides agree."""
+
+    def __init__(self) -> None:
+        self.relay_loaded = False  # the relay's code (sent before its first OPEN)
+        self.stage1 = False  # the master's stage 1, for the hosts beyond it (with its first OPEN of one)
+        self.logins = threading.BoundedSemaphore(MAX_LOGINS_BEYOND)  # see fanout._via
+        self._modules: dict[str, set[str]] = {}  # key -> module names held (RELAY_MODULES)
+        self._replies: collections.OrderedDict[str, int] = collections.OrderedDict()  # name -> size, oldest first
+        self._reply_bytes = 0
+
+    def modules(self, key: str, records: list[tuple]) -> tuple[list[tuple], list[str], list[tuple]]:
+        """For records going to a host of ``key`` beyond the child: (records to send it to keep, every name the
+        host is to get, refusals, which go as they are: a refusal may be that host's alone)."""
+        held = self._modules.setdefault(key, set())
+        keep, names, refusals = [], [], []
+        for record in records:
+            if record[2] is None:  # no source: a refusal
+                refusals.append(record)
+                continue
+            names.append(record[0])
+            if record[0] not in held:
+                keep.append(record)
+                held.add(record[0])
+        return keep, names, refusals
+
+    def reply(self, name: str, size: int) -> tuple[bool, list[str]]:
+        """For a named reply of ``size`` bytes to a host beyond the child: (whether to send the bytes, which the
+        child then holds; names it is to forget first, the oldest, to stay within RELAY_KEPT_BYTES)."""
+        if name in self._replies:
+            self._replies.move_to_end(name)
+            return False, []
+        forget = []
+        while self._replies and self._reply_bytes + size > RELAY_KEPT_BYTES:
+            old, old_size = self._replies.popitem(last=False)
+            self._reply_bytes -= old_size
+            forget.append(old)
+        self._replies[name] = size  # a chunk is at most fanout._push.MAX_CHUNK, half the bound
+        self._reply_bytes += size
+        return True, forget
+
+
+def module_key(sender: Any) -> str:
+    """What decides the modules the master sends a host (its ModuleSender): its Python version, and a digest of its
+    module policy. Hosts beyond a relay share what it holds only with hosts of the same key."""
+    python = sender.child_python
+    policy = repr((sender.policy.allow, sender.policy.deny)).encode()
+    return "%s %s" % ("%d.%d" % tuple(python[:2]) if python else "?", hashlib.sha256(policy).hexdigest()[:16])
+
+
 class RelayTransport:
     """The way to a child opened by another context: bytes down through the connection, events up from it."""
+
+    # The parent sends the child its stage 1: a become child its own code (the same Python); one on another host
+    # the master's, which crosses the connection once per parent, with its first such OPEN.
+    sends_stage1 = False
 
     def __init__(self, parent: Context, plan: Any, settled: Callable[[], None] | None = None) -> None:
         self.parent = parent
         self._settled = settled  # called once, when the child is ready or has ended
         self.root: Context = parent._root
         self.plan = plan
-        # The parent sends the child its stage 1: a become child its own code (the same Python); one on another host
-        # the master's, which crosses the connection once per parent, with its first such OPEN.
-        self.sends_stage1 = False
         self.id = self.root._tree.new_id()
         self._on_data: Callable[[bytes], None] | None = None
         self._on_end: Callable[[], None] | None = None
@@ -77,17 +135,18 @@ class RelayTransport:
             root._tree.transports[self.id] = self
             root._protocol.below[self.id] = True
             frames = []
-            if not self.parent._relay_loaded:  # its first child: the relay's code goes first
+            kept = self.parent._kept
+            if not kept.relay_loaded:  # its first child: the relay's code goes first
                 record = (_wire.RELAY_RECORD, False, _stage.relay_source(), "<relay>", None)
                 frames.append(self.parent._addressed(self.parent._protocol.modules(0, [record], [])))
-                self.parent._relay_loaded = True
+                kept.relay_loaded = True
             path = self.parent._path()  # the contexts from the connection's child down to the parent
             for relay, next_hop in itertools.pairwise(path):
                 frames.append(relay._addressed(relay._protocol.route(self.id, next_hop._relay_id())))
             args = self.plan.open_args()
-            if self.plan.other_host and not self.parent._stage1_kept:
+            if self.plan.other_host and not kept.stage1:
                 args = (*args[:4], _stage.stage1_blob(), *args[5:])  # kept by the parent for every host beyond it
-                self.parent._stage1_kept = True
+                kept.stage1 = True
             frames.append(self.parent._addressed(self.parent._protocol.open_child(self.id, args)))
             root._write(b"".join(frames))
 

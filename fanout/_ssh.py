@@ -254,15 +254,21 @@ def _host_key_check(plan: Plan, explicit_known_hosts: bool) -> tuple[KnownHosts 
         first.touch(mode=0o600, exist_ok=True)
         then = AcceptNew(first, known, hash_names=plan.hash_known_hosts)  # new keys are appended here
     else:
-        if explicit_known_hosts and not plan.known_hosts[0].is_file():
-            raise FileNotFoundError(f"known_hosts file not found: {plan.known_hosts[0]}")
         then = paramiko.RejectPolicy()
+    read_known_hosts(plan, explicit_known_hosts, known)
+    # Every decision is HostKeyCheck's (certificates, @revoked, patterns): paramiko's own table stays empty.
+    return known, HostKeyCheck(known, then)
+
+
+def read_known_hosts(plan: Plan, explicit_known_hosts: bool, known: KnownHosts) -> KnownHosts:
+    """``known`` with the lines of the plan's known_hosts files that exist; a file named explicitly must exist."""
+    if explicit_known_hosts and not plan.known_hosts[0].expanduser().is_file():
+        raise FileNotFoundError(f"known_hosts file not found: {plan.known_hosts[0]}")
     for path in [*plan.known_hosts, *plan.global_known_hosts]:
         path = path.expanduser()
         if path.is_file():
             known.read(path)
-    # Every decision is HostKeyCheck's (certificates, @revoked, patterns): paramiko's own table stays empty.
-    return known, HostKeyCheck(known, then)
+    return known
 
 
 def _open_socket(dest: Destination, timeout: float, jump: paramiko.Transport | None = None):

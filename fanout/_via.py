@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 from fanout import _ssh, _stage
 from fanout._connect_options import ConnectOptions
-from fanout._context import MAX_LOGINS_BEYOND, Context
+from fanout._context import Context
 from fanout._known_hosts import CERTIFICATE_AUTHORITY, DEFAULT_PORT, REVOKED_MARKER, KnownHosts
-from fanout._relay import RelayTransport
+from fanout._relay import MAX_LOGINS_BEYOND, RelayTransport
 from fanout.errors import AuthenticationFailed, ConnectTimeout, HostKeyError, Unreachable
 
 MAX_KNOWN_HOSTS_LINES = 1000  # known_hosts lines passed to a relay for one host: more is a mistake somewhere
@@ -111,12 +111,12 @@ def connect(host: str, given: ConnectOptions, via: Context) -> Context:
     via._raise_if_lost()
     deadline = time.monotonic() + way.connect_timeout
     # One of the logins the relay makes at once, held until the host is ready or has ended (MAX_LOGINS_BEYOND).
-    if not via._logins_beyond.acquire(timeout=way.connect_timeout):
+    if not via._kept.logins.acquire(timeout=way.connect_timeout):
         raise ConnectTimeout(
             f"{dest.label}: waited out the connect timeout of {way.connect_timeout:g} s for one of the"
             f" {MAX_LOGINS_BEYOND} logins its relay {via.name} makes at once"
         )
-    transport = RelayTransport(via, hop, settled=via._logins_beyond.release)
+    transport = RelayTransport(via, hop, settled=via._kept.logins.release)
     try:
         context = Context(
             transport,
@@ -186,14 +186,7 @@ def _known_hosts_lines(way: _ssh.Plan, given: ConnectOptions) -> list[str]:
     """The known_hosts lines the relay's ssh checks the target against, named as that ssh looks them up."""
     if way.host_key_policy == "off":
         return []
-    known = KnownHosts()
-    files = [*way.known_hosts, *way.global_known_hosts]
-    if given.known_hosts is not None and not files[0].expanduser().is_file():
-        raise FileNotFoundError(f"known_hosts file not found: {files[0]}")
-    for path in files:
-        path = path.expanduser()
-        if path.is_file():
-            known.read(path)
+    known = _ssh.read_known_hosts(way, given.known_hosts is not None, KnownHosts())
     dest = way.destination
     name = dest.hostname if dest.port == DEFAULT_PORT else f"[{dest.hostname}]:{dest.port}"
     lines = [

@@ -175,6 +175,7 @@ class Fleet:
         self._every_host = {**self._relay_only, **self.hosts}
         #: Each host reached through a relay -> the relay's name (hosts absent go direct).
         self.routes: dict[str, str] = _routes.plan(self._every_host, relays)
+        self._relays = _routes.relays_of(self.routes)
         keyed = [name for name in self.routes if self._every_host[name].get("identity_file")]
         if keyed:  # said once for the fleet, not once per host (fanout._via says it for a lone connect)
             warnings.warn(
@@ -284,7 +285,7 @@ class Fleet:
                 options["via"] = self._relay_for(name)
                 options.pop("identity_file", None)  # the fleet warned: the relay's ssh cannot use the master's keys
                 options.pop("passphrase", None)
-            if name in _routes.relays_of(self.routes) and "forward_agent" not in options:
+            if name in self._relays and "forward_agent" not in options:
                 options["forward_agent"] = True if os.environ.get("SSH_AUTH_SOCK") else None
             if connection == "local":
                 from fanout._context import local
@@ -788,7 +789,7 @@ class _BecomeFleet(Fleet):
         )
         self._base = base
         self._given = dict(given)
-        self.routes = base.routes
+        self.routes, self._relays = base.routes, base._relays
 
     def _open(self, name: str) -> str:
         login, failure = self._base._login(name)

@@ -441,7 +441,7 @@ def test_over_max_known_hosts_lines_for_a_target_is_a_value_error_before_anythin
     known_hosts.write_text("".join(lines))
     with pytest.raises(ValueError, match=f"target: over {_via.MAX_KNOWN_HOSTS_LINES} known_hosts lines name it"):
         hops.connect("target", host_key_policy="strict", known_hosts=str(known_hosts))
-    assert not hops.relay._relay_loaded and not hops.relay._tree.transports  # no OPEN went to the relay
+    assert not hops.relay._kept.relay_loaded and not hops.relay._tree.transports  # no OPEN went to the relay
     assert_healthy(hops.relay)
 
 
@@ -479,6 +479,6 @@ def counting_ssh(hops: Hops) -> str:
 def test_a_relay_can_keep_the_largest_chunk_a_push_sends() -> None:
     """What a relay keeps for the hosts beyond it is bounded by RELAY_KEPT_BYTES, and every chunk fits in it: the
     master never has to send a chunk the relay cannot keep (fanout._context.Context._reply_through_relay)."""
-    from fanout import _context, _push
+    from fanout import _push, _relay
 
-    assert _push.MAX_CHUNK <= _context.RELAY_KEPT_BYTES // 2
+    assert _push.MAX_CHUNK <= _relay.RELAY_KEPT_BYTES // 2
