@@ -420,11 +420,16 @@ def _run_call(rid, body):
     send(kind, rid, data)
 
 
+CHECK = 0.002  # s between two looks at a running call (1 ms polling measurably slowed quick calls)
+IDLE_CHECK = 0.02  # s between looks while none runs: a call that blocks loses the reading within ~22 ms
+DOZE_AFTER = 3  # looks that found no call before the watchdog sleeps until the next one
+
+
 class Threads:
     """One thread at a time, the leader, reads frames and runs each call it reads itself, so
     a quick call costs no thread hand-off. A call about to wait on the master (an import)
-    hands the reading to another thread first; one still running after two to four
-    milliseconds loses it to the watchdog. So no call waits long for another, and
+    hands the reading to another thread first; one the watchdog sees running twice,
+    CHECK apart, loses it (within ~22 ms). So no call waits long for another, and
     reading goes on."""
 
     def __init__(self):
@@ -467,18 +472,19 @@ class Threads:
         self.give(None)
 
     def watchdog(self):
-        """Checks every 2 ms while calls come (1 ms polling measurably slowed quick calls);
-        dozes after ~50 ms without one."""
+        """Looks every CHECK seconds while calls run long enough to be seen, else every IDLE_CHECK
+        seconds; dozes after DOZE_AFTER looks without a call. A call seen twice, CHECK apart, loses the
+        reading. Each look wakes a thread: at one look per 2 ms it cost a host more CPU than quick calls did."""
         quiet = 0
         while True:
-            if quiet > 25:  # ~50 ms without a call
+            if quiet > DOZE_AFTER:
                 with self.lock:
                     self.dozing = not self.running
                 if self.dozing:
                     self.doze.acquire()
                 quiet = 0
             seen = self.running
-            time.sleep(0.002)
+            time.sleep(CHECK if seen else IDLE_CHECK)
             with self.lock:
                 stuck = seen and self.running == seen
                 if stuck:

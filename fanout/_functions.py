@@ -103,7 +103,7 @@ def encode_call(fn: Callable, args: tuple, kwargs: dict) -> EncodedCall:
         reference = _by_reference.__wrapped__(fn)
     spec: tuple = ("ref", *reference) if reference else ("value", fn)
     own_module = {reference[0]} if reference else set()
-    if reference is not None and is_plain((args, kwargs)):  # the common case: marshal, no pickle at all
+    if reference is not None and ((not args and not kwargs) or is_plain((args, kwargs))):  # marshal, no pickle
         payload = MARSHAL + marshal.dumps((spec, args, kwargs), MARSHAL_VERSION)
         return EncodedCall(payload, sorted(own_module), by_value=False)
     if getattr(fn, "__module__", None) != "__main__":

@@ -30,6 +30,7 @@ from fanout._context import Context
 from fanout._known_hosts import UNKNOWN, AcceptNew, HostKeyCheck, HostKeyRefused, KnownHosts
 from fanout._paramiko_compat import exec_command, failure_of, sends_at_once, start_channel_input, wait_exit_status
 from fanout._pipelined_auth import PipelinedTransport
+from fanout._read_ahead import ReadAheadSocket
 from fanout._ssh_auth import Credentials, KeysAndAgent, _Unusable
 from fanout._ssh_config import SSHOptions, parse_ssh_args, quote
 from fanout._ssh_config import resolve as resolve_config
@@ -290,7 +291,7 @@ def _open_socket(dest: Destination, timeout: float, jump: paramiko.Transport | N
         except paramiko.SSHException as exc:
             raise Unreachable(f"{name} ({address}): ProxyCommand {dest.proxy_command!r} failed: {exc}") from exc
     try:
-        return _with_keepalive(socket.create_connection((dest.hostname, dest.port), timeout=timeout))
+        return ReadAheadSocket(_with_keepalive(socket.create_connection((dest.hostname, dest.port), timeout=timeout)))
     except socket.gaierror as exc:
         raise Unreachable(f"{name} ({address}): cannot resolve {dest.hostname}: {exc.strerror}") from exc
     except TimeoutError as exc:
@@ -438,7 +439,7 @@ class SSHTransport:
         self.stop_keepalive: Callable[[], None] = lambda: None
         sock = channel.transport.sock
         #: The connection's TCP socket, which a fleet polls for room (None when reached through a jump or a proxy).
-        self.socket: socket.socket | None = sock if isinstance(sock, socket.socket) else None
+        self.socket: socket.socket | None = sock.raw if isinstance(sock, ReadAheadSocket) else None
         self.stderr = StderrTail(name)
         self._stderr_thread = threading.Thread(
             target=self.stderr.pump, args=(lambda: channel.recv_stderr(65536),), daemon=True
