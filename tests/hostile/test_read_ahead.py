@@ -38,10 +38,21 @@ def _read_exactly(sock: ReadAheadSocket, size: int, piece: int) -> bytes:
 
 def test_packets_sent_together_are_read_back_in_the_pieces_asked_for(pair) -> None:
     sock, peer = pair
-    packets = [bytes([n]) * length for n, length in enumerate((16, 4, 1000, 16, 35_000, 5))]
+    packets = [bytes([n]) * length for n, length in enumerate((16, 4, 1000, 16, 60, 16, 35_000, 16, 5, 16, 90))]
     peer.sendall(b"".join(packets))
     for packet in packets:
-        assert sock.recv(len(packet)) == packet  # each whole, from the one read that took them all
+        assert _read_exactly(sock, len(packet), len(packet)) == packet  # a bulk packet's head, then the rest
+
+
+def test_small_packets_sent_together_take_one_read(pair) -> None:
+    """What the read-ahead is for: a packet's head and body, and the packets after it, from one read."""
+    sock, peer = pair
+    packets = [bytes([n]) * length for n, length in enumerate((16, 80, 16, 200, 16, 4))]
+    peer.sendall(b"".join(packets))
+    assert sock.recv(16) == packets[0]
+    assert sock._held[sock._at :] == b"".join(packets[1:])  # the one read took them all: no more reads below
+    sock.raw.close()
+    assert [sock.recv(len(packet)) for packet in packets[1:]] == packets[1:]
 
 
 def test_a_flood_is_held_one_read_at_a_time(pair) -> None:
