@@ -464,17 +464,7 @@ class Fleet:
     ) -> Iterator[Result]:
         """:meth:`_completed` for a caller that takes every result together: one wait for the last to finish."""
         all_done = threading.Event()
-        remaining = [len(futures)]
-        lock = threading.Lock()
-
-        def one_done(_: Future) -> None:
-            with lock:
-                remaining[0] -= 1
-                if remaining[0] == 0:
-                    all_done.set()
-
-        for future in futures.values():
-            on_done(future, one_done)
+        _after_all(list(futures.values()), all_done.set, on_done)
         if futures:
             all_done.wait(None if deadline is None else max(deadline - time.monotonic(), 0))
         late = {name: future for name, future in futures.items() if not future.done()}
@@ -487,17 +477,7 @@ class Fleet:
     def _watch_late(self, late: dict[str, Future], deadline: float) -> None:
         """Drop the hosts of ``late`` still running at ``deadline``; forget them all once all are done."""
         handle = DEADLINES.at(deadline, lambda: self._drop_unfinished(late, deadline))
-        remaining = [len(late)]
-        lock = threading.Lock()
-
-        def one_done(_: Future) -> None:
-            with lock:
-                remaining[0] -= 1
-                if remaining[0] == 0:
-                    DEADLINES.cancel(handle)
-
-        for future in late.values():
-            future.add_done_callback(one_done)
+        _after_all(list(late.values()), lambda: DEADLINES.cancel(handle), lambda f, done: f.add_done_callback(done))
 
     def _drop_unfinished(self, futures: dict[str, Future], deadline: float) -> None:
         for name, future in futures.items():
@@ -950,3 +930,21 @@ __all__ = [
     "Results",
     "Transfer",
 ]
+
+
+def _after_all(
+    futures: list[Future], then: Callable[[], object], add: Callable[[Future, Callable[[Future], object]], object]
+) -> None:
+    """Call ``then`` once, where the last of ``futures`` finishes; ``add`` attaches a callback to one future."""
+    remaining = [len(futures)]
+    lock = threading.Lock()
+
+    def one_done(_: Future) -> None:
+        with lock:
+            remaining[0] -= 1
+            last = remaining[0] == 0
+        if last:
+            then()
+
+    for future in futures:
+        add(future, one_done)
