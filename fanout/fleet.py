@@ -917,21 +917,6 @@ def _listed(names: list[str]) -> str:
 LISTED_NAMES = 5  # host names an error message lists before it says how many more
 
 
-__all__ = [
-    "AUTH_FAILED",
-    "FAILED",
-    "OK",
-    "TIMED_OUT",
-    "UNREACHABLE",
-    "CommandResult",
-    "Fleet",
-    "PushFailed",
-    "Result",
-    "Results",
-    "Transfer",
-]
-
-
 def _after_all(
     futures: list[Future], then: Callable[[], object], add: Callable[[Future, Callable[[Future], object]], object]
 ) -> None:
@@ -948,3 +933,18 @@ def _after_all(
 
     for future in futures:
         add(future, one_done)
+
+
+__all__ = [
+    "AUTH_FAILED",
+    "FAILED",
+    "OK",
+    "TIMED_OUT",
+    "UNREACHABLE",
+    "CommandResult",
+    "Fleet",
+    "PushFailed",
+    "Result",
+    "Results",
+    "Transfer",
+]
