@@ -30,6 +30,7 @@ from fanout._context import Context
 from fanout._known_hosts import UNKNOWN, AcceptNew, HostKeyCheck, HostKeyRefused, KnownHosts
 from fanout._paramiko_compat import exec_command, failure_of, sends_at_once, start_channel_input, wait_exit_status
 from fanout._pipelined_auth import PipelinedTransport
+from fanout._proxy_command import ProxyCommandSocket
 from fanout._read_ahead import ReadAheadSocket
 from fanout._ssh_auth import Credentials, KeysAndAgent, _Unusable
 from fanout._ssh_config import SSHOptions, parse_ssh_args, quote
@@ -287,8 +288,8 @@ def _open_socket(dest: Destination, timeout: float, jump: paramiko.Transport | N
             raise Unreachable(f"{name} ({address}): the jump host refused a channel to it: {exc}") from exc
     if dest.proxy_command:
         try:
-            return paramiko.ProxyCommand(dest.proxy_command)
-        except paramiko.SSHException as exc:
+            return ProxyCommandSocket(dest.proxy_command, name)
+        except OSError as exc:
             raise Unreachable(f"{name} ({address}): ProxyCommand {dest.proxy_command!r} failed: {exc}") from exc
     try:
         return ReadAheadSocket(_with_keepalive(socket.create_connection((dest.hostname, dest.port), timeout=timeout)))
@@ -417,6 +418,8 @@ def _authenticate(
         raise ConnectTimeout(f"{name} ({address}): SSH handshake did not finish within {timeout:g} s") from exc
     except OSError as exc:
         raise Unreachable(f"{name} ({address}): connection failed: {exc}") from exc
+    except EOFError as exc:  # paramiko's word for a peer gone while it wrote its banner (a ProxyCommand that exited)
+        raise Unreachable(f"{name} ({address}): the connection closed before the SSH handshake") from exc
     finally:
         strategy.close()
 
@@ -438,7 +441,7 @@ class SSHTransport:
         self.exit_status: int | None = None  # the remote process's, once describe_end has learnt it
         self.stop_keepalive: Callable[[], None] = lambda: None
         sock = channel.transport.sock
-        #: The connection's TCP socket, which a fleet polls for room (None when reached through a jump or a proxy).
+        #: The connection's socket (TCP, or a ProxyCommand's), which a fleet polls for room (None through a jump host).
         self.socket: socket.socket | None = sock.raw if isinstance(sock, ReadAheadSocket) else None
         self.stderr = StderrTail(name)
         self._stderr_thread = threading.Thread(
@@ -643,6 +646,8 @@ def _open_client(
             if sock is not None:
                 with contextlib.suppress(Exception):
                     sock.close()
+            if isinstance(sock, ProxyCommandSocket) and isinstance(exc, Unreachable) and (said := sock.stderr_tail()):
+                raise Unreachable(f"{exc}; the ProxyCommand said: {said}") from exc
             if not isinstance(exc, Unreachable):
                 raise
             pause = random.uniform(0.05, 0.2) * attempt

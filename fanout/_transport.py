@@ -33,9 +33,9 @@ class Transport(Protocol):
 class StderrTail:
     """Collects a child's raw stderr lines, logging each and keeping the last few."""
 
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, logger: str = "fanout.remote") -> None:
         self.lines: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
-        self._log = logging.getLogger(f"fanout.remote.{host}")
+        self._log = logging.getLogger(f"{logger}.{host}")
 
     def pump(self, read: Callable[[], bytes]) -> None:
         """Read to EOF, line by line, in time linear in what arrives: an endless line is cut, not gathered."""

@@ -152,12 +152,47 @@ def test_ssh_args_as_ansible_gives_them(fleet, tmp_path) -> None:
         assert context.call(os.getpid) > 0
 
 
-def test_proxy_command_with_tokens(fleet, tmp_path) -> None:
+def test_proxy_command_with_tokens(fleet, tmp_path, monkeypatch) -> None:
+    """Tokens expanded, run through the shell as ssh runs it (a variable expands); once closed, it is reaped."""
     host = fleet.hosts[0]
+    bridge = _bridge(tmp_path)
+    monkeypatch.setenv("PROXY_DIR", str(tmp_path))
+    config = tmp_path / "config"
+    config.write_text(
+        f'Host bridged\n    HostName {host.address}\n    ProxyCommand python3 {bridge} %h %p "$PROXY_DIR"\n'
+    )
+    options = _options(host, ssh_config=config)
+    with fanout.connect("bridged", **options) as context:
+        assert context.call(os.getpid) > 0
+        proxy = int((tmp_path / "proxy.pid").read_text())
+        assert Path(f"/proc/{proxy}").exists()
+    assert not Path(f"/proc/{proxy}").exists()  # ended and reaped, not a zombie
+
+
+def test_a_proxy_command_that_dies_ends_the_connection(fleet, tmp_path) -> None:
+    host = fleet.hosts[0]
+    bridge = _bridge(tmp_path)
+    config = tmp_path / "config"
+    config.write_text(
+        f"Host bridged\n    HostName {host.address}\n    ProxyCommand python3 {bridge} %h %p {tmp_path}\n"
+    )
+    context = fanout.connect("bridged", **_options(host, ssh_config=config, keepalive=0))
+    try:
+        assert context.call(os.getpid) > 0
+        os.kill(int((tmp_path / "proxy.pid").read_text()), 9)
+        with pytest.raises(ConnectionLost):
+            context.call_async(_shell, "sleep 600").result(timeout=WAIT)  # no keepalive: the socket's EOF says it
+    finally:
+        context.close()
+
+
+def _bridge(tmp_path: Path) -> Path:
+    """A ProxyCommand in Python: ``bridge.py HOST PORT DIR`` carries the connection, its pid in DIR/proxy.pid."""
     bridge = tmp_path / "bridge.py"
     bridge.write_text(
         textwrap.dedent("""\
         import os, socket, sys, threading
+        open(os.path.join(sys.argv[3], "proxy.pid"), "w").write(str(os.getpid()))
         s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
         def up():
             while data := os.read(0, 65536):
@@ -168,11 +203,7 @@ def test_proxy_command_with_tokens(fleet, tmp_path) -> None:
             os.write(1, data)
         """)
     )
-    config = tmp_path / "config"
-    config.write_text(f"Host bridged\n    HostName {host.address}\n    ProxyCommand python3 {bridge} %h %p\n")
-    options = _options(host, ssh_config=config)
-    with fanout.connect("bridged", **options) as context:
-        assert context.call(os.getpid) > 0
+    return bridge
 
 
 def test_errors_name_the_inventory_host_then_the_address(fleet) -> None:

@@ -216,10 +216,11 @@ def test_local_child_killed_mid_call_raises_connection_lost() -> None:
 @pytest.mark.fleet  # starts processes: out of the fast subset
 def test_local_child_exits_when_the_master_dies(tmp_path) -> None:
     script = "import fanout, sys; c = fanout.local(); print(c.pid, flush=True); sys.stdin.read()"
-    master = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    child_pid = int(master.stdout.readline())
-    os.kill(master.pid, signal.SIGKILL)
-    master.wait()
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as master:
+        child_pid = int(master.stdout.readline())
+        os.kill(master.pid, signal.SIGKILL)
     wait_until(lambda: not _running(child_pid), what=f"the local child {child_pid} to exit after its master died")
 
 
@@ -283,13 +284,14 @@ def test_remote_child_exits_when_the_master_dies(host) -> None:
         "print(c.pid, flush=True)\n"
         "sys.stdin.read()\n"
     )
-    master = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        remote_pid = int(master.stdout.readline())
-        assert process_alive(host, remote_pid)
-    finally:
-        master.kill()
-        master.wait()
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as master:
+        try:
+            remote_pid = int(master.stdout.readline())
+            assert process_alive(host, remote_pid)
+        finally:
+            master.kill()
     wait_until(
         lambda: not process_alive(host, remote_pid), what=f"the remote child {remote_pid} to exit after its master died"
     )
