@@ -11,14 +11,37 @@ packets are read as paramiko asks, so their bytes are not copied once more.
 
 What it holds is bounded by one read; it never waits for more than the socket
 already has, so paramiko's timeouts, keepalives and EOF behave as before.
+
+It also refuses what no SSH server sends: paramiko takes a packet's length from
+the host and asks the socket for all of it at once, and Python's ``recv``
+allocates what is asked before anything arrives. A host announcing a 4 GiB
+packet would have the master allocate 4 GiB, then gather what comes in copies
+that grow with the square of its size. An ask beyond ``MAX_PACKET_ASK``
+(OpenSSH's own packet limit) is an error instead, which ends that connection.
 """
 
 from __future__ import annotations
 
+import errno
 import socket
 from typing import Any
 
 READ_AHEAD = 4096  # bytes asked of the kernel for a small ask: a call's reply, or dozens; a bulk packet's head
+# The most paramiko asks for at once of an SSH server that keeps the protocol: OpenSSH's largest packet
+# (PACKET_MAX_SIZE, 256 KiB) with its length field and the largest MAC. sshd's channel data packets are at most
+# the 32 KiB paramiko asks for; this is the protocol's bound, not a tuning.
+MAX_PACKET_ASK = 256 * 1024 + 4 + 64
+
+
+class PacketTooLarge(ConnectionAbortedError):
+    """The host announced an SSH packet larger than the protocol allows; its connection is dropped."""
+
+
+def check_ask(size: int) -> None:
+    """Refuse a read of more than one SSH packet can hold: the host announced a packet no server sends."""
+    if size > MAX_PACKET_ASK:
+        said = f"the host announced an SSH packet of {size} bytes, over the protocol's {MAX_PACKET_ASK}"
+        raise PacketTooLarge(errno.ECONNABORTED, said)  # (errno, text): how paramiko formats a socket error
 
 
 class ReadAheadSocket:
@@ -36,6 +59,7 @@ class ReadAheadSocket:
         Bulk data is read as paramiko asks for it: a large ask (the rest of a bulk packet), and the small one
         after it (the next packet's head, likely bulk too), go straight to the socket, since reading a bulk
         packet ahead would only copy it once more."""
+        check_ask(size)
         if self._at < len(self._held):
             piece = self._held[self._at : self._at + size]
             self._at += len(piece)
@@ -57,3 +81,17 @@ class ReadAheadSocket:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.raw, name)  # settimeout, close, fileno, _closed, ...: the socket's own
+
+
+class AskLimit:
+    """A channel to a host through a jump host, as paramiko reads it: asks beyond one packet refused, as above."""
+
+    def __init__(self, channel: Any) -> None:
+        self.raw = channel
+
+    def recv(self, size: int) -> bytes:
+        check_ask(size)
+        return self.raw.recv(size)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)  # send, settimeout, close, closed, ...: the channel's own

@@ -31,7 +31,7 @@ from fanout._known_hosts import UNKNOWN, AcceptNew, HostKeyCheck, HostKeyRefused
 from fanout._paramiko_compat import exec_command, failure_of, sends_at_once, start_channel_input, wait_exit_status
 from fanout._pipelined_auth import PipelinedTransport
 from fanout._proxy_command import ProxyCommandSocket
-from fanout._read_ahead import ReadAheadSocket
+from fanout._read_ahead import AskLimit, PacketTooLarge, ReadAheadSocket
 from fanout._ssh_auth import Credentials, KeysAndAgent, _Unusable
 from fanout._ssh_config import SSHOptions, parse_ssh_args, quote
 from fanout._ssh_config import resolve as resolve_config
@@ -277,7 +277,8 @@ def _open_socket(dest: Destination, timeout: float, jump: paramiko.Transport | N
     name, address = dest.label, dest.address
     if jump is not None:
         try:
-            return jump.open_channel("direct-tcpip", (dest.hostname, dest.port), ("127.0.0.1", 0), timeout=timeout)
+            channel = jump.open_channel("direct-tcpip", (dest.hostname, dest.port), ("127.0.0.1", 0), timeout=timeout)
+            return AskLimit(channel)
         except paramiko.ChannelException as exc:
             raise Unreachable(f"{name} ({address}): the jump host could not reach it: {exc.text} ({exc.code})") from exc
         except paramiko.SSHException as exc:
@@ -496,6 +497,9 @@ class SSHTransport:
     def describe_end(self) -> str:
         if self.lost_reason is not None:
             return self.lost_reason
+        failure = failure_of(self.channel.get_transport())
+        if isinstance(failure, PacketTooLarge):
+            return f"fanout dropped the connection: {failure.strerror}"
         what = "the remote process ended"
         status = wait_exit_status(self.channel, 2)
         if status is not None:

@@ -8,11 +8,13 @@ The peer is the other end of a real socket pair, written to by the test: it floo
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 
+import paramiko
 import pytest
 
-from fanout._read_ahead import READ_AHEAD, ReadAheadSocket
+from fanout._read_ahead import MAX_PACKET_ASK, READ_AHEAD, AskLimit, PacketTooLarge, ReadAheadSocket
 
 WAIT = 30.0  # seconds a blocking read may take here: far beyond any machine's need; a bug fails, it does not hang
 
@@ -98,3 +100,45 @@ def test_everything_else_is_the_sockets_own(pair) -> None:
     assert peer.recv(16) == b"ping"
     sock.close()
     assert sock.raw._closed  # paramiko's Transport looks at this attribute when it stops
+
+
+def test_an_ask_beyond_one_ssh_packet_is_refused_before_anything_is_allocated(pair) -> None:
+    """paramiko asks for a whole packet at once, of the length the host announced: 4 GiB is refused, not allocated."""
+    sock, _ = pair
+    with pytest.raises(PacketTooLarge, match="SSH packet of 4294967295 bytes"):
+        sock.recv(2**32 - 1)
+    assert len(sock._held) == 0
+    channel_side, peer = socket.socketpair()
+    try:
+        limited = AskLimit(channel_side)  # what a host behind a jump host is read through
+        with pytest.raises(PacketTooLarge):
+            limited.recv(MAX_PACKET_ASK + 1)
+        peer.sendall(b"x" * 10)
+        assert limited.recv(MAX_PACKET_ASK) == b"x" * 10  # the largest legitimate ask passes
+    finally:
+        channel_side.close()
+        peer.close()
+
+
+def test_a_host_announcing_a_huge_packet_loses_its_connection_at_once() -> None:
+    """A real paramiko server, after a real handshake, writes an AES-GCM packet head announcing 2 GiB (its length
+    is in clear under GCM): the master's transport ends with the reason, holding nothing of it."""
+    from fanout._pipelined_auth import PipelinedTransport
+
+    host_key = paramiko.ECDSAKey.generate()
+    ours, theirs = socket.socketpair()
+    served = paramiko.Transport(theirs)
+    served.add_server_key(host_key)
+    served.start_server(event=threading.Event(), server=paramiko.ServerInterface())
+    client = PipelinedTransport(ReadAheadSocket(ours))
+    client.get_security_options().ciphers = ("aes128-gcm@openssh.com",)
+    try:
+        client.start_client(timeout=WAIT)
+        assert client.remote_cipher == "aes128-gcm@openssh.com"
+        theirs.sendall(struct.pack(">I", 2**31) + bytes(12))  # a packet's first block; its body never comes
+        client.join(WAIT)  # paramiko's receiving thread ends: it does not wait for 2 GiB
+        assert not client.is_alive()
+        assert isinstance(client.saved_exception, PacketTooLarge)
+    finally:
+        client.close()
+        served.close()
