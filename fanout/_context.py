@@ -84,6 +84,9 @@ WRITE_PIECE = 256 * 1024  # bytes written at a time, so progress on a large send
 INLINE_MAX = 4 * 1024  # bytes of a call a fleet may write on the caller's thread: less than a polled socket's room
 HEAD_MERGE = 32 * 1024  # a frame's header is sent joined to this much of what follows (one SSH packet)
 MAX_UNDELIVERED_OUTPUT = 16 * 1024 * 1024  # bytes (by _output.weight) of lines waiting for on_output/logging, per host
+# Bytes of an unfinished frame past which a connection's input stays with its own thread, not the shared input loop
+# (fanout/_input_loop.py): decoding a whole frame of that much holds the loop, and so every other host, ~10 ms at most.
+SHARED_FRAME_MAX = 64 * 1024
 MAX_ANSWERS_WAITING = 2 * 256 + 16  # module requests and service calls queued for answering, per host
 
 
@@ -230,6 +233,8 @@ class Context:
         self._lost_status: int | None = None  # the child's exit status, when _lost is its own end
         self._closed = False
         self._bytes_sent = self._bytes_received = self._module_requests = 0
+        self._unfinished = 0  # bytes of a frame not yet whole, at the last decode
+        self._unfinished_below = 0  # on the root: the sum of its tree's, kept by its receiving thread alone
         self._log = logging.getLogger(f"fanout.remote.{name}")
         self._ready_deadline: int | None = None
         #: Called as ``on_output(stream, line, call_id)`` for each line the child prints, instead of
@@ -255,6 +260,9 @@ class Context:
         STALLS.register(self._stall)
         try:
             self._transport.start(self._on_data, self._on_end)
+            shared = getattr(self._transport, "shared_input", None)
+            if shared is not None:  # the shared input loop leaves a large frame's decode to this host's own thread
+                shared.busy = self._decoding_a_large_frame
         except BaseException:  # a become whose login is already lost: nothing of it may stay registered
             STALLS.unregister(self._stall)
             raise
@@ -654,6 +662,9 @@ class Context:
         try:
             with self._state_lock:
                 events = self._protocol.receive(data)
+            unfinished = self._protocol.unfinished_frame
+            self._root._unfinished_below += unfinished - self._unfinished
+            self._unfinished = unfinished
             for event in events:
                 self._handle(event)
         except ProtocolError as exc:
@@ -662,6 +673,11 @@ class Context:
         except Exception as exc:
             self._fail_all(f"{type(exc).__name__}: {exc}", exc)
             self._close_transport_soon()
+
+    def _decoding_a_large_frame(self) -> bool:
+        """Whether a frame of over SHARED_FRAME_MAX bytes is coming in, on this connection or one relayed through
+        it: its decode, once whole, is then left to the connection's own thread, not the shared input loop."""
+        return self._unfinished_below > SHARED_FRAME_MAX
 
     def _on_end(self) -> None:
         """The child's stream ended. Finding out how can wait on the transport, so not on its thread."""

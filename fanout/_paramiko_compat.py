@@ -21,7 +21,15 @@ from collections.abc import Callable
 
 import paramiko
 import paramiko.agent
-from paramiko.common import cMSG_CHANNEL_REQUEST, cMSG_CHANNEL_WINDOW_ADJUST, cMSG_GLOBAL_REQUEST
+import paramiko.packet
+from paramiko.common import (
+    MSG_CHANNEL_DATA,
+    MSG_CHANNEL_EXTENDED_DATA,
+    MSG_CHANNEL_WINDOW_ADJUST,
+    cMSG_CHANNEL_REQUEST,
+    cMSG_CHANNEL_WINDOW_ADJUST,
+    cMSG_GLOBAL_REQUEST,
+)
 from paramiko.message import Message
 
 from fanout._serial import SerialRunner
@@ -78,6 +86,15 @@ LACKING: dict[str, list[str]] = {
     "exit status event": _not_set_in_init(paramiko.Channel, "status_event", "exit_status"),
     "writing a fleet's call at once": _not_set_in_init(paramiko.Channel, "out_window_size", "closed")
     + _not_set_in_init(paramiko.Transport, "active", "clear_to_send"),
+    "shared packet input": _lacking(
+        (paramiko.Transport, "_channel_handler_table"),
+        (paramiko.packet.Packetizer, "read_message"),
+        (paramiko.packet.Packetizer, "need_rekey"),
+        (paramiko.packet, "NeedRekeyException"),
+    )
+    + _not_set_in_init(
+        paramiko.Transport, "packetizer", "_channels", "in_kex", "_expected_packet", "remote_cipher", "active"
+    ),
 }
 FALLBACK_COST = {
     "exec without waiting": "Channel.exec_command, one round trip more per connection",
@@ -86,6 +103,7 @@ FALLBACK_COST = {
     "pipelined authentication": "paramiko's own public-key authentication, one round trip more per connection",
     "exit status event": "Channel.recv_exit_status on a thread",
     "writing a fleet's call at once": "the fleet's sending threads for every call, a thread hop per host",
+    "shared packet input": "paramiko's thread per connection reading every packet, a thread wake per reply",
 }
 _said: set[str] = set()
 _said_lock = threading.Lock()
@@ -379,3 +397,48 @@ def agent_connected_to(sock: object) -> paramiko.Agent:
     paramiko.agent.AgentSSH.__init__(agent)
     agent._connect(sock)
     return agent
+
+
+# -- a connection's input read by the shared loop (fanout/_input_loop.py) ----------------------------------------
+
+# Inbound ciphers whose packet length is in clear (AES-GCM's is additional data), so a packet is known to be whole
+# before paramiko reads it; and their tag's length. Other ciphers keep paramiko's own thread reading.
+_LENGTH_IN_CLEAR = {"aes128-gcm@openssh.com": 16, "aes256-gcm@openssh.com": 16}
+# What the loop dispatches itself: channel data and window messages, which paramiko handles without sending.
+_SHARED_TYPES = frozenset((MSG_CHANNEL_DATA, MSG_CHANNEL_EXTENDED_DATA, MSG_CHANNEL_WINDOW_ADJUST))
+NeedRekey = getattr(paramiko.packet, "NeedRekeyException", Exception)
+
+
+def tag_length(transport: paramiko.Transport) -> int | None:
+    """The tag length of a packet, when its transport's input may be read elsewhere now: a whole packet can be
+    told from its length in clear, and no key exchange is under way. None: paramiko's thread reads on."""
+    if not fast("shared packet input"):
+        return None
+    tag = _LENGTH_IN_CLEAR.get(transport.remote_cipher)
+    if tag is None or not transport.active or transport.in_kex or transport._expected_packet:
+        return None
+    return None if transport.packetizer.need_rekey() else tag
+
+
+def read_message_through(transport: paramiko.Transport, read: Callable[[], tuple[int, Message]]):
+    """Put ``read`` where paramiko's thread reads its next message; returns paramiko's own reader."""
+    own = transport.packetizer.read_message
+    transport.packetizer.read_message = read
+    return own
+
+
+def dispatch_shared(transport: paramiko.Transport, ptype: int, message: Message) -> bool:
+    """Handle channel data or a window message as paramiko's thread would. False, ``message`` untouched, for any
+    other message, or one for a channel this transport does not know: paramiko's thread handles those."""
+    if ptype not in _SHARED_TYPES:
+        return False
+    channel = transport._channels.get(message.get_int())
+    if channel is None:
+        message.rewind()
+        return False
+    transport._channel_handler_table[ptype](channel, message)
+    return True
+
+
+def wants_rekey(transport: paramiko.Transport) -> bool:
+    return transport.packetizer.need_rekey()

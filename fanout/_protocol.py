@@ -218,6 +218,11 @@ class MasterProtocol:
         return [event for event in events if event is not None]
 
     @property
+    def unfinished_frame(self) -> int:
+        """Bytes received of a frame not yet whole."""
+        return self._decoder.buffered
+
+    @property
     def calls_in_flight(self) -> int:
         return len(self._pending_calls)
 

@@ -72,7 +72,7 @@ class ProxyCommandSocket(ReadAheadSocket):
         """Close the socket, then end the process (SIGTERM, SIGKILL if it lingers) and reap it."""
         with contextlib.suppress(OSError):
             self.raw.shutdown(socket.SHUT_RDWR)
-        self.raw.close()
+        super().close()
         if self.process.poll() is None:
             with contextlib.suppress(OSError):
                 self.process.terminate()

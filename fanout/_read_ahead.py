@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Callable
 from typing import Any
 
 READ_AHEAD = 4096  # bytes asked of the kernel for a small ask: a call's reply, or dozens; a bulk packet's head
@@ -52,6 +53,7 @@ class ReadAheadSocket:
         self._held = b""  # the last read's bytes; those from ``_at`` on are not yet handed out
         self._at = 0
         self._bulk = False  # the last ask was large: the next small one is a bulk packet's head, read exactly
+        self.on_close: list[Callable[[], None]] = []
 
     def recv(self, size: int) -> bytes:
         """Up to ``size`` bytes: what an earlier read left, else one read of the socket (which may time out).
@@ -78,6 +80,28 @@ class ReadAheadSocket:
 
     def send(self, data: Any) -> int:
         return self.raw.send(data)
+
+    # -- for the shared input loop (fanout/_input_loop.py), which reads while paramiko's thread waits --
+
+    def unread(self) -> bytes | memoryview:
+        """The bytes read ahead and not yet handed out."""
+        return memoryview(self._held)[self._at :]
+
+    def read_more(self) -> int:
+        """One read of what the socket has, kept after the unread bytes; how many came (0: the host's end).
+
+        Called only when the socket is readable, so it does not wait; the caller keeps the unread part small."""
+        data = self.raw.recv(READ_AHEAD)
+        self._held = self._held[self._at :] + data if self._at < len(self._held) else data
+        self._at = 0
+        self._bulk = False
+        return len(data)
+
+    def close(self) -> None:
+        """Close the socket, then tell whoever asked (the input loop lets paramiko's waiting thread go)."""
+        self.raw.close()
+        while self.on_close:
+            self.on_close.pop()()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.raw, name)  # settimeout, close, fileno, _closed, ...: the socket's own

@@ -27,6 +27,7 @@ from fanout import _keepalive, _ssh_algorithms, _ssh_auth, _stage
 from fanout._agent_forward import AgentForwarding, agent_socket
 from fanout._connect_options import OPTION_NAMES, ConnectOptions, unknown_option
 from fanout._context import Context
+from fanout._input_loop import share_input
 from fanout._known_hosts import UNKNOWN, AcceptNew, HostKeyCheck, HostKeyRefused, KnownHosts
 from fanout._paramiko_compat import exec_command, failure_of, sends_at_once, start_channel_input, wait_exit_status
 from fanout._pipelined_auth import PipelinedTransport
@@ -441,6 +442,8 @@ class SSHTransport:
         self.lost_reason: str | None = None  # set when fanout itself dropped the connection (the keepalive)
         self.exit_status: int | None = None  # the remote process's, once describe_end has learnt it
         self.stop_keepalive: Callable[[], None] = lambda: None
+        #: The shared input loop's hold on this connection (None through a jump host, or with paramiko alone).
+        self.shared_input = share_input(channel.transport)
         sock = channel.transport.sock
         #: The connection's socket (TCP, or a ProxyCommand's), which a fleet polls for room (None through a jump host).
         self.socket: socket.socket | None = sock.raw if isinstance(sock, ReadAheadSocket) else None

@@ -26,6 +26,7 @@ NEVER_RAISED_AT_CALLERS = {
     "fanout._host_certificates.CertificateError": "becomes the HostKeyRefused its reason is given to",
     "fanout._known_hosts.HostKeyRefused": "a paramiko refusal inside connect, which raises HostKeyError",
     "fanout._known_hosts._Unusable": "a known_hosts line that is skipped",
+    "fanout._read_ahead.PacketTooLarge": "a socket error inside paramiko, which ends the connection: ConnectionLost",
     "fanout._ssh_auth.KeyUnusable": "a paramiko refusal inside connect, which raises AuthenticationFailed",
     "fanout._push_remote.SourceChanged": "raised on hosts: the master gets its text in the push's failures",
     "fanout._tree.TooManyEntries": "raised on hosts (a RemoteError); put turns it into a ValueError",

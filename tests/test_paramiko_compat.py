@@ -58,7 +58,9 @@ OVER_A_SOCKETPAIR = textwrap.dedent(
     import logging, socket, sys, threading
     import paramiko
     from fanout import _paramiko_compat as compat
+    from fanout._input_loop import share_input
     from fanout._pipelined_auth import PipelinedTransport
+    from fanout._read_ahead import ReadAheadSocket
 
     logging.basicConfig(stream=sys.stderr, format="%(message)s")
     BIG = 5 * 1024 * 1024  # past paramiko's 2 MiB receive window: the window must be returned
@@ -87,10 +89,11 @@ OVER_A_SOCKETPAIR = textwrap.dedent(
     served = paramiko.Transport(there)
     served.add_server_key(host_key)
     served.start_server(event=threading.Event(), server=server)  # returns at once: the client runs below
-    client = PipelinedTransport(here)
+    client = PipelinedTransport(ReadAheadSocket(here))
     client.start_client(timeout=30)
     assert client.auth_publickey("me", client_key) == [], "authentication failed"
     assert server.auths == ["ecdsa-sha2-nistp256"], server.auths
+    shared = share_input(client)  # small packets then come through the shared input loop, bulk through paramiko's
 
     for session in range(2):
         channel = client.open_session(timeout=30)
@@ -100,13 +103,16 @@ OVER_A_SOCKETPAIR = textwrap.dedent(
         # Its window open and no key exchange under way: a small write goes out at once (never said without paramiko)
         assert compat.sends_at_once(channel, 100) is not bool(compat.LACKING["writing a fleet's call at once"])
         peer = served.accept(30)
+        for small in range(200):
+            peer.sendall(b"s" * small)
         peer.sendall(b"x" * BIG)
         peer.send_exit_status(3)
         peer.close()
         assert ended.wait(30), "the channel's end was never reported"
-        assert sum(map(len, received)) == BIG, sum(map(len, received))
+        assert b"".join(received) == b"".join(b"s" * small for small in range(200)) + b"x" * BIG
         assert compat.wait_exit_status(channel, 30) == 3
     assert server.commands == ["session 0", "session 1"], server.commands
+    assert shared.packets >= (0 if compat.LACKING["shared packet input"] else 200), shared.packets
 
     compat.send_keepalive(client)
     for thread in threading.enumerate():

@@ -1,0 +1,219 @@
+"""One thread reads the small packets of every connection, where paramiko has a thread per connection wake for each.
+
+A warm fan-out gets one small reply packet from each host at about the same
+time. With paramiko alone, each wakes its connection's thread, which then
+waits its turn for the GIL: three or more context switches per reply, and
+dozens of threads contending. Here one thread, ``fanout-input``, waits on all
+the sockets at once and reads what is ready, one host after another.
+
+paramiko's thread keeps its connection, and everything but the common case:
+the handshake and key exchanges, every message other than channel data and
+window adjustments, and bulk packets (longer than ``READ_AHEAD``), which it
+reads from the socket without a copy. When it is about to wait for a packet
+with nothing to read, it parks and lends the connection's input to the loop.
+The loop reads only whole packets (their length is in clear under AES-GCM,
+the cipher fanout prefers), each read being one ``recv`` of at most
+``READ_AHEAD`` bytes of that host, then gives the input back, with the
+message if it is not one the loop handles, the error if reading failed, or
+at the host's end. Closing the socket lets the parked thread go.
+
+The loop never waits on a host and never runs user code: it decrypts, and
+hands channel data to the connection's protocol as paramiko's thread did.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import select
+import selectors
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import paramiko
+
+from fanout._paramiko_compat import NeedRekey, dispatch_shared, read_message_through, tag_length, wants_rekey
+from fanout._read_ahead import READ_AHEAD, ReadAheadSocket
+
+_log = logging.getLogger("fanout")
+_LENGTH = struct.Struct(">I")
+_REKEY = object()  # handed back: paramiko's thread starts a key exchange
+_YOURS = object()  # handed back: paramiko's thread reads the next packet itself (a bulk one, or the host's end)
+
+
+class InputLoop:
+    """The ``fanout-input`` thread and the sockets it watches for the connections lent to it."""
+
+    def __init__(self) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._waker, self._wake = socket.socketpair()
+        self._waker.setblocking(False)
+        self._wake.setblocking(False)
+        self._selector.register(self._waker, selectors.EVENT_READ, None)
+        self._posted: collections.deque[Callable[[], None]] = collections.deque()
+        self._thread = threading.Thread(target=self._run, name="fanout-input", daemon=True)
+        self._thread.start()
+
+    def post(self, work: Callable[[], None]) -> None:
+        """Run ``work`` on the loop's thread, which alone touches its selector."""
+        self._posted.append(work)
+        with contextlib.suppress(BlockingIOError):  # the loop has wakes enough queued
+            self._wake.send(b"\0")
+
+    def _run(self) -> None:
+        while True:
+            for key, _ in self._selector.select():
+                if key.data is None:
+                    with contextlib.suppress(BlockingIOError):
+                        while self._waker.recv(4096):
+                            pass
+                    continue
+                try:
+                    key.data.pump()
+                except BaseException as exc:  # whatever went wrong is that connection's, never the loop's
+                    key.data.give_back(exc)
+            while self._posted:
+                try:
+                    self._posted.popleft()()
+                except Exception:  # watch and forget answer for themselves; this is the loop's last guard
+                    _log.exception("fanout's input loop")
+
+    def watch(self, lent: SharedInput) -> None:
+        try:
+            self._selector.register(lent.sock.raw, selectors.EVENT_READ, lent)
+        except (ValueError, KeyError, OSError):  # closed meanwhile (fileno -1), or already watched
+            lent.give_back(_YOURS)
+
+    def forget(self, sock: socket.socket) -> None:
+        with contextlib.suppress(ValueError, KeyError, OSError):  # not watched, or closed
+            self._selector.unregister(sock)
+
+
+_loop: InputLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def _the_loop() -> InputLoop:
+    global _loop
+    with _loop_lock:
+        if _loop is None:
+            _loop = InputLoop()
+        return _loop
+
+
+class SharedInput:
+    """One connection's input, read by paramiko's thread or lent to the loop; never by both at once."""
+
+    def __init__(self, transport: paramiko.Transport, sock: ReadAheadSocket) -> None:
+        self.transport = transport
+        self.sock = sock
+        self._loop = _the_loop()
+        self._lock = threading.Lock()
+        self._back = threading.Condition(self._lock)
+        self._lent = False
+        self._handed: Any = None
+        self._closed = False
+        self.packets = 0  # read and handled by the loop
+        #: Whether the connection is taking in a large frame: its input then stays with paramiko's thread, so the
+        #: frame's decode, once whole, does not hold up the other hosts. Set by the connection's Context.
+        self.busy: Callable[[], bool] = lambda: False
+        self._read_own = read_message_through(transport, self._read_message)
+        sock.on_close.append(self._on_close)
+
+    def _read_message(self) -> tuple[int, paramiko.Message]:
+        """paramiko's thread asks for its next message: lend the input while there is nothing to read."""
+        while True:
+            with self._lock:
+                while self._lent and not self._closed:
+                    self._back.wait()
+                handed, self._handed = self._handed, None
+                closed = self._closed
+            if handed is _REKEY:
+                raise NeedRekey()
+            if isinstance(handed, BaseException):
+                raise handed
+            if handed is not None and handed is not _YOURS:
+                return handed
+            if closed:  # the loop may be reading still: paramiko's thread must not read too, only end
+                raise EOFError("the connection was closed")
+            if handed is _YOURS or self._pending() or self.busy() or tag_length(self.transport) is None:
+                return self._read_own()
+            with self._lock:
+                self._lent = True
+            self._loop.post(lambda: self._loop.watch(self))
+
+    @property
+    def lent(self) -> bool:
+        """Whether the loop holds the input now (paramiko's thread waits for it back)."""
+        return self._lent
+
+    def _pending(self) -> bool:
+        """Whether there is something to read now (bulk keeps coming): then paramiko's thread reads it itself."""
+        if len(self.sock.unread()):
+            return True
+        try:
+            return bool(select.select([self.sock.raw], [], [], 0)[0])
+        except (OSError, ValueError):  # closed: paramiko's thread finds out
+            return True
+
+    def give_back(self, handed: Any) -> None:
+        """The loop's thread: stop watching, and wake paramiko's thread with ``handed``."""
+        self._loop.forget(self.sock.raw)
+        with self._lock:
+            self._handed = handed
+            self._lent = False
+            self._back.notify()
+
+    def _on_close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._back.notify()
+        self._loop.post(lambda: self._loop.forget(self.sock.raw))
+
+    def pump(self) -> None:
+        """The loop's thread, the socket readable: one read, then every whole small packet it completes."""
+        try:
+            if not self.sock.read_more():
+                self.give_back(_YOURS)  # the host's end: paramiko's thread finds it and ends as it always did
+                return
+        except OSError as exc:
+            self.give_back(exc)
+            return
+        while True:
+            tag = tag_length(self.transport)
+            if tag is None or self.busy():
+                self.give_back(_YOURS)
+                return
+            unread = self.sock.unread()
+            if len(unread) < _LENGTH.size:
+                return
+            whole = _LENGTH.size + _LENGTH.unpack_from(unread)[0] + tag
+            if whole > READ_AHEAD:
+                self.give_back(_YOURS)  # bulk: paramiko's thread reads it straight from the socket
+                return
+            if len(unread) < whole:
+                return  # the rest is still on its way
+            try:
+                ptype, message = self._read_own()
+                if not dispatch_shared(self.transport, ptype, message):
+                    self.give_back((ptype, message))
+                    return
+                self.packets += 1
+            except Exception as exc:  # a bad packet (its tag does not match): paramiko's thread raises it
+                self.give_back(exc)
+                return
+            if wants_rekey(self.transport):
+                self.give_back(_REKEY)
+                return
+
+
+def share_input(transport: paramiko.Transport) -> SharedInput | None:
+    """Let the loop read ``transport``'s small packets when its thread has nothing to read (a TCP or ProxyCommand
+    connection; one through a jump host keeps its thread)."""
+    if isinstance(transport.sock, ReadAheadSocket):
+        return SharedInput(transport, transport.sock)
+    return None
