@@ -177,19 +177,22 @@ class SharedInput:
     def pump(self) -> None:
         """The loop's thread, the socket readable: one read, then every whole small packet it completes."""
         try:
-            if not self.sock.read_more():
+            got = self.sock.read_more()
+            if got is None:
+                return  # woken for nothing after all
+            if not got:
                 self.give_back(_YOURS)  # the host's end: paramiko's thread finds it and ends as it always did
                 return
         except OSError as exc:
             self.give_back(exc)
             return
         while True:
+            unread = self.sock.unread()
+            if len(unread) < _LENGTH.size:
+                return  # all read: back to waiting at once, since the caller just woken wants the GIL
             tag = tag_length(self.transport)
             if tag is None or self.busy():
                 self.give_back(_YOURS)
-                return
-            unread = self.sock.unread()
-            if len(unread) < _LENGTH.size:
                 return
             whole = _LENGTH.size + _LENGTH.unpack_from(unread)[0] + tag
             if whole > READ_AHEAD:

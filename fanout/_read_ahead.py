@@ -23,6 +23,7 @@ that grow with the square of its size. An ask beyond ``MAX_PACKET_ASK``
 from __future__ import annotations
 
 import errno
+import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -87,11 +88,19 @@ class ReadAheadSocket:
         """The bytes read ahead and not yet handed out."""
         return memoryview(self._held)[self._at :]
 
-    def read_more(self) -> int:
-        """One read of what the socket has, kept after the unread bytes; how many came (0: the host's end).
+    def read_more(self) -> int | None:
+        """One read of what the socket has, kept after the unread bytes; how many came (0: the host's end; None:
+        nothing after all). Never waits; the caller keeps the unread part small.
 
-        Called only when the socket is readable, so it does not wait; the caller keeps the unread part small."""
-        data = self.raw.recv(READ_AHEAD)
+        A socket with a timeout (paramiko's) is non-blocking underneath, and ``os.read`` on it skips the ``poll``
+        Python's ``recv`` makes first; without one, ``MSG_DONTWAIT`` keeps the read from waiting."""
+        try:
+            if self.raw.gettimeout() is None:
+                data = self.raw.recv(READ_AHEAD, socket.MSG_DONTWAIT)
+            else:
+                data = os.read(self.raw.fileno(), READ_AHEAD)
+        except BlockingIOError:
+            return None
         self._held = self._held[self._at :] + data if self._at < len(self._held) else data
         self._at = 0
         self._bulk = False

@@ -142,3 +142,22 @@ def test_a_host_announcing_a_huge_packet_loses_its_connection_at_once() -> None:
     finally:
         client.close()
         served.close()
+
+
+@pytest.mark.parametrize("timeout", [WAIT, None])
+def test_the_input_loops_read_never_waits_and_tells_nothing_from_the_end(timeout) -> None:
+    """The shared input loop reads when woken; a wake for nothing must not hold it (it serves every host)."""
+    ours, peer = socket.socketpair()
+    ours.settimeout(timeout)  # paramiko's sockets have a timeout; a blocking one must not block the loop either
+    sock = ReadAheadSocket(ours)
+    try:
+        assert sock.read_more() is None  # nothing there: no wait
+        peer.sendall(b"head")
+        assert sock.read_more() == 4
+        peer.sendall(b"+tail")
+        assert sock.read_more() == 5 and bytes(sock.unread()) == b"head+tail"
+        assert sock.recv(4) == b"head" and bytes(sock.unread()) == b"+tail"
+        peer.close()
+        assert sock.read_more() == 0  # the host's end
+    finally:
+        ours.close()
