@@ -85,8 +85,9 @@ INLINE_MAX = 4 * 1024  # bytes of a call a fleet may write on the caller's threa
 HEAD_MERGE = 32 * 1024  # a frame's header is sent joined to this much of what follows (one SSH packet)
 MAX_UNDELIVERED_OUTPUT = 16 * 1024 * 1024  # bytes (by _output.weight) of lines waiting for on_output/logging, per host
 # Bytes of an unfinished frame past which a connection's input stays with its own thread, not the shared input loop
-# (fanout/_input_loop.py): decoding a whole frame of that much holds the loop, and so every other host, ~10 ms at most.
-SHARED_FRAME_MAX = 64 * 1024
+# (fanout/_input_loop.py): decoding a frame of that much, as hostile as its literal or pickle can be, holds the loop,
+# and so every other host, ~10 ms at most (64 KiB of nested empty containers measured 45 ms).
+SHARED_FRAME_MAX = 16 * 1024
 MAX_ANSWERS_WAITING = 2 * 256 + 16  # module requests and service calls queued for answering, per host
 
 
@@ -347,9 +348,10 @@ class Context:
 
     def _start_locked(self, encoded: _functions.EncodedCall, future: Any, also_modules: tuple[str, ...] = ()) -> Any:
         records, roots = self._modules.preload([*encoded.modules, *also_modules])
+        packed = _wire.pack_body(encoded.payload, True)  # compressed before the lock the receiving thread takes
         with self._state_lock:
             self._raise_if_lost()
-            call_id, frame = self._protocol.call(encoded.payload)
+            call_id, frame = self._protocol.call(encoded.payload, packed)
             self._futures[call_id] = future
             future.from_delivery = self._deliveries.on_runner()
             future.call_id = call_id
@@ -843,8 +845,9 @@ class Context:
             outcome = ("error", name, str(error), text)
         try:
             with self._send_lock:
+                frame = self._protocol.service_reply_frame(request_id, outcome)  # encoded outside the state lock
                 with self._state_lock:
-                    frame = self._protocol.service_reply(request_id, outcome)
+                    self._protocol.service_answered(request_id)
                 name = _relay_chunks.name_of(frame[1]) if type(frame) is tuple else None
                 if name is not None and self._parent is not None and self._host is self:
                     self._reply_through_relay(frame, name)
@@ -883,8 +886,9 @@ class Context:
         relay copies it to each host of that key the master names it for. Refusals go as they are.
         """
         if self._parent is None or self._host is not self:
+            frame = self._protocol.modules_frame(request_id, records, roots)  # compressed outside the state lock
             with self._state_lock:
-                frame = self._protocol.modules(request_id, records, roots)
+                self._protocol.modules_sent(request_id)
             self._write(frame)
             return
         with self._state_lock:

@@ -19,16 +19,21 @@ at the host's end. Closing the socket lets the parked thread go.
 
 The loop never waits on a host and never runs user code: it decrypts, and
 hands channel data to the connection's protocol as paramiko's thread did.
+Sockets are added to and taken from its epoll by the threads that lend and
+close them, under a lock; a socket is taken out before it is closed, and
+never while the loop is reading it (``SharedInput._reading``), so a reused
+descriptor is never read for another. A parked thread looks every
+``PARK_CHECK`` seconds whether paramiko needs it (a key exchange its own
+sending asked for, a transport stopped without its socket closing) and then
+takes the input back.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import logging
+import os
 import select
 import selectors
-import socket
 import struct
 import threading
 from collections.abc import Callable
@@ -39,58 +44,56 @@ import paramiko
 from fanout._paramiko_compat import NeedRekey, dispatch_shared, read_message_through, tag_length, wants_rekey
 from fanout._read_ahead import READ_AHEAD, ReadAheadSocket
 
-_log = logging.getLogger("fanout")
 _LENGTH = struct.Struct(">I")
+PARK_CHECK = 1.0  # seconds between a parked thread's looks at whether paramiko needs it back
 _REKEY = object()  # handed back: paramiko's thread starts a key exchange
 _YOURS = object()  # handed back: paramiko's thread reads the next packet itself (a bulk one, or the host's end)
 
 
 class InputLoop:
-    """The ``fanout-input`` thread and the sockets it watches for the connections lent to it."""
+    """The ``fanout-input`` thread and the epoll of the sockets lent to it."""
 
     def __init__(self) -> None:
         self._selector = selectors.DefaultSelector()
-        self._waker, self._wake = socket.socketpair()
-        self._waker.setblocking(False)
-        self._wake.setblocking(False)
-        self._selector.register(self._waker, selectors.EVENT_READ, None)
-        self._posted: collections.deque[Callable[[], None]] = collections.deque()
+        self._lock = threading.Lock()  # register and unregister, from the lending and closing threads
         self._thread = threading.Thread(target=self._run, name="fanout-input", daemon=True)
         self._thread.start()
 
-    def post(self, work: Callable[[], None]) -> None:
-        """Run ``work`` on the loop's thread, which alone touches its selector."""
-        self._posted.append(work)
-        with contextlib.suppress(BlockingIOError):  # the loop has wakes enough queued
-            self._wake.send(b"\0")
-
     def _run(self) -> None:
         while True:
+            if not self._selector.get_map():
+                self._idle()
+                continue
             for key, _ in self._selector.select():
-                if key.data is None:
-                    with contextlib.suppress(BlockingIOError):
-                        while self._waker.recv(4096):
-                            pass
-                    continue
+                lent: SharedInput = key.data
                 try:
-                    key.data.pump()
+                    lent.pump()
                 except BaseException as exc:  # whatever went wrong is that connection's, never the loop's
-                    key.data.give_back(exc)
-            while self._posted:
-                try:
-                    self._posted.popleft()()
-                except Exception:  # watch and forget answer for themselves; this is the loop's last guard
-                    _log.exception("fanout's input loop")
+                    lent.give_back(exc)
 
-    def watch(self, lent: SharedInput) -> None:
-        try:
-            self._selector.register(lent.sock.raw, selectors.EVENT_READ, lent)
-        except (ValueError, KeyError, OSError):  # closed meanwhile (fileno -1), or already watched
-            lent.give_back(_YOURS)
+    def _idle(self) -> None:
+        """Nothing lent: epoll would not wake for a socket added later, so wait for one to be."""
+        with self._lock:
+            self._added = threading.Event()
+            waiting = self._added
+        if not self._selector.get_map():
+            waiting.wait()
 
-    def forget(self, sock: socket.socket) -> None:
-        with contextlib.suppress(ValueError, KeyError, OSError):  # not watched, or closed
-            self._selector.unregister(sock)
+    def watch(self, lent: SharedInput) -> bool:
+        """Add ``lent``'s socket; False if it cannot be (closed meanwhile)."""
+        with self._lock:
+            try:
+                self._selector.register(lent.sock.raw, selectors.EVENT_READ, lent)
+            except (ValueError, KeyError, OSError):
+                return False
+            added = getattr(self, "_added", None)
+        if added is not None:
+            added.set()
+        return True
+
+    def forget(self, lent: SharedInput) -> None:
+        with self._lock, contextlib.suppress(ValueError, KeyError, OSError):  # not watched
+            self._selector.unregister(lent.sock.raw)
 
 
 _loop: InputLoop | None = None
@@ -105,6 +108,15 @@ def _the_loop() -> InputLoop:
         return _loop
 
 
+def _forget_the_loop_in_a_child() -> None:
+    """A forked child has no loop thread (only the forking thread survives a fork): it starts its own."""
+    global _loop, _loop_lock
+    _loop, _loop_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_the_loop_in_a_child)
+
+
 class SharedInput:
     """One connection's input, read by paramiko's thread or lent to the loop; never by both at once."""
 
@@ -114,6 +126,9 @@ class SharedInput:
         self._loop = _the_loop()
         self._lock = threading.Lock()
         self._back = threading.Condition(self._lock)
+        # Held by the loop while it reads this connection, and by whoever takes the socket from it: so a socket
+        # is never closed, nor its input taken back, in the middle of a read. Reentrant: a read may end in a close.
+        self._reading = threading.RLock()
         self._lent = False
         self._handed: Any = None
         self._closed = False
@@ -124,12 +139,22 @@ class SharedInput:
         self._read_own = read_message_through(transport, self._read_message)
         sock.on_close.append(self._on_close)
 
+    @property
+    def lent(self) -> bool:
+        """Whether the loop holds the input now (paramiko's thread waits for it back)."""
+        return self._lent
+
     def _read_message(self) -> tuple[int, paramiko.Message]:
         """paramiko's thread asks for its next message: lend the input while there is nothing to read."""
         while True:
             with self._lock:
                 while self._lent and not self._closed:
-                    self._back.wait()
+                    if not self._back.wait(PARK_CHECK) and self._lent and self._needed():
+                        self._lock.release()
+                        try:
+                            self._take_back(_REKEY if wants_rekey(self.transport) else _YOURS)
+                        finally:
+                            self._lock.acquire()
                 handed, self._handed = self._handed, None
                 closed = self._closed
             if handed is _REKEY:
@@ -138,44 +163,62 @@ class SharedInput:
                 raise handed
             if handed is not None and handed is not _YOURS:
                 return handed
-            if closed:  # the loop may be reading still: paramiko's thread must not read too, only end
+            if closed:  # the socket is closed: paramiko's thread only ends
                 raise EOFError("the connection was closed")
             if handed is _YOURS or self._pending() or self.busy() or tag_length(self.transport) is None:
                 return self._read_own()
             with self._lock:
                 self._lent = True
-            self._loop.post(lambda: self._loop.watch(self))
+            if not self._loop.watch(self):  # closed meanwhile: paramiko's thread finds out
+                with self._lock:
+                    self._lent = False
+                return self._read_own()
 
-    @property
-    def lent(self) -> bool:
-        """Whether the loop holds the input now (paramiko's thread waits for it back)."""
-        return self._lent
+    def _needed(self) -> bool:
+        """Whether paramiko's thread must act though nothing came: a key exchange, or a transport stopped."""
+        return wants_rekey(self.transport) or not self.transport.active
+
+    def _take_back(self, handed: Any) -> None:
+        """From paramiko's thread: the input back from the loop, between two of its reads."""
+        with self._reading:
+            if self._lent:
+                self.give_back(handed)
 
     def _pending(self) -> bool:
         """Whether there is something to read now (bulk keeps coming): then paramiko's thread reads it itself."""
         if len(self.sock.unread()):
             return True
         try:
-            return bool(select.select([self.sock.raw], [], [], 0)[0])
+            poll = select.poll()
+            poll.register(self.sock.raw, select.POLLIN)
+            return bool(poll.poll(0))
         except (OSError, ValueError):  # closed: paramiko's thread finds out
             return True
 
     def give_back(self, handed: Any) -> None:
-        """The loop's thread: stop watching, and wake paramiko's thread with ``handed``."""
-        self._loop.forget(self.sock.raw)
+        """Stop watching, and wake paramiko's thread with ``handed``."""
+        self._loop.forget(self)
         with self._lock:
             self._handed = handed
             self._lent = False
             self._back.notify()
 
     def _on_close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._back.notify()
-        self._loop.post(lambda: self._loop.forget(self.sock.raw))
+        """Whoever closes the socket, before it closes: out of the loop's epoll, after any read under way."""
+        with self._reading:
+            self._loop.forget(self)
+            with self._lock:
+                self._closed = True
+                self._back.notify()
 
     def pump(self) -> None:
         """The loop's thread, the socket readable: one read, then every whole small packet it completes."""
+        with self._reading:
+            if not self._lent or self._closed:
+                return  # taken back, or closed, between the wake and now
+            self._pump()
+
+    def _pump(self) -> None:
         try:
             got = self.sock.read_more()
             if got is None:

@@ -26,6 +26,7 @@ from paramiko.common import (
     MSG_CHANNEL_DATA,
     MSG_CHANNEL_EXTENDED_DATA,
     MSG_CHANNEL_WINDOW_ADJUST,
+    MSG_IGNORE,
     cMSG_CHANNEL_REQUEST,
     cMSG_CHANNEL_WINDOW_ADJUST,
     cMSG_GLOBAL_REQUEST,
@@ -428,14 +429,20 @@ def read_message_through(transport: paramiko.Transport, read: Callable[[], tuple
 
 
 def dispatch_shared(transport: paramiko.Transport, ptype: int, message: Message) -> bool:
-    """Handle channel data or a window message as paramiko's thread would. False, ``message`` untouched, for any
-    other message, or one for a channel this transport does not know: paramiko's thread handles those."""
+    """Handle channel data or a window message as paramiko's thread would, or drop an SSH_MSG_IGNORE as it does.
+    False, ``message`` untouched, for anything else: another message, a channel this transport does not know,
+    or extended data other than stderr (paramiko logs it as an error, and logging may wait on the terminal)."""
+    if ptype == MSG_IGNORE:
+        return True  # paramiko's thread checks it only during the first key exchange, long over when input is lent
     if ptype not in _SHARED_TYPES:
         return False
     channel = transport._channels.get(message.get_int())
-    if channel is None:
+    if channel is None or (ptype == MSG_CHANNEL_EXTENDED_DATA and message.get_int() != 1):
         message.rewind()
         return False
+    if ptype == MSG_CHANNEL_EXTENDED_DATA:
+        message.rewind()
+        message.get_int()  # the channel again: paramiko's handler reads on from the type code
     transport._channel_handler_table[ptype](channel, message)
     return True
 

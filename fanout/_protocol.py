@@ -158,27 +158,41 @@ class MasterProtocol:
     def modules(self, request_id: int, records: list[tuple], roots: list[str]) -> bytes:
         """Module sources for the child: a reply (``request_id`` > 0) or sent ahead (0)."""
         self.modules_sent(request_id)
+        return self.modules_frame(request_id, records, roots)
+
+    @staticmethod
+    def modules_frame(request_id: int, records: list[tuple], roots: list[str]) -> bytes:
+        """The frame of :meth:`modules`, built without touching the protocol's state (so outside its lock)."""
         return _wire.encode_frame(_wire.MODULES, request_id, _codec.dumps((records, roots)), compress=True)
 
     def modules_sent(self, request_id: int) -> None:
         """The child's request ``request_id`` is answered (by :meth:`modules`, or by its relay from what it keeps)."""
         self._modules_in_flight.discard(request_id)
 
-    def call(self, payload: bytes) -> tuple[int, bytes]:
-        """A new call: its id and its frame."""
+    def call(self, payload: bytes, packed: tuple[int, bytes] | None = None) -> tuple[int, bytes]:
+        """A new call: its id and its frame. ``packed`` is ``_wire.pack_body(payload, True)``, done beforehand."""
         call_id = next(self._call_ids)
         self._pending_calls.add(call_id)
-        return call_id, _wire.encode_frame(_wire.CALL, call_id, payload, compress=True)
+        return call_id, _wire.encode_frame(_wire.CALL, call_id, payload, compress=True, packed=packed)
 
     def service_reply(self, request_id: int, outcome: tuple) -> bytes | tuple[bytes, bytes | memoryview]:
-        """The answer to a child's service call: ``("ok", value)`` or ``("error", type, message, traceback)``.
+        """The answer to a child's service call: ``("ok", value)`` or ``("error", type, message, traceback)``."""
+        self.service_answered(request_id)
+        return self.service_reply_frame(request_id, outcome)
+
+    def service_answered(self, request_id: int) -> None:
+        """The child's service call ``request_id`` is answered: its arguments no longer count as in flight."""
+        self._service_bytes -= self._services_in_flight.pop(request_id, 0)
+
+    @staticmethod
+    def service_reply_frame(request_id: int, outcome: tuple) -> bytes | tuple[bytes, bytes | memoryview]:
+        """The frame of :meth:`service_reply`, built without touching the protocol's state (so outside its lock).
 
         Bytes (file chunks, mostly: bytes, or a read-only view of a mapping) come back as two parts, the
         frame's start and the bytes themselves, so a chunk going to many hosts is not copied for each; nor
         compressed: zlib would cost ~5 ms per 256 KiB per host, wasted on what is compressed already. Other
         values are small, or compress well.
         """
-        self._service_bytes -= self._services_in_flight.pop(request_id, 0)
         if outcome[0] == "ok" and type(outcome[1]) in (bytes, memoryview) and len(outcome[1]) > JOINED_BYTES:
             head, data = _codec.ok_bytes_parts(outcome[1])
             size = len(head) + len(data)

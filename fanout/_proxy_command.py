@@ -44,9 +44,13 @@ class ProxyCommandSocket(ReadAheadSocket):
         finally:
             theirs.close()  # the proxy holds its end: when it exits, ours reads EOF
         super().__init__(ours)
-        self.stderr = StderrTail(label, logger="fanout.proxy")
-        self._reader = threading.Thread(target=self._pump_stderr, name=f"fanout-proxy-{label}", daemon=True)
-        self._reader.start()
+        try:
+            self.stderr = StderrTail(label, logger="fanout.proxy")
+            self._reader = threading.Thread(target=self._pump_stderr, name=f"fanout-proxy-{label}", daemon=True)
+            self._reader.start()
+        except BaseException:  # no thread to be had: the proxy is ended and reaped all the same
+            self.close()
+            raise
 
     def _pump_stderr(self) -> None:
         """The reader thread: the proxy's stderr, logged and its last lines kept, until it closes."""

@@ -107,13 +107,20 @@ class ProtocolError(FanoutError):
     """The peer sent bytes that are not a valid frame; the stream cannot be trusted after this."""
 
 
-def encode_frame(kind, request_id, body=b"", compress=False):
-    """One frame as bytes; ``compress`` zlib-compresses the body when that makes it smaller."""
-    flags = 0
+def pack_body(body, compress):
+    """``(flags, body)``: the body as a frame carries it, zlib-compressed when asked and that makes it smaller.
+    The master packs a large body before taking a lock the receiving thread may wait on (docs/security.rst)."""
     if compress and len(body) > 256:
         packed = zlib.compress(body, 6)
         if len(packed) < len(body):
-            body, flags = packed, FLAG_ZLIB
+            return FLAG_ZLIB, packed
+    return 0, body
+
+
+def encode_frame(kind, request_id, body=b"", compress=False, packed=None):
+    """One frame as bytes; ``compress`` zlib-compresses the body when that makes it smaller; ``packed`` is
+    :func:`pack_body`'s result, in place of ``body``."""
+    flags, body = packed or pack_body(body, compress)
     if len(body) > MAX_BODY + (HEADER.size if kind in RELAYED else 0):
         raise ValueError("frame body of %d bytes exceeds the maximum of %d" % (len(body), MAX_BODY))
     return HEADER.pack(len(body), kind, flags, request_id) + body

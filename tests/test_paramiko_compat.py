@@ -112,7 +112,8 @@ OVER_A_SOCKETPAIR = textwrap.dedent(
         assert b"".join(received) == b"".join(b"s" * small for small in range(200)) + b"x" * BIG
         assert compat.wait_exit_status(channel, 30) == 3
     assert server.commands == ["session 0", "session 1"], server.commands
-    assert shared.packets >= (0 if compat.LACKING["shared packet input"] else 200), shared.packets
+    lends = not compat.LACKING["shared packet input"] and client.remote_cipher.endswith("-gcm@openssh.com")
+    assert shared.packets >= (200 if lends else 0), shared.packets  # paramiko 3.2 has no AES-GCM: it never lends
 
     compat.send_keepalive(client)
     for thread in threading.enumerate():

@@ -16,6 +16,7 @@ from fanout import _proxy_command
 from fanout._proxy_command import ProxyCommandSocket
 from fanout.errors import Unreachable
 
+pytestmark = pytest.mark.fleet  # starts processes (the proxies): out of the fast subset
 WAIT = 30.0  # seconds a read may block here: far beyond any machine's need; a bug fails, it does not hang
 
 

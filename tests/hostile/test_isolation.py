@@ -246,3 +246,38 @@ def test_deduplication_keeps_a_digest_of_large_arguments_not_the_arguments() -> 
     assert service.DeduplicatingInvoker.key("build", {"target": "x" * (32 << 20)}) == key  # equal requests: one run
     assert service.DeduplicatingInvoker.key("build", {"target": big + "y"}) != key
     assert service.DeduplicatingInvoker.key("build", {"target": "app"}) == ("build", (("target", "app"),))
+
+
+def test_what_grows_with_a_payload_is_never_done_holding_the_lock_the_receiving_thread_takes(
+    healthy_children, user_modules, monkeypatch
+) -> None:
+    """The receiving thread takes a context's state lock for every frame, and one receiving thread serves every
+    host (fanout/_input_loop.py): compressing a call's arguments, a module's sources or a service's reply while
+    holding that lock would stall every host for as long. Each is checked where it is done."""
+    held_while: dict[str, list[bool]] = {"call": [], "modules": [], "service reply": []}
+    (context,) = healthy_children(1)
+    lock = context._state_lock
+
+    def watched(name, real):
+        def run(*args, **kwargs):
+            held_while[name].append(lock.locked())
+            return real(*args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(_wire, "pack_body", watched("call", _wire.pack_body))
+    monkeypatch.setattr(
+        _protocol.MasterProtocol,
+        "modules_frame",
+        staticmethod(watched("modules", _protocol.MasterProtocol.modules_frame)),
+    )
+    monkeypatch.setattr(
+        _protocol.MasterProtocol,
+        "service_reply_frame",
+        staticmethod(watched("service reply", _protocol.MasterProtocol.service_reply_frame)),
+    )
+    ask = echo_asker(user_modules)  # a module only the master has: the child asks for it
+    with service.Pool(2, services=[Echo()]).serve_children():
+        assert context.call(ask, "x" * 100_000) == "x" * 100_000
+    assert all(held_while.values()), held_while  # each was done at least once
+    assert not any(any(flags) for flags in held_while.values()), held_while

@@ -3,9 +3,12 @@ fanout keeps of it is bounded however much arrives, and quoted without its contr
 
 from __future__ import annotations
 
+import pytest
+
 from fanout._proxy_command import _SHOWN_CHARS, ProxyCommandSocket
 from fanout._transport import _STDERR_LINE, _STDERR_LINES
 
+pytestmark = pytest.mark.fleet  # starts processes (the proxies): out of the fast subset
 WAIT = 30.0  # seconds a read may block here: far beyond any machine's need; a bug fails, it does not hang
 
 
