@@ -61,23 +61,13 @@ class InputLoop:
 
     def _run(self) -> None:
         while True:
-            if not self._selector.get_map():
-                self._idle()
-                continue
+            # epoll (kqueue elsewhere) reports sockets added while it waits, so the wait needs no waking up.
             for key, _ in self._selector.select():
                 lent: SharedInput = key.data
                 try:
                     lent.pump()
                 except BaseException as exc:  # whatever went wrong is that connection's, never the loop's
                     lent.give_back(exc)
-
-    def _idle(self) -> None:
-        """Nothing lent: epoll would not wake for a socket added later, so wait for one to be."""
-        with self._lock:
-            self._added = threading.Event()
-            waiting = self._added
-        if not self._selector.get_map():
-            waiting.wait()
 
     def watch(self, lent: SharedInput) -> bool:
         """Add ``lent``'s socket; False if it cannot be (closed meanwhile)."""
@@ -86,9 +76,6 @@ class InputLoop:
                 self._selector.register(lent.sock.raw, selectors.EVENT_READ, lent)
             except (ValueError, KeyError, OSError):
                 return False
-            added = getattr(self, "_added", None)
-        if added is not None:
-            added.set()
         return True
 
     def forget(self, lent: SharedInput) -> None:
