@@ -281,3 +281,27 @@ def test_what_grows_with_a_payload_is_never_done_holding_the_lock_the_receiving_
         assert context.call(ask, "x" * 100_000) == "x" * 100_000
     assert all(held_while.values()), held_while  # each was done at least once
     assert not any(any(flags) for flags in held_while.values()), held_while
+
+
+SLOW_LARGE_RESULT = """
+hello()
+for rid in calls():
+    frame = encode_frame(RESULT, rid, literal("x" * 100_000))
+    send(frame[:40_000])  # a large frame, its first part
+    for kind, _, _ in frames():  # then nothing more until the master's next call, whatever it is
+        break
+    send(frame[40_000:])
+"""
+
+
+def test_a_large_frame_under_way_is_known_to_the_connection(hostile_child) -> None:
+    """What the shared input loop asks before each packet (fanout/_input_loop.py): while a frame of over
+    SHARED_FRAME_MAX bytes comes in, the connection's own thread takes its input, so its decode, once the frame
+    is whole, holds up no other host."""
+    child = hostile_child(SLOW_LARGE_RESULT)
+    first = child.call_async(abs, 1)
+    wait_until(child._decoding_a_large_frame, what="the master to see 40,000 bytes of an unfinished frame")
+    second = child.call_async(abs, 2)  # the child then sends the rest
+    assert first.result(timeout=60) == "x" * 100_000
+    assert not child._decoding_a_large_frame()
+    second.cancel()
