@@ -6,11 +6,13 @@ then the rest), and on a socket with a timeout each is a ``poll`` and a
 small packet, so most of the receiving thread's system calls were for the same
 few bytes. Passing paramiko this object instead of the socket (a "socket-like
 object", which its Transport accepts) reads what is there at once, up to
-``READ_AHEAD`` bytes, and hands it out in the pieces paramiko asks for. Bulk
-packets are read as paramiko asks, so their bytes are not copied once more.
+``READ_AHEAD`` bytes, and hands it out in the pieces paramiko asks for. The
+rest of a bulk packet (a large ask) is read straight into one buffer and
+handed out whole, so its bytes are not copied once more.
 
-What it holds is bounded by one read; it never waits for more than the socket
-already has, so paramiko's timeouts, keepalives and EOF behave as before.
+What it holds is bounded by one read, or one packet being gathered; a small
+ask never waits for more than the socket already has, and a timeout keeps
+what came, so paramiko's timeouts, keepalives and EOF behave as before.
 
 It also refuses what no SSH server sends: paramiko takes a packet's length from
 the host and asks the socket for all of it at once, and Python's ``recv``
@@ -143,7 +145,7 @@ class ReadAheadSocket:
             self.raw.close()
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.raw, name)  # settimeout, close, fileno, _closed, ...: the socket's own
+        return getattr(self.raw, name)  # settimeout, fileno, shutdown, _closed, ...: the socket's own
 
 
 class AskLimit:
